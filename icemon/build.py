@@ -1,0 +1,51 @@
+"""Turn a trained denoiser into a complete model file (classifier + threshold + provenance)."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+
+from .calibrate import calibrate, fit_classifier
+from .denoise import Denoiser
+from .descriptors import Soap
+from .model import ScoreNet
+from .modelfile import IcemonModel
+from .references import genice_version
+from .train import TrainConfig
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("icemon", "torch", "e3nn", "dscribe", "scikit-learn", "numpy", "genice2", "vesin"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:
+            out[pkg] = "unknown"
+    return out
+
+
+def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: dict[str, Any],
+                progress: bool = True) -> IcemonModel:
+    """Fit the classifier on the references, calibrate the liquid threshold on synthetic
+    data, and bundle everything with the training record."""
+    net = net.cpu().eval()
+    soap = Soap(config.soap)
+    classifier = fit_classifier(soap, config.n_components)
+    denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
+    cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
+                    strain=config.strain, seed=config.seed, progress=progress)
+    classifier.threshold = cal.threshold
+    meta = {
+        "name": name,
+        "train": {"config": config.to_dict(), **train_info},
+        "calibration": cal.summary(),
+        "genice2": genice_version(),
+        "versions": versions(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    return IcemonModel(net, classifier, config.soap, config.denoise_steps, config.denoise_tol,
+                       meta)

@@ -1,0 +1,90 @@
+"""Algorithm 2 of Sun et al.: nearest reference environment in standardised, PCA-reduced
+SOAP space; too far from every reference ⇒ liquid.
+
+Everything here is fitted on reference atoms only. The per-atom *score* is the
+Euclidean distance (in standardised SOAP units) to the nearest reference environment;
+it is computed exactly as the distance inside the PCA subspace plus the part of the
+atom's descriptor that lies outside it, so PCA speeds the search up without hiding
+environments that the references do not span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .phases import LIQUID
+
+
+@dataclass
+class PhaseClassifier:
+    """A fitted nearest-reference classifier (all arrays are stored in the model file)."""
+
+    mean: np.ndarray  # (D,) scaler mean
+    scale: np.ndarray  # (D,) scaler std (floored)
+    components: np.ndarray  # (k, D) PCA axes of the standardised references
+    pca_mean: np.ndarray  # (D,)
+    ref_features: np.ndarray  # (M, k) unique reference environments
+    ref_labels: np.ndarray  # (M,) phase code of each
+    threshold: float = float("inf")
+    """Score above which an atom is liquid (set by :mod:`icemon.calibrate`)."""
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
+            scale_floor: float = 1e-2) -> "PhaseClassifier":
+        """Fit scaler + PCA on reference-atom descriptors ``features`` (n, D) with phase
+        ``labels``; the scaler's std is floored at ``scale_floor`` × its median so that
+        descriptor components that barely vary among references are not blown up."""
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(features)
+        scale = np.maximum(scaler.scale_, scale_floor * np.median(scaler.scale_))
+        z = (features - scaler.mean_) / scale
+        k = int(min(n_components, z.shape[0], z.shape[1]))
+        pca = PCA(n_components=k, svd_solver="full").fit(z)
+        keep = pca.explained_variance_ > 1e-12 * pca.explained_variance_[0]
+        clf = cls(scaler.mean_, scale, pca.components_[keep], pca.mean_, np.zeros((0, 1)),
+                  np.zeros(0, dtype=np.int64))
+        y = clf.project(features)[0]
+        # keep one row per distinct environment (supercells repeat each site many times)
+        key = np.round(y, 6)
+        _, first = np.unique(np.column_stack([key, labels]), axis=0, return_index=True)
+        clf.ref_features = y[np.sort(first)]
+        clf.ref_labels = np.asarray(labels)[np.sort(first)].astype(np.int64)
+        return clf
+
+    def project(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(PCA coordinates (n, k), squared norm of the out-of-subspace residual (n,))."""
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale - self.pca_mean
+        y = z @ self.components.T
+        resid2 = np.maximum((z * z).sum(axis=1) - (y * y).sum(axis=1), 0.0)
+        return y, resid2
+
+    def nearest(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(phase code of the nearest reference environment, score = its distance)."""
+        y, resid2 = self.project(features)
+        d2 = ((y * y).sum(1)[:, None] - 2.0 * y @ self.ref_features.T
+              + (self.ref_features**2).sum(1)[None, :])
+        best = np.argmin(d2, axis=1)
+        score = np.sqrt(np.maximum(d2[np.arange(len(y)), best], 0.0) + resid2)
+        return self.ref_labels[best], score
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels with ``liquid`` where score > threshold, scores)."""
+        labels, score = self.nearest(features)
+        labels = np.where(score > self.threshold, LIQUID, labels)
+        return labels.astype(np.int8), score
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "mean": self.mean, "scale": self.scale, "components": self.components,
+            "pca_mean": self.pca_mean, "ref_features": self.ref_features,
+            "ref_labels": self.ref_labels, "threshold": np.array(self.threshold),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "PhaseClassifier":
+        return cls(a["mean"], a["scale"], a["components"], a["pca_mean"], a["ref_features"],
+                   a["ref_labels"].astype(np.int64), float(a["threshold"]))

@@ -1,0 +1,232 @@
+"""The ``icemon`` command line: demo, classify, train, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from .frame import FrameError
+from .log import LogError
+from .modelfile import ModelFileError
+from .readers import TrajectoryError
+
+DEMO_SNAPSHOT = "demo-snapshots.extxyz"
+
+
+def _pipeline(args):
+    import torch
+
+    from .pipeline import Pipeline
+
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    return Pipeline(args.model, denoise_steps=args.denoise_steps, device=args.device)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--denoise-steps", type=int, default=None,
+                   help="override the model's number of denoising updates (0 = none)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+
+
+def cmd_demo(args) -> int:
+    """Classify the bundled TIP4P/Ice snapshots with the shipped model and print tables."""
+    from .readers import read_frames
+
+    pipe = _pipeline(args)
+    path = Path(str(files("icemon") / "data" / DEMO_SNAPSHOT))
+    print(f"model: {pipe.model.name} (sha256 {pipe.model.sha256[:12]}…), "
+          f"liquid threshold {pipe.threshold:.3f}")
+    from ase.io import iread
+
+    for atoms, frame in zip(iread(str(path), index=":"), read_frames(path)):
+        t0 = time.perf_counter()
+        res = pipe.process(frame)
+        dt = time.perf_counter() - t0
+        print(f"\n{atoms.info.get('title', 'snapshot')}: {frame.n_atoms} oxygens, "
+              f"{res.n_denoise_steps} denoising steps, {frame.n_atoms / dt:.0f} O/s")
+        print(res.table())
+    return 0
+
+
+def cmd_classify(args) -> int:
+    """Classify every K-th frame of a trajectory into an icemon/1 log (and extxyz)."""
+    from tqdm.auto import tqdm
+
+    from .log import LogWriter
+    from .readers import read_frames
+
+    pipe = _pipeline(args)
+    out = Path(args.output)
+    if out.exists() and not args.append:
+        raise LogError(f"{str(out)!r} exists; pass --append to extend it or choose another name")
+    frames = read_frames(args.traj, args.top, args.select, args.start, args.stop, args.every)
+    writer = None
+    xyz = None
+    try:
+        for frame in tqdm(frames, desc="classify", unit="frame", disable=args.quiet):
+            res = pipe.process(frame)
+            if writer is None:
+                writer = LogWriter(out, frame.atom_ids, model_name=pipe.model.name,
+                                   model_sha256=pipe.model.sha256, threshold=pipe.threshold,
+                                   source=f"icemon classify {args.traj}",
+                                   positions=not args.no_positions)
+                if args.extxyz:
+                    xyz = open(args.extxyz, "w")
+            writer.append(res)
+            if xyz is not None:
+                write_extxyz(xyz, res)
+    finally:
+        if writer is not None:
+            n = writer.n_frames
+            writer.close()
+            print(f"wrote {n} frame(s) to {out}", file=sys.stderr)
+        if xyz is not None:
+            xyz.close()
+    if writer is None:
+        raise TrajectoryError(f"{args.traj!r} yielded no frames with start={args.start} "
+                              f"stop={args.stop} every={args.every}")
+    return 0
+
+
+def write_extxyz(fh, res) -> None:
+    """One frame with per-atom ``phase`` (int) and ``score`` columns (OVITO/ASE read them)."""
+    from ase import Atoms
+    from ase.io import write
+
+    from .phases import PHASES
+
+    atoms = Atoms(numbers=np.full(res.frame.n_atoms, 8), positions=res.frame.positions,
+                  cell=res.frame.cell, pbc=True)
+    atoms.new_array("phase", res.labels.astype(np.int32))
+    atoms.new_array("score", res.scores.astype(np.float64))
+    atoms.new_array("atom_id", res.frame.atom_ids.astype(np.int64))
+    atoms.info["step"] = int(res.frame.step)
+    atoms.info["time"] = float(res.frame.time)
+    atoms.info["phases"] = " ".join(PHASES)
+    write(fh, atoms, format="extxyz")
+
+
+def cmd_train(args) -> int:
+    """Algorithm 1 on the references, then classifier + threshold → model file."""
+    import torch
+
+    from .build import build_model
+    from .train import Trainer, TrainConfig, apply_override
+
+    workdir = Path(args.workdir)
+    ckpt = workdir / "checkpoint.pt"
+    if args.resume and ckpt.exists():
+        trainer = Trainer.resume(ckpt, steps=args.steps)
+        print(f"resuming {ckpt} at update {trainer.step}/{trainer.config.steps}", file=sys.stderr)
+    else:
+        if ckpt.exists() and not args.resume:
+            raise SystemExit(f"icemon: error: {ckpt} exists; pass --resume to continue it "
+                             f"or choose another --workdir")
+        cfg: dict = json.loads(Path(args.config).read_text()) if args.config else {}
+        for assignment in args.set or []:
+            apply_override(cfg, assignment)
+        if args.steps is not None:
+            cfg["steps"] = args.steps
+        cfg["device"] = args.device
+        if args.threads:
+            cfg["threads"] = args.threads
+        trainer = Trainer(TrainConfig.from_dict(cfg), workdir)
+    t0 = time.perf_counter()
+    trainer.run(progress=not args.quiet)
+    hist = np.array(trainer.history[-200:])[:, 1] if trainer.history else np.array([np.nan])
+    info = {
+        "command": "icemon " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "updates": trainer.step,
+        "final_loss": float(hist.mean()),
+        "seconds_this_session": time.perf_counter() - t0,
+        "device": str(trainer.device),
+    }
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = build_model(trainer.model, trainer.config, name=args.name or Path(args.output).stem,
+                        train_info=info, progress=not args.quiet)
+    model.save(args.output)
+    print(f"saved {args.output} (sha256 {model.sha256[:12]}…); liquid threshold "
+          f"{model.threshold:.3f}", file=sys.stderr)
+    print(json.dumps(model.meta["calibration"], indent=1))
+    return 0
+
+
+def cmd_info(args) -> int:
+    """Print a model file's configuration and provenance."""
+    from .modelfile import IcemonModel
+
+    m = IcemonModel.load(args.model)
+    print(json.dumps({"path": str(m.path), "sha256": m.sha256, **m.meta}, indent=1))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="icemon", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help=cmd_demo.__doc__)
+    _add_model_args(d)
+    d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("classify", help=cmd_classify.__doc__)
+    c.add_argument("traj", help="trajectory (xtc/trr/dcd/LAMMPS dump/extxyz/...)")
+    c.add_argument("--top", default=None, help="topology (tpr/gro/pdb/data) for MDAnalysis")
+    c.add_argument("--select", default=None,
+                   help='oxygen selection: MDAnalysis syntax with --top (default "name OW"), '
+                        'else an element (default "O")')
+    c.add_argument("--start", type=int, default=0)
+    c.add_argument("--stop", type=int, default=None)
+    c.add_argument("--every", type=int, default=1, help="classify every K-th frame")
+    c.add_argument("-o", "--output", required=True, help="icemon/1 HDF5 log to write")
+    c.add_argument("--append", action="store_true", help="append to an existing log")
+    c.add_argument("--extxyz", default=None, help="also write frames with phase/score columns")
+    c.add_argument("--no-positions", action="store_true",
+                   help="do not store positions/denoised in the log")
+    c.add_argument("-q", "--quiet", action="store_true")
+    _add_model_args(c)
+    c.set_defaults(func=cmd_classify)
+
+    t = sub.add_parser("train", help=cmd_train.__doc__)
+    t.add_argument("--config", default=None, help="JSON training config")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config entry, e.g. --set model.n_layers=3 (repeatable)")
+    t.add_argument("--steps", type=int, default=None, help="total number of updates")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--workdir", default="icemon-train", help="checkpoints go here")
+    t.add_argument("--resume", action="store_true", help="continue from workdir/checkpoint.pt")
+    t.add_argument("-o", "--output", default="icemon-model.npz", help="model file to write")
+    t.add_argument("--name", default=None, help="model name recorded in logs")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    i = sub.add_parser("info", help=cmd_info.__doc__)
+    i.add_argument("model", nargs="?", default=None)
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FrameError, TrajectoryError, ModelFileError, LogError) as exc:
+        print(f"icemon: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("icemon: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""A validated snapshot of oxygen positions in a periodic cell.
+
+Every entry point (CLI, LAMMPS/ASE/i-PI hooks) turns its data into a :class:`Frame`
+first, so bad input is caught once, early, with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+class FrameError(ValueError):
+    """Raised for a snapshot icemon cannot classify (no atoms, NaN, bad cell...)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Oxygen positions (Å) in a periodic cell.
+
+    Attributes:
+        positions: (N, 3) Cartesian positions in Å (need not be wrapped).
+        cell: (3, 3) cell matrix in Å, one lattice vector per row (ASE convention);
+            orthorhombic or triclinic.
+        atom_ids: (N,) integer ids of the atoms behind each row (e.g. LAMMPS tags);
+            ``0..N-1`` if not given.
+        step: MD step of the snapshot (``-1`` if unknown).
+        time: simulation time in ps (NaN if unknown).
+    """
+
+    positions: np.ndarray
+    cell: np.ndarray
+    atom_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
+    step: int = -1
+    time: float = float("nan")
+
+    def __post_init__(self) -> None:
+        pos = np.asarray(self.positions, dtype=np.float64)
+        if pos.ndim != 2 or pos.shape[1] != 3:
+            raise FrameError(f"positions must have shape (N, 3), got {pos.shape}")
+        if len(pos) == 0:
+            raise FrameError("the frame holds no oxygen atoms (0 positions)")
+        if not np.all(np.isfinite(pos)):
+            bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+            raise FrameError(
+                f"{len(bad)} oxygen position(s) are NaN or infinite (first at row {bad[0]})"
+            )
+        cell = np.asarray(self.cell, dtype=np.float64)
+        if cell.shape == (3,):
+            cell = np.diag(cell)
+        if cell.shape != (3, 3):
+            raise FrameError(f"cell must be a (3, 3) matrix or 3 lengths, got shape {cell.shape}")
+        if not np.all(np.isfinite(cell)):
+            raise FrameError("the cell holds NaN or infinite entries")
+        lengths = np.linalg.norm(cell, axis=1)
+        if np.any(lengths <= 1e-6):
+            raise FrameError(f"the cell has a zero-length lattice vector (lengths {lengths} Å)")
+        volume = abs(np.linalg.det(cell))
+        if volume <= 1e-6 * float(np.prod(lengths)):
+            raise FrameError(
+                f"the cell is singular or degenerate (volume {volume:.3g} Å^3 for lattice "
+                f"vector lengths {np.round(lengths, 3).tolist()} Å)"
+            )
+        if np.linalg.det(cell) < 0:
+            raise FrameError("the cell is left-handed (negative determinant)")
+        if self.atom_ids is None:
+            ids = np.arange(len(pos), dtype=np.int64)
+        else:
+            ids = np.asarray(self.atom_ids, dtype=np.int64).reshape(-1)
+            if len(ids) != len(pos):
+                raise FrameError(f"{len(ids)} atom ids for {len(pos)} positions")
+        object.__setattr__(self, "positions", pos)
+        object.__setattr__(self, "cell", cell)
+        object.__setattr__(self, "atom_ids", ids)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.positions)
+
+    @property
+    def volume(self) -> float:
+        """Cell volume in Å^3."""
+        return float(abs(np.linalg.det(self.cell)))
+
+    def wrapped(self) -> np.ndarray:
+        """Positions wrapped into the cell [0, 1) in fractional coordinates, in Å."""
+        frac = np.linalg.solve(self.cell.T, self.positions.T).T
+        frac -= np.floor(frac)
+        return frac @ self.cell
+
+    def with_positions(self, positions: npt.ArrayLike) -> "Frame":
+        """The same frame (cell, ids, step, time) with other positions."""
+        return Frame(np.asarray(positions), self.cell, self.atom_ids, self.step, self.time)
+
+    @classmethod
+    def from_ase(cls, atoms, select: npt.ArrayLike | str | None = "O", step: int = -1,
+                 time: float = float("nan")) -> "Frame":
+        """Frame from an ``ase.Atoms``; ``select`` is an element symbol or an index array."""
+        if isinstance(select, str):
+            idx = np.flatnonzero(np.asarray(atoms.get_chemical_symbols()) == select)
+        elif select is None:
+            idx = np.arange(len(atoms))
+        else:
+            idx = np.asarray(select, dtype=np.int64)
+        if len(idx) == 0:
+            raise FrameError(f"no atoms match the oxygen selection {select!r}")
+        return cls(atoms.positions[idx], np.asarray(atoms.cell[:]), idx, step, time)

@@ -1,0 +1,46 @@
+"""Turn frames into the tensors :class:`~icemon.model.ScoreNet` takes (one or a batch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .neighbors import neighbor_list
+
+
+@dataclass
+class Graph:
+    """A batch of periodic oxygen graphs concatenated along the atom axis."""
+
+    pos: torch.Tensor  # (N, 3) Å
+    src: torch.Tensor  # (E,) neighbour index
+    dst: torch.Tensor  # (E,) centre index
+    shifts: torch.Tensor  # (E, 3) Å
+    batch: torch.Tensor  # (N,) structure index
+
+
+def build_graph(
+    structures: list[tuple[np.ndarray, np.ndarray]],
+    cutoff: float,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> Graph:
+    """Graph of ``[(positions (N_k, 3) Å, cell (3, 3) Å), ...]`` within ``cutoff`` Å."""
+    pos, src, dst, shifts, batch = [], [], [], [], []
+    offset = 0
+    for k, (p, cell) in enumerate(structures):
+        i, j, s = neighbor_list(p, cell, cutoff)
+        pos.append(p)
+        dst.append(i + offset)
+        src.append(j + offset)
+        shifts.append(s)
+        batch.append(np.full(len(p), k))
+        offset += len(p)
+
+    def t(x, dt):
+        return torch.as_tensor(np.concatenate(x), dtype=dt, device=device)
+
+    return Graph(t(pos, dtype), t(src, torch.long), t(dst, torch.long), t(shifts, dtype),
+                 t(batch, torch.long))

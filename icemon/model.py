@@ -1,0 +1,175 @@
+"""The E(3)-equivariant score network ε_θ(r) (NequIP-style, built with e3nn).
+
+Input: oxygen positions in a periodic cell (as a graph: positions plus periodic edges).
+Output: one displacement vector per atom, in Å — the network's estimate of how far
+each atom sits from its ideal lattice site, so that ``r - ε(r)`` is a cleaner structure.
+
+The network is kept small on purpose (the monitor runs beside a simulation on CPUs):
+an oxygen-only graph with a short cutoff, a few interaction blocks with
+radial-MLP-weighted tensor products of neighbour features with edge spherical
+harmonics, gated non-linearities, and a linear read-out to one ``1x1o`` vector.
+A model file holds weights + a JSON config, never a pickled module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from e3nn import o3
+from e3nn.nn import FullyConnectedNet, Gate
+from torch import nn
+
+
+@dataclass
+class ScoreNetConfig:
+    """Hyper-parameters of :class:`ScoreNet` (everything needed to rebuild it)."""
+
+    cutoff: float = 3.7
+    """Graph cutoff in Å (first O–O coordination shell of every ice phase)."""
+    n_basis: int = 8
+    """Number of Bessel radial basis functions."""
+    lmax: int = 2
+    """Largest degree of the edge spherical harmonics."""
+    hidden: str = "16x0e+8x1o+4x2e"
+    """Irreps of the hidden node features."""
+    n_layers: int = 2
+    """Number of interaction blocks."""
+    radial_hidden: int = 32
+    """Width of the radial MLP that produces the tensor-product weights."""
+    avg_neighbors: float = 6.0
+    """Normalisation of the neighbour sum (about the mean coordination at ``cutoff``)."""
+    poly_p: int = 6
+    """Exponent of the smooth polynomial cutoff envelope."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScoreNetConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ScoreNet config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class RadialBasis(nn.Module):
+    """Bessel functions sin(nπr/rc)/r times a smooth polynomial envelope (NequIP)."""
+
+    def __init__(self, cutoff: float, n_basis: int, p: int) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.p = p
+        self.register_buffer("freqs", torch.arange(1, n_basis + 1) * math.pi / cutoff)
+        self.prefactor = math.sqrt(2.0 / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        x = r / self.cutoff
+        p = self.p
+        env = (
+            1.0
+            - (p + 1) * (p + 2) / 2 * x**p
+            + p * (p + 2) * x ** (p + 1)
+            - p * (p + 1) / 2 * x ** (p + 2)
+        ) * (x < 1.0)
+        bessel = self.prefactor * torch.sin(self.freqs * r[:, None]) / r[:, None]
+        return bessel * env[:, None]
+
+
+class Interaction(nn.Module):
+    """One NequIP-style interaction block: convolution + self-connection + gate."""
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps,
+        irreps_hidden: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        n_basis: int,
+        radial_hidden: int,
+        avg_neighbors: float,
+    ) -> None:
+        super().__init__()
+        self.avg_neighbors = avg_neighbors
+        # gate: scalars pass through SiLU; each non-scalar gets one gating scalar
+        scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0])
+        gates = o3.Irreps(f"{gated.num_irreps}x0e")
+        self.gate = Gate(scalars, [nn.functional.silu], gates, [torch.sigmoid], gated)
+        irreps_pre = self.gate.irreps_in
+
+        self.linear_in = o3.Linear(irreps_in, irreps_in)
+        # 'uvu' tensor product: each input channel times each SH, weighted per edge
+        irreps_mid, instructions = [], []
+        for i, (mul, ir_in) in enumerate(irreps_in):
+            for j, (_, ir_sh) in enumerate(irreps_sh):
+                for ir_out in ir_in * ir_sh:
+                    if ir_out in irreps_pre:
+                        k = len(irreps_mid)
+                        irreps_mid.append((mul, ir_out))
+                        instructions.append((i, j, k, "uvu", True))
+        irreps_mid = o3.Irreps(irreps_mid)
+        irreps_mid_sorted, perm, _ = irreps_mid.sort()
+        instructions = [(a, b, perm[c], mode, w) for a, b, c, mode, w in instructions]
+        self.tp = o3.TensorProduct(
+            irreps_in, irreps_sh, irreps_mid_sorted, instructions,
+            shared_weights=False, internal_weights=False,
+        )
+        self.radial = FullyConnectedNet(
+            [n_basis, radial_hidden, self.tp.weight_numel], nn.functional.silu
+        )
+        self.linear_out = o3.Linear(irreps_mid_sorted.simplify(), irreps_pre)
+        self.self_connection = o3.Linear(irreps_in, irreps_pre)
+        self.irreps_out = self.gate.irreps_out
+
+    def forward(self, x, sh, basis, src, dst) -> torch.Tensor:
+        h = self.linear_in(x)
+        msg = self.tp(h[src], sh, self.radial(basis))
+        agg = torch.zeros(x.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
+        agg.index_add_(0, dst, msg)
+        agg = agg / math.sqrt(self.avg_neighbors)
+        return self.gate(self.linear_out(agg) + self.self_connection(x))
+
+
+class ScoreNet(nn.Module):
+    """ε_θ: oxygen positions (Å) + periodic edges → displacement per atom (Å)."""
+
+    def __init__(self, config: ScoreNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ScoreNetConfig()
+        c = self.config
+        self.irreps_sh = o3.Irreps.spherical_harmonics(c.lmax)
+        self.sh = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        self.basis = RadialBasis(c.cutoff, c.n_basis, c.poly_p)
+        hidden = o3.Irreps(c.hidden)
+        irreps = o3.Irreps("1x0e")  # one species: every node starts from the same scalar
+        layers = []
+        for _ in range(c.n_layers):
+            layer = Interaction(irreps, hidden, self.irreps_sh, c.n_basis, c.radial_hidden,
+                                c.avg_neighbors)
+            layers.append(layer)
+            irreps = layer.irreps_out
+        self.layers = nn.ModuleList(layers)
+        self.readout = o3.Linear(irreps, o3.Irreps("1x1o"))
+
+    def forward(
+        self, pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, shifts: torch.Tensor
+    ) -> torch.Tensor:
+        """Predicted displacement (N, 3) in Å.
+
+        Args:
+            pos: (N, 3) positions in Å.
+            src, dst: (E,) neighbour and centre index of each directed edge; messages flow
+                from ``src`` to ``dst``.
+            shifts: (E, 3) Cartesian periodic image offsets in Å: the edge vector is
+                ``pos[src] + shifts - pos[dst]``.
+        """
+        vec = pos[src] + shifts - pos[dst]
+        r = vec.norm(dim=1)
+        sh = self.sh(vec)
+        basis = self.basis(r)
+        x = torch.ones(pos.shape[0], 1, dtype=pos.dtype, device=pos.device)
+        for layer in self.layers:
+            x = layer(x, sh, basis, src, dst)
+        return self.readout(x)

@@ -1,0 +1,100 @@
+"""One object, configured once, applied per frame: denoise → SOAP → nearest reference.
+
+>>> pipe = Pipeline()                      # the shipped pretrained model
+>>> result = pipe.process(Frame(positions, cell))
+>>> result.labels, result.scores, result.fractions
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .denoise import Denoiser, wrap
+from .descriptors import Soap
+from .frame import Frame
+from .modelfile import IcemonModel
+from .phases import N_PHASES, PHASES
+
+
+@dataclass
+class Result:
+    """Per-atom phase labels of one frame."""
+
+    frame: Frame
+    labels: np.ndarray
+    """(N,) int8 phase codes (see :data:`icemon.phases.PHASES`)."""
+    scores: np.ndarray
+    """(N,) float32 distance to the nearest reference environment (standardised SOAP)."""
+    denoised: np.ndarray
+    """(N, 3) float64 denoised positions in Å."""
+    n_denoise_steps: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
+    soap, classify, total."""
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(8,) number of atoms of each phase."""
+        return np.bincount(self.labels.astype(np.int64), minlength=N_PHASES)
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """(8,) float32 fraction of atoms of each phase (sums to 1)."""
+        return (self.counts / len(self.labels)).astype(np.float32)
+
+    def table(self) -> str:
+        """A human-readable phase table."""
+        lines = [f"{'phase':>8s} {'atoms':>8s} {'fraction':>9s}"]
+        for name, n, f in zip(PHASES, self.counts, self.fractions):
+            lines.append(f"{name:>8s} {n:8d} {100 * f:8.2f}%")
+        return "\n".join(lines)
+
+
+class Pipeline:
+    """Denoise and classify oxygen frames with an :class:`IcemonModel`.
+
+    Args:
+        model: a model file path, a loaded model, or None for the shipped default.
+        denoise_steps: override the model's maximum number of denoising updates
+            (0 = classify the raw positions).
+        tol: override the model's convergence tolerance (Å) on the largest update.
+        device: torch device for the network ("cpu" or "cuda").
+        n_jobs: processes for the SOAP descriptors of large frames.
+    """
+
+    def __init__(self, model: str | Path | IcemonModel | None = None,
+                 denoise_steps: int | None = None, tol: float | None = None,
+                 device: str = "cpu", n_jobs: int = 1) -> None:
+        self.model = model if isinstance(model, IcemonModel) else IcemonModel.load(model)
+        m = self.model
+        self.denoiser = Denoiser(m.net, m.denoise_steps if denoise_steps is None else denoise_steps,
+                                 m.denoise_tol if tol is None else tol, device)
+        self.soap = Soap(m.soap, n_jobs=n_jobs)
+        self.classifier = m.classifier
+
+    @property
+    def threshold(self) -> float:
+        return self.classifier.threshold
+
+    def process(self, frame: Frame) -> Result:
+        """Labels, scores, fractions and denoised positions of one frame."""
+        t0 = time.perf_counter()
+        den = self.denoiser(frame.positions, frame.cell)
+        t1 = time.perf_counter()
+        feats = self.soap(den.positions, frame.cell)
+        t2 = time.perf_counter()
+        labels, scores = self.classifier.predict(feats)
+        t3 = time.perf_counter()
+        return Result(frame, labels, scores.astype(np.float32), den.positions, den.n_steps,
+                      {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
+                       "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
+                       "total": t3 - t0})
+
+    def __call__(self, positions: np.ndarray, cell: np.ndarray,
+                 atom_ids: np.ndarray | None = None) -> Result:
+        return self.process(Frame(positions, cell, atom_ids))

@@ -1,0 +1,93 @@
+"""Read trajectories into :class:`~icemon.frame.Frame` objects (MDAnalysis or ASE)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .frame import Frame, FrameError
+
+ASE_SUFFIXES = {".extxyz", ".xyz", ".traj", ".cif", ".vasp", ".pdb"}
+
+
+class TrajectoryError(OSError):
+    """A trajectory that cannot be opened or read."""
+
+
+def _cell_from_dimensions(dims) -> np.ndarray:
+    from ase.geometry import cellpar_to_cell
+
+    if dims is None or not np.all(np.isfinite(dims)) or np.any(np.asarray(dims[:3]) <= 0):
+        raise FrameError(f"the trajectory frame has no usable periodic box (dimensions {dims})")
+    return cellpar_to_cell(np.asarray(dims, dtype=np.float64))
+
+
+def read_frames(traj: str | Path, top: str | Path | None = None, select: str | None = None,
+                start: int = 0, stop: int | None = None, every: int = 1) -> Iterator[Frame]:
+    """Yield oxygen frames of ``traj``.
+
+    With a topology (``top``) or a format ASE does not read, MDAnalysis is used and
+    ``select`` is an MDAnalysis selection (default ``"name OW"``, or ``"type 1"`` for a
+    LAMMPS dump). Otherwise ASE reads the file and ``select`` is an element (default
+    ``"O"``). Positions are in Å, time in ps.
+    """
+    path = Path(traj)
+    if not path.exists():
+        raise TrajectoryError(f"trajectory {str(path)!r} does not exist")
+    use_ase = top is None and path.suffix.lower() in ASE_SUFFIXES
+    if use_ase:
+        yield from _read_ase(path, select or "O", start, stop, every)
+    else:
+        yield from _read_mda(path, top, select, start, stop, every)
+
+
+def _read_ase(path: Path, select: str, start: int, stop: int | None,
+              every: int) -> Iterator[Frame]:
+    from ase.io import iread
+
+    index = f"{start}:{'' if stop is None else stop}:{every}"
+    try:
+        for k, atoms in enumerate(iread(str(path), index=index)):
+            step = int(atoms.info.get("step", start + k * every))
+            time = float(atoms.info.get("time", np.nan))
+            yield Frame.from_ase(atoms, select, step=step, time=time)
+    except (FrameError, TrajectoryError):
+        raise
+    except Exception as exc:  # ASE raises many kinds of errors for unreadable files
+        raise TrajectoryError(f"cannot read {str(path)!r} with ASE: {exc}") from exc
+
+
+def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
+              stop: int | None, every: int) -> Iterator[Frame]:
+    import warnings
+
+    import MDAnalysis as mda
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            u = mda.Universe(str(top), str(path)) if top else mda.Universe(str(path))
+    except Exception as exc:
+        raise TrajectoryError(f"cannot open {str(path)!r}"
+                              f"{' with topology ' + repr(str(top)) if top else ''}: {exc}") from exc
+    if select is None:
+        names = set(u.atoms.names) if hasattr(u.atoms, "names") else set()
+        select = "name OW" if "OW" in names else "type 1"
+    try:
+        oxygens = u.select_atoms(select)
+    except Exception as exc:
+        raise TrajectoryError(f"bad selection {select!r}: {exc}") from exc
+    if len(oxygens) == 0:
+        raise FrameError(f"the selection {select!r} matches no atoms in {str(path)!r}")
+    ids = oxygens.ids if hasattr(oxygens, "ids") else oxygens.indices
+    try:
+        for ts in u.trajectory[start:stop:every]:
+            yield Frame(oxygens.positions.astype(np.float64), _cell_from_dimensions(ts.dimensions),
+                        np.asarray(ids, dtype=np.int64), step=int(getattr(ts, "data", {}).get("step", ts.frame)),
+                        time=float(ts.time))
+    except (FrameError, TrajectoryError):
+        raise
+    except Exception as exc:
+        raise TrajectoryError(f"cannot read frames of {str(path)!r}: {exc}") from exc

@@ -1,0 +1,223 @@
+"""Algorithm 1 of Sun et al.: denoising score matching on the ideal references only.
+
+Each update draws a batch of reference supercells, applies a small random strain (so
+the denoiser does not care about the exact density a force field or pressure gives),
+adds isotropic Gaussian noise of a random scale σ ~ U(0, σ_max) (Å, per Cartesian
+component) and trains ε_θ to return that noise (mean-squared error). No MD data and no
+labels enter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .graph import build_graph
+from .descriptors import SoapConfig
+from .model import ScoreNet, ScoreNetConfig
+from .phases import ICE_PHASES
+from .references import reference
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved beside the weights)."""
+
+    model: ScoreNetConfig = field(default_factory=ScoreNetConfig)
+    soap: SoapConfig = field(default_factory=SoapConfig)
+    denoise_steps: int = 8
+    """Largest number of r ← r − ε(r) updates at inference."""
+    denoise_tol: float = 0.01
+    """Stop denoising once the largest update is below this (Å)."""
+    n_components: int = 30
+    """PCA components of the standardised reference SOAP vectors."""
+    steps: int = 6000
+    batch_size: int = 8
+    lr: float = 3e-3
+    lr_final: float = 1e-5
+    weight_decay: float = 1e-4
+    sigma_max: float = 0.2
+    """Largest noise scale σ (Å, per component); σ ~ U(0, sigma_max) per structure."""
+    noise_weighting: bool = False
+    """Weight each structure's squared error by 1 / (σ² + sigma_floor²), so that small-noise
+    accuracy (the fixed point the iteration converges to) is not drowned by large σ."""
+    sigma_floor: float = 0.05
+    strain: float = 0.04
+    """Random isotropic scaling in [1 - strain, 1 + strain] plus shear of strain / 4."""
+    min_height: float = 10.0
+    """Smallest perpendicular height (Å) of the training supercells."""
+    seed: int = 0
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    threads: int = 0
+    """torch intra-op threads (0 = torch's default)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        model = ScoreNetConfig.from_dict(d.pop("model", {}))
+        soap = SoapConfig(**d.pop("soap", {}))
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(model=model, soap=soap, **d)
+
+
+def apply_override(cfg: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.sub=value`` (value parsed as JSON when possible) to a nested dict."""
+    if "=" not in assignment:
+        raise ValueError(f"override {assignment!r} is not of the form key=value")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    node = cfg
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def random_strain(rng: np.random.Generator, strain: float) -> np.ndarray:
+    """A 3x3 deformation: isotropic scale in [1-strain, 1+strain] plus a small shear."""
+    shear = rng.normal(scale=strain / 4, size=(3, 3))
+    return rng.uniform(1 - strain, 1 + strain) * (np.eye(3) + (shear + shear.T) / 2)
+
+
+def noisy_sample(
+    rng: np.random.Generator, base: tuple[np.ndarray, np.ndarray], sigma: float, strain: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(noisy positions, cell, noise) of one strained, noised reference (Å)."""
+    pos, cell = base
+    f = random_strain(rng, strain)
+    pos, cell = pos @ f, cell @ f
+    noise = rng.normal(scale=sigma, size=pos.shape)
+    noise -= noise.mean(axis=0)  # a rigid shift is not noise: nothing can predict it
+    return pos + noise, cell, noise
+
+
+class Trainer:
+    """Runs Algorithm 1 with checkpoints every ``checkpoint_every`` updates."""
+
+    def __init__(self, config: TrainConfig, workdir: str | Path) -> None:
+        self.config = config
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.device = torch.device(config.device)
+        self.model = ScoreNet(config.model).to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                     weight_decay=config.weight_decay)
+        self.step = 0
+        self.history: list[tuple[int, float]] = []
+        self.bases = [
+            (a.positions.copy(), np.asarray(a.cell[:]))
+            for a in (reference(p, config.min_height) for p in ICE_PHASES)
+        ]
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from ``lr`` to ``lr_final`` over ``steps`` (after 100 warm-up)."""
+        c = self.config
+        warm = min(1.0, (step + 1) / 100)
+        t = min(1.0, step / max(1, c.steps))
+        return warm * (c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * t)))
+
+    def batch(self):
+        c = self.config
+        structures, targets, weights = [], [], []
+        for _ in range(c.batch_size):
+            base = self.bases[self.rng.integers(len(self.bases))]
+            sigma = self.rng.uniform(0, c.sigma_max)
+            pos, cell, noise = noisy_sample(self.rng, base, sigma, c.strain)
+            structures.append((pos, cell))
+            targets.append(noise)
+            w = 1.0 / (sigma**2 + c.sigma_floor**2) if c.noise_weighting else 1.0
+            weights.append(np.full(len(pos), w))
+        g = build_graph(structures, c.model.cutoff, device=self.device)
+        target = torch.as_tensor(np.concatenate(targets), dtype=torch.float32,
+                                 device=self.device)
+        weight = torch.as_tensor(np.concatenate(weights), dtype=torch.float32,
+                                 device=self.device)
+        return g, target, weight / weight.mean()
+
+    def train_step(self) -> float:
+        g, target, weight = self.batch()
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        pred = self.model(g.pos, g.src, g.dst, g.shifts)
+        loss = torch.mean(weight[:, None] * (pred - target) ** 2)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def run(self, progress: bool = True) -> None:
+        c = self.config
+        bar = tqdm(total=c.steps, initial=self.step, desc="train", disable=not progress,
+                   unit="upd")
+        ema = None
+        t0 = time.perf_counter()
+        while self.step < c.steps:
+            loss = self.train_step()
+            ema = loss if ema is None else 0.98 * ema + 0.02 * loss
+            self.history.append((self.step, loss))
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema:.2e}", rmse=f"{math.sqrt(ema):.3f}Å")
+            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                self.save_checkpoint()
+        bar.close()
+        self.elapsed = time.perf_counter() - t0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        """Weights, optimiser state, RNG state and config (tensors + plain data only)."""
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save({
+            "config": json.dumps(self.config.to_dict()),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "history": torch.tensor(self.history, dtype=torch.float64),
+        }, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    @classmethod
+    def resume(cls, path: str | Path, steps: int | None = None) -> "Trainer":
+        """Continue a run from its checkpoint (optionally to a new total ``steps``)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "checkpoint.pt"
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        config = TrainConfig.from_dict(json.loads(state["config"]))
+        if steps is not None:
+            config.steps = steps
+        trainer = cls(config, path.parent)
+        trainer.model.load_state_dict(state["model"])
+        trainer.opt.load_state_dict(state["optimizer"])
+        trainer.step = int(state["step"])
+        trainer.rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        trainer.history = [(int(s), float(v)) for s, v in state["history"].tolist()]
+        return trainer

@@ -1,0 +1,93 @@
+"""Physics of the labels: ideal crystals keep their labels, and labels do not depend on
+how the same configuration is expressed (rotation, translation, replication, cell)."""
+
+import numpy as np
+import pytest
+
+from icemon import ICE_PHASES, LIQUID, Frame
+from icemon.references import reference
+
+from .conftest import gcicenet_frame, random_rotation
+
+
+def _unwrap_noise(x, x0, cell):
+    d = x - x0
+    f = np.linalg.solve(cell.T, d.T).T
+    d = (f - np.round(f)) @ cell
+    return d - d.mean(axis=0)
+
+
+@pytest.mark.parametrize("code, phase", list(enumerate(ICE_PHASES)))
+def test_ideal_references_classify_100_percent(pipeline, code, phase):
+    a = reference(phase, 12.0)
+    res = pipeline.process(Frame(a.positions, a.cell[:]))
+    assert np.all(res.labels == code), np.bincount(res.labels, minlength=8)
+    assert res.fractions[code] == 1.0
+    assert res.scores.max() < pipeline.threshold / 2
+
+
+@pytest.mark.parametrize("phase", ICE_PHASES)
+def test_noised_references_denoise_back(pipeline, phase):
+    """Thermal-like noise (σ = 0.1 Å per component) is removed to RMSD < 0.05 Å."""
+    rng = np.random.default_rng(11)
+    a = reference(phase, 12.0)
+    cell = np.asarray(a.cell[:])
+    x = a.positions + rng.normal(scale=0.1, size=a.positions.shape)
+    den = pipeline.denoiser(x, cell)
+    rmsd_before = np.sqrt((_unwrap_noise(x, a.positions, cell) ** 2).sum(1).mean())
+    rmsd_after = np.sqrt((_unwrap_noise(den.positions, a.positions, cell) ** 2).sum(1).mean())
+    assert rmsd_before > 0.15
+    assert rmsd_after < 0.05, f"{phase}: RMSD {rmsd_before:.3f} -> {rmsd_after:.3f} Å"
+
+
+@pytest.fixture(scope="module", params=["3", "w"])
+def md_frame(request, gcicenet):
+    """A real TIP4P/Ice frame: ice III (hardest ice) and liquid (mixed labels)."""
+    return gcicenet_frame(gcicenet, request.param)
+
+
+@pytest.fixture(scope="module")
+def md_result(pipeline, md_frame):
+    return pipeline.process(md_frame)
+
+
+def _same_labels(a, b, scores_a, scores_b):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(scores_a, scores_b, atol=2e-3)
+
+
+def test_rotation_invariance(pipeline, md_frame, md_result):
+    rot = random_rotation(np.random.default_rng(5))
+    res = pipeline.process(Frame(md_frame.positions @ rot.T, md_frame.cell @ rot.T))
+    _same_labels(res.labels, md_result.labels, res.scores, md_result.scores)
+
+
+def test_translation_invariance(pipeline, md_frame, md_result):
+    res = pipeline.process(Frame(md_frame.positions + [7.3, -2.1, 100.4], md_frame.cell))
+    _same_labels(res.labels, md_result.labels, res.scores, md_result.scores)
+
+
+def test_replication_invariance(pipeline, md_frame, md_result):
+    cell = md_frame.cell
+    pos = np.concatenate([md_frame.positions, md_frame.positions + cell[1]])
+    res = pipeline.process(Frame(pos, cell * np.array([[1.0], [2.0], [1.0]])))
+    n = md_frame.n_atoms
+    _same_labels(res.labels[:n], md_result.labels, res.scores[:n], md_result.scores)
+    _same_labels(res.labels[n:], md_result.labels, res.scores[n:], md_result.scores)
+
+
+def test_triclinic_reexpression_invariance(pipeline, md_frame, md_result):
+    """The same periodic lattice written with a sheared (triclinic) cell."""
+    m = np.array([[1, 0, 0], [1, 1, 0], [-1, 2, 1]])  # unimodular: same lattice
+    cell = m @ md_frame.cell
+    assert abs(cell[1, 0]) > 1 and abs(cell[2, 1]) > 1  # genuinely triclinic
+    res = pipeline.process(Frame(md_frame.positions, cell))
+    _same_labels(res.labels, md_result.labels, res.scores, md_result.scores)
+
+
+def test_md_frame_labels_are_sensible(md_frame, md_result):
+    counts = md_result.counts
+    if counts.argmax() == LIQUID:
+        assert md_result.fractions[LIQUID] > 0.95
+    else:
+        assert md_result.fractions[ICE_PHASES.index("III")] > 0.99

@@ -1,0 +1,86 @@
+"""Reusable checks of the score network (nequip-style): E(3) equivariance, permutation
+equivariance, periodic consistency, and the model-file discipline."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from icemon.denoise import Denoiser
+from icemon.model import ScoreNet, ScoreNetConfig
+from icemon.references import reference
+
+from .conftest import random_rotation
+
+
+def _eps(net: ScoreNet, pos: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """ε in float64, so that symmetry checks are exact to ~1e-12."""
+    return Denoiser(copy.deepcopy(net).double()).epsilon(pos, cell)
+
+
+@pytest.fixture(scope="module")
+def noisy_ice():
+    rng = np.random.default_rng(1)
+    a = reference("III", 10.0)
+    return a.positions + rng.normal(scale=0.15, size=a.positions.shape), np.asarray(a.cell[:])
+
+
+@pytest.fixture(scope="module", params=["shipped", "random"])
+def net(request, model):
+    if request.param == "shipped":
+        return model.net
+    torch.manual_seed(3)
+    return ScoreNet(ScoreNetConfig(hidden="8x0e+4x1o+2x2e", n_layers=2)).eval()
+
+
+def test_output_nonzero_on_noisy_input(net, noisy_ice):
+    eps = _eps(net, *noisy_ice)
+    assert eps.shape == noisy_ice[0].shape
+    assert np.abs(eps).max() > 1e-4
+
+
+def test_rotation_equivariance(net, noisy_ice):
+    pos, cell = noisy_ice
+    rot = random_rotation(np.random.default_rng(7))
+    eps = _eps(net, pos, cell)
+    eps_rot = _eps(net, pos @ rot.T, cell @ rot.T)
+    np.testing.assert_allclose(eps_rot, eps @ rot.T, atol=1e-9)
+
+
+def test_inversion_equivariance(net, noisy_ice):
+    """ε is a polar vector (1o): inverting the structure inverts the displacements."""
+    pos, cell = noisy_ice
+    eps = _eps(net, pos, cell)
+    # inversion through the origin maps the lattice onto -cell; re-express with +cell rows
+    eps_inv = _eps(net, -pos, cell)
+    np.testing.assert_allclose(eps_inv, -eps, atol=1e-9)
+
+
+def test_translation_invariance(net, noisy_ice):
+    pos, cell = noisy_ice
+    eps = _eps(net, pos, cell)
+    np.testing.assert_allclose(_eps(net, pos + [1.3, -7.1, 22.0], cell), eps, atol=1e-9)
+
+
+def test_permutation_equivariance(net, noisy_ice):
+    pos, cell = noisy_ice
+    perm = np.random.default_rng(2).permutation(len(pos))
+    np.testing.assert_allclose(_eps(net, pos[perm], cell), _eps(net, pos, cell)[perm],
+                               atol=1e-9)
+
+
+def test_replication_consistency(net, noisy_ice):
+    """A 2x1x1 supercell of the same periodic structure gives the same ε per atom."""
+    pos, cell = noisy_ice
+    big = np.concatenate([pos, pos + cell[0]])
+    big_cell = cell * np.array([[2.0], [1.0], [1.0]])
+    eps = _eps(net, pos, cell)
+    np.testing.assert_allclose(_eps(net, big, big_cell), np.concatenate([eps, eps]), atol=1e-9)
+
+
+def test_config_round_trip_and_rejects_unknown_keys():
+    cfg = ScoreNetConfig(hidden="4x0e+2x1o", n_layers=1)
+    assert ScoreNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown ScoreNet config keys"):
+        ScoreNetConfig.from_dict({"cutof": 3.0})

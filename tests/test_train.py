@@ -1,0 +1,63 @@
+"""Algorithm 1 plumbing: config overrides, checkpoints, exact resume, model building."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from icemon import IcemonModel
+from icemon.cli import main
+from icemon.train import Trainer, TrainConfig, apply_override
+
+TINY = {"steps": 8, "batch_size": 2, "checkpoint_every": 4, "min_height": 8.0,
+        "model": {"hidden": "4x0e+2x1o", "n_layers": 1, "radial_hidden": 8}}
+
+
+def test_apply_override():
+    cfg = {"model": {"n_layers": 2}}
+    apply_override(cfg, "model.n_layers=3")
+    apply_override(cfg, "lr=0.5")
+    apply_override(cfg, "model.hidden=8x0e+2x1o")
+    assert cfg == {"model": {"n_layers": 3, "hidden": "8x0e+2x1o"}, "lr": 0.5}
+    with pytest.raises(ValueError, match="key=value"):
+        apply_override(cfg, "lr")
+    with pytest.raises(ValueError, match="unknown training config keys"):
+        TrainConfig.from_dict({"stepz": 3})
+
+
+def test_loss_decreases(tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "steps": 60, "lr": 1e-2, "seed": 1})
+    t = Trainer(cfg, tmp_path)
+    t.run(progress=False)
+    losses = np.array([v for _, v in t.history])
+    assert losses[-15:].mean() < 0.8 * losses[:15].mean()
+
+
+def test_resume_is_exact(tmp_path):
+    straight = Trainer(TrainConfig.from_dict(TINY), tmp_path / "a")
+    straight.run(progress=False)
+    first = Trainer(TrainConfig.from_dict({**TINY, "steps": 4}), tmp_path / "b")
+    first.run(progress=False)
+    resumed = Trainer.resume(tmp_path / "b", steps=8)
+    assert resumed.step == 4
+    resumed.run(progress=False)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert [s for s, _ in resumed.history] == list(range(1, 9))
+
+
+def test_train_cli_writes_loadable_model(tmp_path, capsys):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    out = tmp_path / "tiny.npz"
+    rc = main(["train", "--config", str(cfg), "--set", "steps=6", "--workdir",
+               str(tmp_path / "w"), "-o", str(out), "--name", "tiny", "-q"])
+    assert rc == 0
+    m = IcemonModel.load(out)
+    assert m.name == "tiny" and m.meta["train"]["updates"] == 6
+    assert m.meta["train"]["command"].startswith("icemon train")
+    assert m.net.config.n_layers == 1
+    # a second run into the same workdir must not silently restart it
+    with pytest.raises(SystemExit, match="--resume"):
+        main(["train", "--config", str(cfg), "--workdir", str(tmp_path / "w"), "-o", str(out)])
