@@ -126,7 +126,7 @@ def cmd_train(args) -> int:
     workdir = Path(args.workdir)
     ckpt = workdir / "checkpoint.pt"
     if args.resume and ckpt.exists():
-        trainer = Trainer.resume(ckpt, steps=args.steps)
+        trainer = Trainer.resume(ckpt, steps=args.steps, overrides=args.set)
         print(f"resuming {ckpt} at update {trainer.step}/{trainer.config.steps}", file=sys.stderr)
     else:
         if ckpt.exists() and not args.resume:
@@ -145,7 +145,7 @@ def cmd_train(args) -> int:
     trainer.run(progress=not args.quiet)
     hist = np.array(trainer.history[-200:])[:, 1] if trainer.history else np.array([np.nan])
     info = {
-        "command": "icemon " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "icemon " + " ".join(shlex.quote(a) for a in args.argv),
         "updates": trainer.step,
         "final_loss": float(hist.mean()),
         "seconds_this_session": time.perf_counter() - t0,
@@ -217,7 +217,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except (FrameError, TrajectoryError, ModelFileError, LogError) as exc:

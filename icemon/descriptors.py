@@ -29,12 +29,11 @@ class SoapConfig:
 class Soap:
     """Per-atom SOAP power spectra of a periodic oxygen structure."""
 
-    def __init__(self, config: SoapConfig | None = None, n_jobs: int = 1) -> None:
+    def __init__(self, config: SoapConfig | None = None) -> None:
         from dscribe.descriptors import SOAP
 
         self.config = config or SoapConfig()
         c = self.config
-        self.n_jobs = n_jobs
         self._soap = SOAP(species=["O"], r_cut=c.r_cut, n_max=c.n_max, l_max=c.l_max,
                           sigma=c.sigma, periodic=True, sparse=False, dtype="float64")
 
@@ -46,9 +45,4 @@ class Soap:
         """(N, n_features) descriptors of every atom of a periodic structure (Å)."""
         atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell,
                       pbc=True)
-        if self.n_jobs > 1 and len(positions) >= 2000:
-            parts = np.array_split(np.arange(len(positions)), self.n_jobs)
-            feats = self._soap.create([atoms] * len(parts), centers=[p.tolist() for p in parts],
-                                      n_jobs=self.n_jobs)
-            return np.concatenate(feats)
         return self._soap.create(atoms)

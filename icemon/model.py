@@ -34,8 +34,11 @@ class ScoreNetConfig:
     """Largest degree of the edge spherical harmonics."""
     hidden: str = "16x0e+8x1o+4x2e"
     """Irreps of the hidden node features."""
-    n_layers: int = 2
+    n_layers: int = 3
     """Number of interaction blocks."""
+    hidden_last: str = ""
+    """Irreps of the last block's output ("" = ``hidden``). The read-out only needs
+    vectors (and scalars to gate them), so e.g. "16x0e+8x1o" drops the l = 2 work there."""
     radial_hidden: int = 32
     """Width of the radial MLP that produces the tensor-product weights."""
     avg_neighbors: float = 6.0
@@ -145,8 +148,9 @@ class ScoreNet(nn.Module):
         hidden = o3.Irreps(c.hidden)
         irreps = o3.Irreps("1x0e")  # one species: every node starts from the same scalar
         layers = []
-        for _ in range(c.n_layers):
-            layer = Interaction(irreps, hidden, self.irreps_sh, c.n_basis, c.radial_hidden,
+        for k in range(c.n_layers):
+            out = o3.Irreps(c.hidden_last) if k == c.n_layers - 1 and c.hidden_last else hidden
+            layer = Interaction(irreps, out, self.irreps_sh, c.n_basis, c.radial_hidden,
                                 c.avg_neighbors)
             layers.append(layer)
             irreps = layer.irreps_out

@@ -64,17 +64,16 @@ class Pipeline:
             (0 = classify the raw positions).
         tol: override the model's convergence tolerance (Å) on the largest update.
         device: torch device for the network ("cpu" or "cuda").
-        n_jobs: processes for the SOAP descriptors of large frames.
     """
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
                  denoise_steps: int | None = None, tol: float | None = None,
-                 device: str = "cpu", n_jobs: int = 1) -> None:
+                 device: str = "cpu") -> None:
         self.model = model if isinstance(model, IcemonModel) else IcemonModel.load(model)
         m = self.model
         self.denoiser = Denoiser(m.net, m.denoise_steps if denoise_steps is None else denoise_steps,
                                  m.denoise_tol if tol is None else tol, device)
-        self.soap = Soap(m.soap, n_jobs=n_jobs)
+        self.soap = Soap(m.soap)
         self.classifier = m.classifier
 
     @property

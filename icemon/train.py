@@ -46,6 +46,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     sigma_max: float = 0.2
     """Largest noise scale σ (Å, per component); σ ~ U(0, sigma_max) per structure."""
+    sigma_min: float = 0.0
+    """Smallest σ (Å); only used by ``sigma_sampling = "loguniform"``."""
+    sigma_sampling: str = "uniform"
+    """"uniform": σ ~ U(0, sigma_max) (Algorithm 1); "loguniform": log σ uniform in
+    [log sigma_min, log sigma_max], which puts more updates on nearly ideal structures."""
     noise_weighting: bool = False
     """Weight each structure's squared error by 1 / (σ² + sigma_floor²), so that small-noise
     accuracy (the fixed point the iteration converges to) is not drowned by large σ."""
@@ -138,12 +143,20 @@ class Trainer:
         t = min(1.0, step / max(1, c.steps))
         return warm * (c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * t)))
 
+    def sample_sigma(self) -> float:
+        c = self.config
+        if c.sigma_sampling == "uniform":
+            return float(self.rng.uniform(0, c.sigma_max))
+        if c.sigma_sampling == "loguniform":
+            return float(np.exp(self.rng.uniform(np.log(c.sigma_min), np.log(c.sigma_max))))
+        raise ValueError(f"unknown sigma_sampling {c.sigma_sampling!r}")
+
     def batch(self):
         c = self.config
         structures, targets, weights = [], [], []
         for _ in range(c.batch_size):
             base = self.bases[self.rng.integers(len(self.bases))]
-            sigma = self.rng.uniform(0, c.sigma_max)
+            sigma = self.sample_sigma()
             pos, cell, noise = noisy_sample(self.rng, base, sigma, c.strain)
             structures.append((pos, cell))
             targets.append(noise)
@@ -168,19 +181,21 @@ class Trainer:
         self.step += 1
         return float(loss.detach())
 
-    def run(self, progress: bool = True) -> None:
+    def run(self, progress: bool = True, stop_at: int | None = None) -> None:
+        """Train up to ``config.steps`` updates (or only up to ``stop_at``), checkpointing."""
         c = self.config
+        end = c.steps if stop_at is None else min(stop_at, c.steps)
         bar = tqdm(total=c.steps, initial=self.step, desc="train", disable=not progress,
                    unit="upd")
         ema = None
         t0 = time.perf_counter()
-        while self.step < c.steps:
+        while self.step < end:
             loss = self.train_step()
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
             self.history.append((self.step, loss))
             bar.update(1)
             bar.set_postfix(loss=f"{ema:.2e}", rmse=f"{math.sqrt(ema):.3f}Å")
-            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+            if self.step % c.checkpoint_every == 0 or self.step == end:
                 self.save_checkpoint()
         bar.close()
         self.elapsed = time.perf_counter() - t0
@@ -204,13 +219,23 @@ class Trainer:
         tmp.replace(self.checkpoint_path)
 
     @classmethod
-    def resume(cls, path: str | Path, steps: int | None = None) -> "Trainer":
-        """Continue a run from its checkpoint (optionally to a new total ``steps``)."""
+    def resume(cls, path: str | Path, steps: int | None = None,
+               overrides: list[str] | None = None) -> "Trainer":
+        """Continue a run from its checkpoint (optionally to a new total ``steps``).
+
+        ``overrides`` (``key=value``) may change anything but the network itself, e.g. the
+        SOAP or denoising settings of the model file built at the end."""
         path = Path(path)
         if path.is_dir():
             path = path / "checkpoint.pt"
         state = torch.load(path, map_location="cpu", weights_only=True)
-        config = TrainConfig.from_dict(json.loads(state["config"]))
+        saved = json.loads(state["config"])
+        cfg = json.loads(state["config"])
+        for assignment in overrides or []:
+            apply_override(cfg, assignment)
+        if cfg["model"] != saved["model"]:
+            raise ValueError("the network config of a checkpoint cannot be changed on resume")
+        config = TrainConfig.from_dict(cfg)
         if steps is not None:
             config.steps = steps
         trainer = cls(config, path.parent)

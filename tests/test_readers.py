@@ -1,0 +1,48 @@
+"""Trajectory readers: MDAnalysis (xtc + tpr) and ASE (extxyz), and their errors."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from icemon import FrameError, TrajectoryError, read_frames
+
+
+def test_gcicenet_xtc(gcicenet):
+    frames = list(read_frames(gcicenet / "md_7_dev.xtc", gcicenet / "md_7.tpr", "name OW"))
+    assert len(frames) == 6
+    f = frames[1]
+    assert f.n_atoms == 1024 and f.time == pytest.approx(100.0)
+    assert np.allclose(f.cell, np.diag(np.diag(f.cell)))  # orthorhombic box, Å
+    assert 20 < f.cell[0, 0] < 40
+    # every 2nd frame from the 2nd on
+    assert [fr.time for fr in read_frames(gcicenet / "md_7_dev.xtc", gcicenet / "md_7.tpr",
+                                          start=1, every=2)] == pytest.approx([100, 300, 500])
+
+
+def test_extxyz_oxygens_only(tmp_path):
+    a = Atoms("OH2OH2", positions=np.random.default_rng(0).uniform(0, 9, (6, 3)),
+              cell=[9, 9, 9], pbc=True)
+    write(tmp_path / "w.extxyz", [a, a])
+    frames = list(read_frames(tmp_path / "w.extxyz"))
+    assert len(frames) == 2
+    np.testing.assert_array_equal(frames[0].atom_ids, [0, 3])
+
+
+def test_extxyz_without_cell_is_rejected(tmp_path):
+    a = Atoms("O2", positions=[[0, 0, 0], [0, 0, 3]])
+    write(tmp_path / "nocell.extxyz", a)
+    with pytest.raises(FrameError, match="cell"):
+        list(read_frames(tmp_path / "nocell.extxyz"))
+
+
+def test_garbage_extxyz(tmp_path):
+    p = tmp_path / "bad.extxyz"
+    p.write_text("3\nnot a header\nO 1 2\n")
+    with pytest.raises(TrajectoryError, match="cannot read"):
+        list(read_frames(p))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TrajectoryError, match="does not exist"):
+        list(read_frames(tmp_path / "none.xtc"))
