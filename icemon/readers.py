@@ -10,6 +10,7 @@ import numpy as np
 from .frame import Frame, FrameError
 
 ASE_SUFFIXES = {".extxyz", ".xyz", ".traj", ".cif", ".vasp", ".pdb"}
+LAMMPS_DUMP_SUFFIXES = {".lammpstrj", ".dump", ".lammpsdump"}
 
 
 class TrajectoryError(OSError):
@@ -68,7 +69,11 @@ def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            u = mda.Universe(str(top), str(path)) if top else mda.Universe(str(path))
+            kw = {"format": "LAMMPSDUMP"} if path.suffix.lower() in LAMMPS_DUMP_SUFFIXES else {}
+            if top:
+                u = mda.Universe(str(top), str(path), **kw)
+            else:
+                u = mda.Universe(str(path), topology_format=kw.get("format"), **kw)
     except Exception as exc:
         raise TrajectoryError(f"cannot open {str(path)!r}"
                               f"{' with topology ' + repr(str(top)) if top else ''}: {exc}") from exc
@@ -82,11 +87,13 @@ def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int
     if len(oxygens) == 0:
         raise FrameError(f"the selection {select!r} matches no atoms in {str(path)!r}")
     ids = oxygens.ids if hasattr(oxygens, "ids") else oxygens.indices
+    # a LAMMPS dump has steps but no times (MDAnalysis would invent 1 ps per step)
+    dump = path.suffix.lower() in LAMMPS_DUMP_SUFFIXES
     try:
         for ts in u.trajectory[start:stop:every]:
             yield Frame(oxygens.positions.astype(np.float64), _cell_from_dimensions(ts.dimensions),
-                        np.asarray(ids, dtype=np.int64), step=int(getattr(ts, "data", {}).get("step", ts.frame)),
-                        time=float(ts.time))
+                        np.asarray(ids, dtype=np.int64), step=int(ts.data.get("step", ts.frame)),
+                        time=float("nan") if dump else float(ts.time))
     except (FrameError, TrajectoryError):
         raise
     except Exception as exc:

@@ -46,3 +46,29 @@ def test_garbage_extxyz(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(TrajectoryError, match="does not exist"):
         list(read_frames(tmp_path / "none.xtc"))
+
+
+DUMP = """ITEM: TIMESTEP
+{step}
+ITEM: NUMBER OF ATOMS
+3
+ITEM: BOX BOUNDS xy xz yz pp pp pp
+0.0 10.0 1.0
+0.0 10.0 0.0
+0.0 10.0 0.0
+ITEM: ATOMS id type x y z
+7 1 1.0 1.0 1.0
+2 2 2.0 1.0 1.0
+3 1 5.0 5.0 5.0
+"""
+
+
+def test_lammps_dump_triclinic(tmp_path):
+    p = tmp_path / "run.lammpstrj"
+    p.write_text(DUMP.format(step=100) + DUMP.format(step=200))
+    frames = list(read_frames(p))  # oxygens = "type 1" by default for dumps
+    assert [f.step for f in frames] == [100, 200]
+    assert np.isnan(frames[0].time)
+    assert sorted(frames[0].atom_ids) == [3, 7]
+    # LAMMPS bounds: xhi_bound - xy = 9 Å for a, tilt xy = 1 Å for b
+    np.testing.assert_allclose(frames[0].cell, [[9, 0, 0], [1, 10, 0], [0, 0, 10]], atol=1e-5)
