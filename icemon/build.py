@@ -37,7 +37,8 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     classifier = fit_classifier(soap, config.n_components)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
-                    strain=config.strain, seed=config.seed, progress=progress)
+                    strain=config.strain, seed=config.seed, rule=config.threshold_rule,
+                    ice_quantile=config.ice_quantile, progress=progress)
     classifier.threshold = cal.threshold
     meta = {
         "name": name,

@@ -141,15 +141,17 @@ def cmd_train(args) -> int:
         if args.threads:
             cfg["threads"] = args.threads
         trainer = Trainer(TrainConfig.from_dict(cfg), workdir)
-    t0 = time.perf_counter()
+    trainer.commands.append("icemon " + " ".join(shlex.quote(a) for a in args.argv))
     trainer.run(progress=not args.quiet)
     hist = np.array(trainer.history[-200:])[:, 1] if trainer.history else np.array([np.nan])
     info = {
-        "command": "icemon " + " ".join(shlex.quote(a) for a in args.argv),
+        "command": trainer.commands[0],
+        "commands": trainer.commands,
         "updates": trainer.step,
         "final_loss": float(hist.mean()),
-        "seconds_this_session": time.perf_counter() - t0,
+        "train_seconds": trainer.seconds,
         "device": str(trainer.device),
+        "threads": torch.get_num_threads(),
     }
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = build_model(trainer.model, trainer.config, name=args.name or Path(args.output).stem,
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FrameError, TrajectoryError, ModelFileError, LogError) as exc:
         print(f"icemon: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `icemon info | head`
+        return 0
     except KeyboardInterrupt:
         print("icemon: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .frame import wrap
 from .graph import build_graph
 from .model import ScoreNet
 
@@ -24,13 +25,6 @@ class DenoiseResult:
     """Wall time spent building neighbour lists (s)."""
     seconds_network: float = 0.0
     """Wall time spent in the score network (s)."""
-
-
-def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Positions (Å) wrapped into the cell, fractional coordinates in [0, 1)."""
-    frac = np.linalg.solve(cell.T, positions.T).T
-    frac -= np.floor(frac)
-    return frac @ cell
 
 
 class Denoiser:

@@ -12,6 +12,13 @@ import numpy as np
 import numpy.typing as npt
 
 
+def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Positions (Å) wrapped into the cell: fractional coordinates in [0, 1)."""
+    frac = np.linalg.solve(cell.T, positions.T).T
+    frac -= np.floor(frac)
+    return frac @ cell
+
+
 class FrameError(ValueError):
     """Raised for a snapshot icemon cannot classify (no atoms, NaN, bad cell...)."""
 
@@ -86,9 +93,7 @@ class Frame:
 
     def wrapped(self) -> np.ndarray:
         """Positions wrapped into the cell [0, 1) in fractional coordinates, in Å."""
-        frac = np.linalg.solve(self.cell.T, self.positions.T).T
-        frac -= np.floor(frac)
-        return frac @ self.cell
+        return wrap(self.positions, self.cell)
 
     def with_positions(self, positions: npt.ArrayLike) -> "Frame":
         """The same frame (cell, ids, step, time) with other positions."""

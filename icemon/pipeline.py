@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .denoise import Denoiser, wrap
+from .denoise import Denoiser
 from .descriptors import Soap
 from .frame import Frame
 from .modelfile import IcemonModel

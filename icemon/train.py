@@ -39,6 +39,10 @@ class TrainConfig:
     """Stop denoising once the largest update is below this (Å)."""
     n_components: int = 30
     """PCA components of the standardised reference SOAP vectors."""
+    threshold_rule: str = "ice_quantile"
+    """How the liquid threshold is derived from synthetic data (see icemon.calibrate)."""
+    ice_quantile: float = 0.999
+    """Quantile of synthetic-ice scores used as threshold by the "ice_quantile" rule."""
     steps: int = 6000
     batch_size: int = 8
     lr: float = 3e-3
@@ -131,6 +135,10 @@ class Trainer:
                                      weight_decay=config.weight_decay)
         self.step = 0
         self.history: list[tuple[int, float]] = []
+        self.commands: list[str] = []
+        """Command lines that ran this training (first run, then each resume)."""
+        self.seconds = 0.0
+        """Wall time spent in updates over all sessions (s)."""
         self.bases = [
             (a.positions.copy(), np.asarray(a.cell[:]))
             for a in (reference(p, config.min_height) for p in ICE_PHASES)
@@ -188,9 +196,10 @@ class Trainer:
         bar = tqdm(total=c.steps, initial=self.step, desc="train", disable=not progress,
                    unit="upd")
         ema = None
-        t0 = time.perf_counter()
         while self.step < end:
+            t_step = time.perf_counter()
             loss = self.train_step()
+            self.seconds += time.perf_counter() - t_step
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
             self.history.append((self.step, loss))
             bar.update(1)
@@ -198,7 +207,6 @@ class Trainer:
             if self.step % c.checkpoint_every == 0 or self.step == end:
                 self.save_checkpoint()
         bar.close()
-        self.elapsed = time.perf_counter() - t0
 
     @property
     def checkpoint_path(self) -> Path:
@@ -215,6 +223,8 @@ class Trainer:
             "rng": json.dumps(self.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
             "history": torch.tensor(self.history, dtype=torch.float64),
+            "commands": json.dumps(self.commands),
+            "seconds": self.seconds,
         }, tmp)
         tmp.replace(self.checkpoint_path)
 
@@ -245,4 +255,6 @@ class Trainer:
         trainer.rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         trainer.history = [(int(s), float(v)) for s, v in state["history"].tolist()]
+        trainer.commands = json.loads(state.get("commands", "[]"))
+        trainer.seconds = float(state.get("seconds", 0.0))
         return trainer

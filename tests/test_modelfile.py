@@ -20,7 +20,9 @@ def test_shipped_model_records_its_provenance(model):
     assert np.isfinite(model.threshold) and model.threshold > 0
     cal = meta["calibration"]
     # the threshold lies between the synthetic ice and synthetic disorder medians
+    assert cal["separated"] and cal["rule"] == "ice_quantile"
     assert cal["ice_q50"] < model.threshold < cal["disorder_q50"]
+    assert cal["disorder_below"] < 0.01
     assert default_model_path().stat().st_size < 5e6
 
 

@@ -66,13 +66,15 @@ def test_train_cli_writes_loadable_model(tmp_path, capsys):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps(TINY))
     out = tmp_path / "tiny.npz"
-    rc = main(["train", "--config", str(cfg), "--set", "steps=6", "--workdir",
-               str(tmp_path / "w"), "-o", str(out), "--name", "tiny", "-q"])
+    with pytest.warns(UserWarning, match="does not separate ice from disorder"):
+        rc = main(["train", "--config", str(cfg), "--set", "steps=6", "--workdir",
+                   str(tmp_path / "w"), "-o", str(out), "--name", "tiny", "-q"])
     assert rc == 0
     m = IcemonModel.load(out)
     assert m.name == "tiny" and m.meta["train"]["updates"] == 6
     assert m.meta["train"]["command"].startswith("icemon train")
     assert m.net.config.n_layers == 1
+    assert m.meta["calibration"]["separated"] is False  # 6 updates of a tiny net
     # a second run into the same workdir must not silently restart it
     with pytest.raises(SystemExit, match="--resume"):
         main(["train", "--config", str(cfg), "--workdir", str(tmp_path / "w"), "-o", str(out)])
