@@ -14,7 +14,7 @@ A model file holds weights + a JSON config, never a pickled module.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from e3nn import o3
