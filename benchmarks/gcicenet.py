@@ -41,11 +41,9 @@ def evaluate(model: str | None, data: Path, steps: int | None, frames: int | Non
             for k, v in r1.timings.items():
                 times[k] += v
             n_total += frame.n_atoms
-            near0 = raw.classifier.nearest(raw.soap(r0.denoised, frame.cell))[0]
-            near1 = pipe.classifier.nearest(pipe.soap(r1.denoised, frame.cell))[0]
             if code >= 0:
-                acc["raw7"].append(np.mean(near0 == code))
-                acc["den7"].append(np.mean(near1 == code))
+                acc["raw7"].append(np.mean(r0.nearest == code))
+                acc["den7"].append(np.mean(r1.nearest == code))
                 acc["raw8"].append(np.mean(r0.labels == code))
                 acc["den8"].append(np.mean(r1.labels == code))
             acc["counts"].append(r1.counts)

@@ -1,7 +1,7 @@
 """Fit the classifier on the references and derive the liquid threshold by itself.
 
-The threshold is never picked by hand: it is placed in the valley between two
-*synthetic* score distributions, both passed through the same denoiser as real data:
+The threshold is never picked by hand: it is derived from two *synthetic* score
+distributions, both passed through the same denoiser as real data:
 
 * ice: the reference supercells, randomly strained and noised with σ ~ U(0, σ_max) as in
   training (the thermal noise the denoiser is meant to remove);
@@ -118,7 +118,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               disorder_samples: int = 2, disorder_atoms: int = 512,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
               progress: bool = True) -> Calibration:
-    """Score synthetic ice and synthetic disorder and place the threshold between them."""
+    """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``."""
     rng = np.random.default_rng(seed)
     jobs = []
     for phase in ICE_PHASES:

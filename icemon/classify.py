@@ -71,11 +71,14 @@ class PhaseClassifier:
         score = np.sqrt(np.maximum(d2[np.arange(len(y)), best], 0.0) + resid2)
         return self.ref_labels[best], score
 
+    def label(self, nearest: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """int8 labels: the nearest reference phase, or ``liquid`` where score > threshold."""
+        return np.where(scores > self.threshold, LIQUID, nearest).astype(np.int8)
+
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels with ``liquid`` where score > threshold, scores)."""
-        labels, score = self.nearest(features)
-        labels = np.where(score > self.threshold, LIQUID, labels)
-        return labels.astype(np.int8), score
+        nearest, scores = self.nearest(features)
+        return self.label(nearest, scores), scores
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -153,7 +153,6 @@ def cmd_train(args) -> int:
         "device": str(trainer.device),
         "threads": torch.get_num_threads(),
     }
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = build_model(trainer.model, trainer.config, name=args.name or Path(args.output).stem,
                         train_info=info, progress=not args.quiet)
     model.save(args.output)

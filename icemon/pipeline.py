@@ -31,6 +31,8 @@ class Result:
     """(N,) float32 distance to the nearest reference environment (standardised SOAP)."""
     denoised: np.ndarray
     """(N, 3) float64 denoised positions in Å."""
+    nearest: np.ndarray
+    """(N,) int8 phase of the nearest reference environment, before the liquid threshold."""
     n_denoise_steps: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
@@ -86,9 +88,11 @@ class Pipeline:
         t1 = time.perf_counter()
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
-        labels, scores = self.classifier.predict(feats)
+        nearest, scores = self.classifier.nearest(feats)
+        labels = self.classifier.label(nearest, scores)
         t3 = time.perf_counter()
-        return Result(frame, labels, scores.astype(np.float32), den.positions, den.n_steps,
+        return Result(frame, labels, scores.astype(np.float32), den.positions,
+                      nearest.astype(np.int8), den.n_steps,
                       {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
                        "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
                        "total": t3 - t0})

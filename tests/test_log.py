@@ -16,7 +16,7 @@ def _result(n=5, step=0, seed=0, ids=None):
     frame = Frame(rng.uniform(0, 10, (n, 3)), np.eye(3) * 10, ids, step=step, time=0.1 * step)
     labels = rng.integers(0, 8, n).astype(np.int8)
     return Result(frame, labels, rng.uniform(0, 5, n).astype(np.float32),
-                  frame.positions + 0.01)
+                  frame.positions + 0.01, labels)
 
 
 def _writer(path, ids=np.arange(5), sha="a" * 64, **kw):
