@@ -14,14 +14,26 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
     /scores     float32 (n, N)     distance to the nearest reference environment
     /positions  float32 (n, N, 3)  Å, as given (optional, compressed)
     /denoised   float32 (n, N, 3)  Å, after denoising (optional, compressed)
+    /errors     (m,) {step int64, message S512}  monitor failures (frames not logged)
 
 Every append is flushed, and the file is written in HDF5 SWMR mode, so it can be read
-while it grows and a crash loses at most the frame in progress.
+while it grows (open it with ``h5py.File(path, "r", swmr=True)`` or :func:`open_log`) and a
+crash loses at most the frame in progress. The number of frames is ``len(step)``: 'step' is
+written last, so a frame interrupted by a crash may have left longer payload datasets,
+which readers ignore and the next append overwrites.
+
+A writer killed without closing leaves HDF5's "open for SWMR write" mark in the
+superblock, which makes plain HDF5 (and h5py) refuse to open the file. Re-opening it with
+:class:`LogWriter` clears that mark (what ``h5clear -s`` does) once it has checked that
+the process recorded as the writer is gone, and appends after the last complete frame.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +43,7 @@ import numpy as np
 from .phases import N_PHASES, PHASES
 
 SCHEMA = "icemon/1"
+ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
 REQUIRED = ("atom_ids", "step", "time", "cell", "fractions", "labels", "scores")
 
 
@@ -60,6 +73,103 @@ def check_schema(f: h5py.File, path: str | Path) -> None:
         raise LogError(f"{str(path)!r} uses phases {phases}, this icemon knows {list(PHASES)}")
 
 
+def open_log(path: str | Path) -> h5py.File:
+    """Open an ``icemon/1`` log for reading, also while a run is still writing it (SWMR).
+
+    Raises :class:`LogError` for a missing, non-HDF5, truncated or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise LogError(f"no such log: {str(path)!r}")
+    try:
+        f = h5py.File(path, "r", swmr=True, libver="latest")
+    except OSError:
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise LogError(f"{str(path)!r} is not a readable HDF5 file (truncated or not "
+                           f"HDF5?): {exc}") from exc
+    try:
+        check_schema(f, path)
+    except Exception:
+        f.close()
+        raise
+    return f
+
+
+def _lookup3(data: bytes) -> int:
+    """Bob Jenkins' lookup3 hash, HDF5's metadata checksum (H5_checksum_lookup3, seed 0)."""
+    m = 0xFFFFFFFF
+
+    def rot(x: int, k: int) -> int:
+        return ((x << k) | (x >> (32 - k))) & m
+
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n) & m
+    k = 0
+    while n > 12:
+        a = (a + int.from_bytes(data[k:k + 4], "little")) & m
+        b = (b + int.from_bytes(data[k + 4:k + 8], "little")) & m
+        c = (c + int.from_bytes(data[k + 8:k + 12], "little")) & m
+        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m  # noqa: E702
+        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m  # noqa: E702
+        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m  # noqa: E702
+        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m  # noqa: E702
+        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m  # noqa: E702
+        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m  # noqa: E702
+        n -= 12
+        k += 12
+    if n == 0:
+        return c
+    tail = data[k:] + bytes(12 - n)
+    a = (a + int.from_bytes(tail[0:4], "little")) & m
+    b = (b + int.from_bytes(tail[4:8], "little")) & m
+    c = (c + int.from_bytes(tail[8:12], "little")) & m
+    c ^= b; c = (c - rot(b, 14)) & m  # noqa: E702
+    a ^= c; a = (a - rot(c, 11)) & m  # noqa: E702
+    b ^= a; b = (b - rot(a, 25)) & m  # noqa: E702
+    c ^= b; c = (c - rot(b, 16)) & m  # noqa: E702
+    a ^= c; a = (a - rot(c, 4)) & m  # noqa: E702
+    b ^= a; b = (b - rot(a, 14)) & m  # noqa: E702
+    c ^= b; c = (c - rot(b, 24)) & m  # noqa: E702
+    return c
+
+
+def clear_write_mark(path: str | Path) -> None:
+    """Clear the superblock's "open for (SWMR) write" flags left by a killed writer,
+    like ``h5clear -s``. Only version 2/3 superblocks at offset 0 (what icemon writes);
+    the stored checksum is verified before anything is changed."""
+    with open(path, "r+b") as fh:
+        head = fh.read(48)
+        if head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3) or head[9] != 8:
+            raise LogError(f"{str(path)!r}: unexpected HDF5 superblock; clear it with "
+                           "'h5clear -s' before appending")
+        if int.from_bytes(head[44:48], "little") != _lookup3(head[:44]):
+            raise LogError(f"{str(path)!r}: superblock checksum mismatch; not touching it")
+        fixed = head[:11] + b"\x00" + head[12:44]
+        fh.seek(0)
+        fh.write(fixed + _lookup3(fixed).to_bytes(4, "little"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _writer_alive(path: Path) -> str | None:
+    """Who is recorded as writing ``path``, if that process still runs on this host."""
+    try:
+        with h5py.File(path, "r", swmr=True, libver="latest") as f:
+            writer = json.loads(f.attrs.get("writer", "{}"))
+    except (OSError, ValueError):
+        return None
+    if writer.get("host") != socket.gethostname() or not writer.get("pid"):
+        return None
+    try:
+        os.kill(int(writer["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return f"pid {writer['pid']} on {writer['host']}"
+
+
 class LogWriter:
     """Appends classified frames to an ``icemon/1`` file.
 
@@ -74,6 +184,8 @@ class LogWriter:
         positions: also store the given and the denoised positions.
     """
 
+    _open_paths: set[str] = set()  # logs this process is writing (HDF5 shares handles)
+
     def __init__(self, path: str | Path, atom_ids: np.ndarray, *, model_name: str,
                  model_sha256: str, threshold: float, source: str = "",
                  positions: bool = True) -> None:
@@ -81,11 +193,18 @@ class LogWriter:
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
         self.model = {"name": model_name, "sha256": model_sha256}
+        key = str(self.path.resolve())
+        if key in LogWriter._open_paths:
+            raise LogError(f"{str(self.path)!r} is already being written by this process")
         if self.path.exists():
             self._open_existing(threshold)
         else:
             self._create(threshold, source, positions)
+        self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
+                                                "pid": os.getpid()})
         self.file.swmr_mode = True
+        self._key = key
+        LogWriter._open_paths.add(key)
 
     def _create(self, threshold: float, source: str, positions: bool) -> None:
         try:
@@ -115,14 +234,28 @@ class LogWriter:
         if positions:
             series("positions", (n, 3), np.float32, compress=True)
             series("denoised", (n, 3), np.float32, compress=True)
+        f.create_dataset("errors", shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
+                         chunks=(16,))
         f.flush()
 
     def _open_existing(self, threshold: float) -> None:
         try:
             self.file = h5py.File(self.path, "r+", libver="latest")
         except OSError as exc:
-            raise LogError(f"cannot open existing log {str(self.path)!r} for appending "
-                           f"(not HDF5, or still open elsewhere?): {exc}") from exc
+            if "already open for write" not in str(exc):
+                raise LogError(f"cannot open existing log {str(self.path)!r} for appending "
+                               f"(not HDF5, or no permission?): {exc}") from exc
+            writer = _writer_alive(self.path)
+            if writer is not None:
+                raise LogError(f"{str(self.path)!r} is being written by {writer}; "
+                               "refusing to write to it at the same time") from exc
+            open_log(self.path).close()  # readable and icemon/1, else LogError
+            clear_write_mark(self.path)
+            warnings.warn(f"{self.path}: the previous writer stopped without closing the "
+                          "log (crash or kill); its complete frames are kept and new frames "
+                          "are appended after them", stacklevel=3)
+            self._open_existing(threshold)
+            return
         try:
             check_schema(self.file, self.path)
             model = json.loads(self.file.attrs["model"])
@@ -172,9 +305,20 @@ class LogWriter:
             f[name].flush()
         f.flush()
 
+    def record_error(self, step: int, message: str) -> None:
+        """Note a frame that could not be classified (the frame itself is not logged)."""
+        if "errors" not in self.file:  # a log written before errors were recorded
+            return
+        ds = self.file["errors"]
+        k = ds.shape[0]
+        ds.resize(k + 1, axis=0)
+        ds[k] = (int(step), message.encode("utf-8", "replace")[:512])
+        ds.flush()
+
     def close(self) -> None:
         if getattr(self, "file", None) is not None and self.file.id.valid:
             self.file.close()
+        LogWriter._open_paths.discard(getattr(self, "_key", ""))
 
     def __enter__(self) -> "LogWriter":
         return self

@@ -1,0 +1,252 @@
+"""Live monitoring of a LAMMPS run through the LAMMPS Python module (``fix external``).
+
+>>> from lammps import lammps
+>>> lmp = lammps()
+>>> lmp.file("in.melt")                       # set up the system, do not run yet
+>>> mon = icemon.lammps.attach(lmp, every=1000, oxygen_type=1, log="run.h5")
+>>> lmp.command("run 100000")
+>>> mon.close()
+
+``attach`` adds ``fix icemon all external pf/callback EVERY 1`` (or uses a
+``fix external pf/callback`` of your input script, ``fix_id=...``) whose callback, every
+EVERY steps, takes each rank's local oxygens (tags and positions), gathers them on rank 0
+with mpi4py (``Gatherv``), orders them by tag, and hands the frame to a
+:class:`~icemon.monitor.Monitor`. Only rank 0 opens the log. The callback zeroes the
+external force, so the dynamics are exactly those without the monitor.
+
+Everything that can be checked before the run is checked in ``attach``, on every rank
+at once (so all ranks raise the same :class:`LammpsError`): oxygen type present, fix
+exists and is a ``fix external``, log writable and compatible. Problems during the run
+are recorded by the monitor and the run goes on; every rank always takes part in the
+gather, so a failure on one rank cannot dead-lock the others.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .frame import Frame
+from .modelfile import IcemonModel
+from .monitor import Monitor
+
+#: LAMMPS time unit of each ``units`` style, in ps.
+TIME_UNIT_PS = {"real": 1e-3, "metal": 1.0, "electron": 1e-3, "si": 1e12, "cgs": 1e12,
+                "micro": 1e6, "nano": 1e3}
+
+
+class LammpsError(RuntimeError):
+    """The LAMMPS instance cannot be monitored as asked (raised before the run)."""
+
+
+class _SerialComm:
+    """The few mpi4py calls used here, for a single process without mpi4py."""
+
+    rank, size = 0, 1
+
+    def gather(self, obj: Any, root: int = 0) -> list:
+        return [obj]
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+    def allreduce(self, obj: Any) -> Any:
+        return obj
+
+
+def _communicator(lmp: Any, comm: Any | None) -> Any:
+    if comm is not None:
+        return comm
+    size = int(lmp.extract_setting("world_size"))
+    try:
+        from mpi4py import MPI  # noqa: F401
+    except ImportError:
+        if size > 1:
+            raise LammpsError("LAMMPS runs on several MPI ranks but mpi4py is not "
+                              "installed; pip install mpi4py") from None
+        return _SerialComm()
+    if lmp.has_mpi4py:
+        return lmp.get_mpi_comm()
+    if size > 1:
+        raise LammpsError("this LAMMPS library was not built with mpi4py support; "
+                          "pass comm=... explicitly")
+    return _SerialComm()
+
+
+def box_cell(lmp: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(origin (3,), cell (3, 3) with lattice vectors as rows), both in Å (LAMMPS
+    distance units), for orthogonal and triclinic boxes."""
+    boxlo, boxhi, xy, yz, xz, periodicity, _ = lmp.extract_box()
+    lo, hi = np.asarray(boxlo, dtype=float), np.asarray(boxhi, dtype=float)
+    cell = np.array([[hi[0] - lo[0], 0.0, 0.0],
+                     [xy, hi[1] - lo[1], 0.0],
+                     [xz, yz, hi[2] - lo[2]]])
+    if not all(periodicity):
+        raise LammpsError(f"icemon needs a fully periodic box (boundary p p p); "
+                          f"periodicity is {list(periodicity)}")
+    return lo, cell
+
+
+class LammpsMonitor:
+    """The handle returned by :func:`attach`; call :meth:`close` after the run."""
+
+    def __init__(self, lmp: Any, *, every: int | None, oxygen_type: int, log: str | Path,
+                 model: str | Path | IcemonModel | None = None, fix_id: str | None = None,
+                 overlap: bool = False, positions: bool = True, comm: Any | None = None,
+                 denoise_steps: int | None = None, source: str | None = None) -> None:
+        self.lmp = lmp
+        self.comm = _communicator(lmp, comm)
+        self.rank = self.comm.rank
+        self.oxygen_type = int(oxygen_type)
+        self.monitor: Monitor | None = None
+        self._owns_fix = fix_id is None
+        self.fix_id = fix_id or "icemon"
+
+        if not lmp.extract_setting("box_exist"):
+            raise LammpsError("the LAMMPS box does not exist yet: attach after read_data / "
+                              "create_box")
+        ntypes = int(lmp.extract_global("ntypes"))
+        if not 1 <= self.oxygen_type <= ntypes:
+            raise LammpsError(f"oxygen_type {oxygen_type} is not an atom type of this system "
+                              f"(types 1..{ntypes})")
+        box_cell(lmp)  # periodic?
+        tags, _ = self._local_oxygens()
+        n_total = self.comm.allreduce(len(tags))
+        if n_total == 0:
+            raise LammpsError(f"no atoms of oxygen type {oxygen_type} in the system")
+
+        if self._owns_fix:
+            if every is None or int(every) < 1:
+                raise LammpsError(f"every must be a positive number of steps, not {every!r}")
+            if lmp.has_id("fix", self.fix_id):
+                raise LammpsError(f"a fix with ID {self.fix_id!r} already exists; pass "
+                                  f"fix_id={self.fix_id!r} to use it")
+        elif not lmp.has_id("fix", self.fix_id):
+            raise LammpsError(f"no fix with ID {self.fix_id!r}: define 'fix {self.fix_id} all "
+                              f"external pf/callback N 1' in the input, or leave fix_id unset")
+        self.every = every
+
+        all_tags = self.comm.gather(tags, root=0)
+        error = None
+        if self.rank == 0:
+            ids = np.sort(np.concatenate(all_tags))
+            try:
+                self.monitor = Monitor(
+                    log, ids, model=model, positions=positions, overlap=overlap,
+                    denoise_steps=denoise_steps,
+                    source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygen_type}, "
+                                     f"{self.comm.size} MPI rank(s)")
+            except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+                error = f"{type(exc).__name__}: {exc}"
+        error = self.comm.bcast(error, root=0)
+        if error is not None:
+            raise LammpsError(f"cannot start the icemon monitor: {error}")
+
+        if self._owns_fix:
+            lmp.command(f"fix {self.fix_id} all external pf/callback {int(every)} 1")
+        try:
+            lmp.set_fix_external_callback(self.fix_id, self._callback)
+        except Exception as exc:
+            if self.monitor is not None:
+                self.monitor.close()
+            raise LammpsError(f"fix {self.fix_id!r} cannot take the icemon callback (is it "
+                              f"'fix ... external pf/callback'?): {exc}") from exc
+        units = str(lmp.extract_global("units"))
+        self._time_unit = TIME_UNIT_PS.get(units, math.nan)
+
+    def _local_oxygens(self, nlocal: int | None = None, tag: np.ndarray | None = None,
+                       x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        lmp = self.lmp
+        if nlocal is None:
+            nlocal = int(lmp.extract_global("nlocal"))
+            tag = lmp.numpy.extract_atom("id", nelem=nlocal)
+            x = lmp.numpy.extract_atom("x", nelem=nlocal, dim=3)
+        types = lmp.numpy.extract_atom("type", nelem=nlocal)
+        mask = np.asarray(types[:nlocal]) == self.oxygen_type
+        return (np.asarray(tag[:nlocal])[mask].astype(np.int64),
+                np.ascontiguousarray(np.asarray(x[:nlocal])[mask], dtype=np.float64))
+
+    def _gather(self, tags: np.ndarray, x: np.ndarray, error: str | None
+                ) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+        """All ranks' oxygen tags and positions on rank 0 (Gatherv), plus any rank's error.
+
+        Every rank calls this exactly once per callback, whatever happened before."""
+        if self.comm.size == 1:
+            return tags, x, [error] if error else []
+        counts = self.comm.gather((len(tags), error), root=0)
+        if self.rank == 0:
+            n = np.array([c for c, _ in counts], dtype=np.int64)
+            all_tags = np.empty(n.sum(), dtype=np.int64)
+            all_x = np.empty((n.sum(), 3), dtype=np.float64)
+            self.comm.Gatherv(tags, (all_tags, n), root=0)
+            self.comm.Gatherv(x.ravel(), (all_x.ravel(), 3 * n), root=0)
+            return all_tags, all_x, [e for _, e in counts if e]
+        self.comm.Gatherv(tags, None, root=0)
+        self.comm.Gatherv(x.ravel(), None, root=0)
+        return None
+
+    def _time(self, step: int) -> float:
+        try:
+            return float(self.lmp.extract_global("dt")) * step * self._time_unit
+        except Exception:  # noqa: BLE001
+            return math.nan
+
+    def _callback(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
+                  x: np.ndarray, f: np.ndarray) -> None:
+        f[:] = 0.0  # the monitor adds no force
+        error = None
+        try:
+            my_tags, my_x = self._local_oxygens(nlocal, tag, x)
+        except Exception as exc:  # noqa: BLE001 - must still take part in the gather
+            my_tags, my_x = np.zeros(0, np.int64), np.zeros((0, 3))
+            error = f"rank {self.rank}: {type(exc).__name__}: {exc}"
+        gathered = self._gather(my_tags, my_x, error)
+        if self.rank != 0 or self.monitor is None:
+            return
+        tags, pos, errors = gathered
+        step = int(ntimestep)
+        if errors:
+            self.monitor.fail(step, "; ".join(errors))
+            return
+        try:
+            order = np.argsort(tags)
+            origin, cell = box_cell(self.lmp)
+            frame = Frame(pos[order] - origin, cell, tags[order], step=step,
+                          time=self._time(step))
+        except Exception as exc:  # noqa: BLE001
+            self.monitor.fail(step, exc)
+            return
+        self.monitor(frame)
+
+    @property
+    def errors(self) -> list[tuple[int, str]]:
+        return self.monitor.errors if self.monitor is not None else []
+
+    def close(self) -> None:
+        """Wait for the last frame, close the log and remove the fix icemon added."""
+        if self.monitor is not None:
+            self.monitor.close()
+        if self._owns_fix and self.lmp.has_id("fix", self.fix_id):
+            self.lmp.command(f"unfix {self.fix_id}")
+            self._owns_fix = False
+
+    def __enter__(self) -> "LammpsMonitor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def attach(lmp: Any, every: int | None = None, oxygen_type: int = 1,
+           log: str | Path = "icemon.h5", **kwargs: Any) -> LammpsMonitor:
+    """Monitor the LAMMPS instance ``lmp`` every ``every`` steps into ``log``.
+
+    Call after the system is defined and before ``run``; call ``close()`` on the
+    returned handle after the last run. Keyword arguments go to :class:`LammpsMonitor`:
+    ``model``, ``fix_id`` (use your own ``fix external pf/callback``), ``overlap``,
+    ``positions``, ``comm``, ``denoise_steps``, ``source``.
+    """
+    return LammpsMonitor(lmp, every=every, oxygen_type=oxygen_type, log=log, **kwargs)

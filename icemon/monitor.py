@@ -1,0 +1,159 @@
+"""The live monitor: a :class:`Pipeline` plus a :class:`LogWriter`.
+
+The simulation hooks (:mod:`icemon.lammps`, :mod:`icemon.ase`, :mod:`icemon.ipi`) turn
+their snapshots into :class:`Frame` objects and hand them to a :class:`Monitor`, which
+classifies each one and appends it to the ``icemon/1`` log (flushed, SWMR: readable while
+the run goes on; a crash loses at most the frame in progress).
+
+With ``overlap=True`` frames go through a queue to a worker thread, so the simulation
+only waits for the hand-over (and for the worker when it falls ``queue_size`` frames
+behind); frames reach the log in order and :meth:`Monitor.close` waits for the last one.
+
+A frame that cannot be classified or written (bad coordinates, a full disk...) is
+reported (a warning on stderr), recorded in the log's ``errors`` dataset when possible
+and skipped: the monitor never raises into the simulation after it has started, and the
+frames already in the log stay intact.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .frame import Frame
+from .log import LogWriter
+from .modelfile import IcemonModel
+from .pipeline import Pipeline, Result
+
+
+class MonitorWarning(UserWarning):
+    """A frame the monitor had to skip (the simulation goes on)."""
+
+
+class Monitor:
+    """Classify frames of a running simulation into a live ``icemon/1`` log.
+
+    Args:
+        log: path of the HDF5 log; created, or appended to after checking that its
+            schema, model and atom ids match (never truncated).
+        atom_ids: (N,) ids of the monitored atoms, fixed for the whole log.
+        model: model file, loaded model, or None for the shipped one (ignored when
+            ``pipeline`` is given).
+        pipeline: an already configured :class:`Pipeline`.
+        source: free text recorded in the log (what is being monitored).
+        positions: also store given and denoised positions (needed for melting-front
+            tracking and export; turn off for huge systems).
+        overlap: classify in a worker thread while the simulation goes on.
+        queue_size: at most this many frames wait for the worker before the
+            simulation is held back (bounds memory).
+    """
+
+    def __init__(self, log: str | Path, atom_ids: np.ndarray, *,
+                 model: str | Path | IcemonModel | None = None,
+                 pipeline: Pipeline | None = None, source: str = "",
+                 positions: bool = True, overlap: bool = False, queue_size: int = 2,
+                 denoise_steps: int | None = None, device: str = "cpu") -> None:
+        self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps, device=device)
+        m = self.pipeline.model
+        self.writer = LogWriter(log, atom_ids, model_name=m.name, model_sha256=m.sha256,
+                                threshold=self.pipeline.threshold, source=source,
+                                positions=positions)
+        self.errors: list[tuple[int, str]] = []
+        """(step, message) of every frame that was skipped."""
+        self.n_logged = 0
+        """Frames appended to the log by this monitor."""
+        self.seconds = 0.0
+        """Wall time spent classifying and writing (s; in the worker with ``overlap``)."""
+        self.last: Result | None = None
+        """The most recent result."""
+        self._queue: queue.Queue | None = None
+        self._worker: threading.Thread | None = None
+        if overlap:
+            self._queue = queue.Queue(maxsize=max(1, int(queue_size)))
+            self._worker = threading.Thread(target=self._drain, name="icemon-monitor",
+                                            daemon=True)
+            self._worker.start()
+
+    @property
+    def path(self) -> Path:
+        return self.writer.path
+
+    @property
+    def overlap(self) -> bool:
+        return self._worker is not None
+
+    def __call__(self, frame: Frame) -> Result | None:
+        """Classify and log one frame (or queue it, with ``overlap``).
+
+        Returns the result, or None when queued or skipped."""
+        if self._queue is not None:
+            if not self._worker.is_alive():
+                self._skip(frame.step, RuntimeError("monitor worker is not running"))
+                return None
+            self._queue.put(frame)
+            return None
+        return self._process(frame)
+
+    def fail(self, step: int, error: BaseException | str) -> None:
+        """Record a frame that the hook could not even assemble (e.g. atoms lost)."""
+        self._skip(step, error)
+
+    def _process(self, frame: Frame) -> Result | None:
+        t0 = time.perf_counter()
+        try:
+            result = self.pipeline.process(frame)
+            self.writer.append(result)
+        except Exception as exc:  # noqa: BLE001 - a monitor must never stop the simulation
+            self._skip(frame.step, exc)
+            return None
+        finally:
+            self.seconds += time.perf_counter() - t0
+        self.n_logged += 1
+        self.last = result
+        return result
+
+    def _skip(self, step: int, error: BaseException | str) -> None:
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self.errors.append((int(step), message))
+        warnings.warn(f"icemon: frame at step {step} skipped: {message}", MonitorWarning,
+                      stacklevel=3)
+        try:
+            self.writer.record_error(step, message)
+        except Exception:  # noqa: BLE001 - the log may be what failed; the warning stays
+            pass
+
+    def _drain(self) -> None:
+        while True:
+            frame = self._queue.get()
+            try:
+                if frame is None:
+                    return
+                self._process(frame)
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued frame is in the log."""
+        if self._queue is not None and self._worker.is_alive():
+            self._queue.join()
+
+    def close(self) -> None:
+        """Wait for queued frames, then close the log (idempotent)."""
+        if self._worker is not None:
+            if self._worker.is_alive():
+                self._queue.put(None)
+                self._worker.join()
+            self._worker = None
+            self._queue = None
+        self.writer.close()
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,86 @@
+"""The mW water model in LAMMPS, for examples, tests and benchmarks of the monitor.
+
+mW (Molinero & Moore, J. Phys. Chem. B 113, 4008 (2009)) is a one-site, oxygen-only
+water model built on the Stillinger–Weber potential (``pair_style sw``, LAMMPS' MANYBODY
+package); its melting point is 274.6 K. It is a different force field from the
+TIP4P/Ice of the evaluation data and from the ideal lattices icemon is trained on, so it
+tests transfer. Units: LAMMPS ``real`` (Å, fs, kcal/mol, K).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ase import Atoms
+from ase.io import write
+
+from .references import reference
+
+#: mW mass (g/mol) and the density of mW ice Ih near 250 K (g/cm³), used to scale the
+#: GenIce lattices before the NPT equilibration finishes the job.
+MASS = 18.015
+ICE_DENSITY = 0.98
+POTENTIAL = Path(__file__).parent / "data" / "mW.sw"
+
+
+def ice(phase: str = "Ih", min_height: float = 30.0, density: float | None = ICE_DENSITY
+        ) -> Atoms:
+    """Oxygen sites of an ideal ice supercell (heights ≥ ``min_height`` Å), isotropically
+    scaled to ``density`` g/cm³ (None: keep GenIce's density)."""
+    atoms = reference(phase, min_height)
+    if density is not None:
+        rho = len(atoms) * MASS / 0.602214076 / atoms.get_volume()
+        atoms.set_cell(atoms.cell[:] * (rho / density) ** (1 / 3), scale_atoms=True)
+    return atoms
+
+
+def write_data(atoms: Atoms, path: str | Path) -> Path:
+    """A LAMMPS data file (atom_style atomic, one atom type, real units)."""
+    path = Path(path)
+    atoms = atoms.copy()
+    atoms.set_chemical_symbols(["O"] * len(atoms))
+    atoms.pbc = True
+    write(path, atoms, format="lammps-data", units="real", atom_style="atomic")
+    return path
+
+
+def setup_commands(data: str | Path, temperature: float, seed: int = 12345,
+                   timestep: float = 10.0, barostat: str | None = "aniso",
+                   pressure: float = 1.0) -> list[str]:
+    """LAMMPS commands: read ``data``, mW potential, velocities at ``temperature`` K, and
+    an NPT (``barostat`` "iso"/"aniso"/"z"...) or NVT (None) thermostat (fix ID ``md``)."""
+    cmds = [
+        "units real", "atom_style atomic", "boundary p p p",
+        f"read_data {data}",
+        f"mass 1 {MASS}",
+        "pair_style sw",
+        f"pair_coeff * * {POTENTIAL} O",
+        "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+        f"timestep {timestep}",
+        f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
+    ]
+    if barostat is None:
+        cmds.append(f"fix md all nvt temp {temperature} {temperature} {100 * timestep}")
+    else:
+        cmds.append(f"fix md all npt temp {temperature} {temperature} {100 * timestep} "
+                    f"{barostat} {pressure} {pressure} {1000 * timestep}")
+    return cmds
+
+
+def melt_region_commands(z_fraction: float = 0.5, temperature: float = 600.0,
+                         steps: int = 2000, seed: int = 4321) -> list[str]:
+    """Melt the atoms above ``z_fraction`` of the box height while the rest is held
+    fixed (makes an ice | liquid slab pair with interfaces normal to z)."""
+    return [
+        "variable zcut equal zlo+{:.6f}*(zhi-zlo)".format(z_fraction),
+        "region top block INF INF INF INF ${zcut} INF",
+        "group top region top", "group bottom subtract all top",
+        "unfix md",
+        f"velocity top create {temperature} {seed} mom yes rot yes",
+        "velocity bottom set 0 0 0",
+        f"fix hot top nvt temp {temperature} {temperature} 1000",
+        "fix hold bottom setforce 0 0 0",
+        f"run {steps}",
+        "unfix hot", "unfix hold",
+    ]
+
