@@ -21,6 +21,8 @@ from .references import reference
 MASS = 18.015
 ICE_DENSITY = 0.98
 POTENTIAL = Path(__file__).parent / "data" / "mW.sw"
+#: the same potential in LAMMPS metal units (eV), for ASE's LAMMPSlib calculator
+POTENTIAL_METAL = Path(__file__).parent / "data" / "mW-metal.sw"
 
 
 def ice(phase: str = "Ih", min_height: float = 30.0, density: float | None = ICE_DENSITY

@@ -171,3 +171,42 @@ def test_transfer_to_mw_water(tmp_path, phase, temperature, expected):
     assert len(log["step"]) == 4
     frac = (log["labels"] == PHASES.index(expected)).mean(axis=1)
     assert frac.min() >= 0.995, frac
+
+
+@pytest.mark.slow
+def test_killed_lammps_run_keeps_frames_and_restart_appends(tmp_path, ih_data):
+    import signal
+    import time
+
+    log = tmp_path / "kill.h5"
+    cmd = [sys.executable, str(RUN), str(ih_data), str(log), "--every", "20", "--steps",
+           "1000000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while not log.exists():
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        seen = []
+        with open_log(log) as f:  # a reader opened during the run sees frames arrive
+            while len(seen) < 4:
+                assert proc.poll() is None and time.time() < deadline
+                f["step"].refresh()
+                n = f["step"].shape[0]
+                if not seen or n > seen[-1]:
+                    seen.append(n)
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = _log(log)
+    n = len(before["step"])
+    assert n >= seen[-1] >= 4
+    np.testing.assert_array_equal(before["step"], 20 * np.arange(n))
+    assert (before["labels"] == PHASES.index("Ih")).mean() >= 0.99
+    out = subprocess.run([sys.executable, str(RUN), str(ih_data), str(log), "--every", "20",
+                          "--steps", "40"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = _log(log)
+    np.testing.assert_array_equal(after["step"], np.r_[20 * np.arange(n), 0, 20, 40])
+    np.testing.assert_array_equal(after["labels"][:n], before["labels"])

