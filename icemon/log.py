@@ -80,6 +80,7 @@ def open_log(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise LogError(f"no such log: {str(path)!r}")
+    _check_not_truncated(path)
     try:
         f = h5py.File(path, "r", swmr=True, libver="latest")
     except OSError:
@@ -90,10 +91,29 @@ def open_log(path: str | Path) -> h5py.File:
                            f"HDF5?): {exc}") from exc
     try:
         check_schema(f, path)
+        n = f["step"].shape[0]
+        if n:  # the last complete frame must be readable
+            for name in REQUIRED[1:]:
+                f[name][n - 1]
+    except OSError as exc:
+        f.close()
+        raise LogError(f"{str(path)!r} is damaged (truncated copy?): {exc}") from exc
     except Exception:
         f.close()
         raise
     return f
+
+
+def _check_not_truncated(path: Path) -> None:
+    """Compare the file size with the end-of-file address in a v2/v3 superblock."""
+    with open(path, "rb") as fh:
+        head = fh.read(48)
+    if head[:8] == b"\x89HDF\r\n\x1a\n" and len(head) == 48 and head[8] in (2, 3) \
+            and head[9] == 8:
+        eof = int.from_bytes(head[28:36], "little")
+        size = path.stat().st_size
+        if size < eof:
+            raise LogError(f"{str(path)!r} is truncated: {size} bytes of {eof}")
 
 
 def _lookup3(data: bytes) -> int:

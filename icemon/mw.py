@@ -42,7 +42,7 @@ def write_data(atoms: Atoms, path: str | Path) -> Path:
     atoms = atoms.copy()
     atoms.set_chemical_symbols(["O"] * len(atoms))
     atoms.pbc = True
-    write(path, atoms, format="lammps-data", units="real", atom_style="atomic")
+    write(path, atoms, format="lammps-data", units="real", atom_style="atomic", parallel=False)
     return path
 
 

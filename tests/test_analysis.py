@@ -1,0 +1,111 @@
+"""Log analysis: fractions, melting fronts on synthetic logs with known fronts, errors."""
+
+import numpy as np
+import pytest
+
+from icemon import Frame, LogError, LogWriter, PHASES
+from icemon.analysis import FrontTracker, Log
+from icemon.pipeline import Result
+
+IH, LIQ = PHASES.index("Ih"), PHASES.index("liquid")
+
+
+def synthetic_log(path, fronts, times, cell=np.diag([30.0, 30.0, 80.0]), n=4000, seed=0,
+                  positions=True):
+    """Uniform random molecules; ice (Ih) between the two fronts (cyclic along c), liquid
+    elsewhere. ``fronts``: (n_frames, 2) rising/falling front positions (Å along c)."""
+    rng = np.random.default_rng(seed)
+    height = cell[2, 2]
+    with LogWriter(path, np.arange(n), model_name="synthetic", model_sha256="0" * 64,
+                   threshold=1.0, positions=positions) as w:
+        for k, ((z1, z2), t) in enumerate(zip(fronts, times)):
+            frac = rng.uniform(0, 1, (n, 3))
+            pos = frac @ cell
+            z = frac[:, 2] * height
+            ice = ((z - z1) % height) < ((z2 - z1) % height)
+            labels = np.where(ice, IH, LIQ).astype(np.int8)
+            frame = Frame(pos, cell, np.arange(n), step=100 * k, time=t)
+            w.append(Result(frame, labels, np.zeros(n, np.float32), pos, labels))
+    return path
+
+
+def _circular_error(a, b, period):
+    d = (np.asarray(a) - np.asarray(b)) % period
+    return np.minimum(d, period - d)
+
+
+@pytest.mark.parametrize("z1,z2", [(25.0, 55.0), (65.0, 95.0)])  # second slab wraps at 80 Å
+def test_fronts_at_known_positions_and_speed(tmp_path, z1, z2):
+    v = 0.08  # Å/ps, each front moving into the ice (melting)
+    times = np.linspace(0.0, 100.0, 11)
+    fronts = np.c_[z1 + v * times, z2 - v * times]
+    log = Log(synthetic_log(tmp_path / "s.h5", fronts, times))
+    tracker = FrontTracker().compute(log)
+    res = tracker.results
+    assert tracker.axis == 2  # found from the data
+    assert _circular_error(res.positions, fronts, 80.0).max() < 1.0
+    np.testing.assert_allclose(res.velocities, [v, -v], rtol=0.05)
+    assert res.melting_speed == pytest.approx(v, rel=0.05)
+    assert (res.velocity_errors > 0).all() and (res.velocity_errors < 0.05 * v).all()
+    # ice lost per interface and nm²: 2 v t of slab × density / 2 interfaces
+    density = 4000 / (30 * 30 * 80)  # molecules/Å³
+    expected = v * times[-1] * density * 100.0
+    assert res.melted_per_area[-1] == pytest.approx(expected, rel=0.1)
+
+
+def test_growth_and_explicit_normal(tmp_path):
+    v = -0.05  # the slab grows
+    times = np.linspace(0.0, 100.0, 11)
+    cell = np.diag([70.0, 30.0, 30.0])
+    fronts = np.c_[30 + v * times, 45 - v * times]
+    path = tmp_path / "g.h5"
+    rng = np.random.default_rng(1)
+    n = 3000
+    with LogWriter(path, np.arange(n), model_name="s", model_sha256="0" * 64,
+                   threshold=1.0) as w:
+        for k, ((a, b), t) in enumerate(zip(fronts, times)):
+            pos = rng.uniform(0, 1, (n, 3)) @ cell
+            labels = np.where((pos[:, 0] > a) & (pos[:, 0] < b), IH, LIQ).astype(np.int8)
+            w.append(Result(Frame(pos, cell, np.arange(n), step=k, time=t), labels,
+                            np.zeros(n, np.float32), pos, labels))
+    res = FrontTracker(normal="x").compute(Log(path)).results
+    np.testing.assert_allclose(res.velocities, [v, -v], rtol=0.05)
+    assert res.melting_speed < 0 and res.melted_per_area[-1] < 0
+
+
+def test_fractions_and_counts(tmp_path):
+    times = np.linspace(0, 10, 3)
+    log = Log(synthetic_log(tmp_path / "f.h5", np.c_[[20.0] * 3, [60.0] * 3], times))
+    assert log.n_frames == 3
+    np.testing.assert_allclose(log.times, times)
+    np.testing.assert_allclose(log.fractions.sum(axis=1), 1.0, rtol=1e-6)
+    assert log.fractions[:, IH] == pytest.approx(0.5, abs=0.03)
+    assert (log.counts.sum(axis=1) == 4000).all()
+
+
+def test_log_without_positions_gives_fractions_but_no_fronts(tmp_path):
+    path = synthetic_log(tmp_path / "n.h5", np.c_[[20.0] * 2, [60.0] * 2], [0.0, 1.0],
+                         positions=False)
+    log = Log(path)
+    assert log.fractions.shape == (2, 8)
+    with pytest.raises(LogError, match="without positions"):
+        FrontTracker().compute(log)
+
+
+def test_foreign_and_truncated_files(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(LogError, match="not an icemon log"):
+        Log(tmp_path / "foreign.h5")
+    good = synthetic_log(tmp_path / "good.h5", np.c_[[20.0] * 2, [60.0] * 2], [0.0, 1.0])
+    data = good.read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(LogError):
+        Log(tmp_path / "cut.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(LogError, match="not a readable HDF5"):
+        Log(tmp_path / "text.h5")
+    with pytest.raises(LogError, match="no such log"):
+        Log(tmp_path / "missing.h5")
