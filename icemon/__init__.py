@@ -17,7 +17,19 @@ from .pipeline import Pipeline, Result
 from .readers import TrajectoryError, read_frames
 
 __all__ = [
-    "Frame", "FrameError", "IcemonModel", "ICE_PHASES", "LIQUID", "LogError", "LogWriter",
-    "ModelFileError", "PHASES", "Pipeline", "Result", "TrajectoryError", "default_model_path",
-    "read_frames", "__version__",
+    "ICE_PHASES",
+    "LIQUID",
+    "PHASES",
+    "Frame",
+    "FrameError",
+    "IcemonModel",
+    "LogError",
+    "LogWriter",
+    "ModelFileError",
+    "Pipeline",
+    "Result",
+    "TrajectoryError",
+    "__version__",
+    "default_model_path",
+    "read_frames",
 ]

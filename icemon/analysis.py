@@ -124,7 +124,7 @@ class Log:
     def close(self) -> None:
         self.file.close()
 
-    def __enter__(self) -> "Log":
+    def __enter__(self) -> Log:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -203,7 +203,7 @@ def _fit(t: np.ndarray, z: np.ndarray) -> tuple[float, float]:
     if len(t) < 3:
         return np.nan, np.nan
     design = np.c_[t, np.ones_like(t)]
-    coef, res, *_ = np.linalg.lstsq(design, z, rcond=None)
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
     resid = z - design @ coef
     sigma2 = resid @ resid / (len(t) - 2)
     cov = sigma2 * np.linalg.inv(design.T @ design)
@@ -220,7 +220,7 @@ class FrontResults:
     centres: np.ndarray
     """(n_bins,) bin centres along the normal, Å (from the first frame's cell)."""
     profiles: np.ndarray
-    """(n, n_bins) solid fraction per bin."""
+    """(n, n_bins) solid fraction per bin (empty bins interpolated from their neighbours)."""
     positions: np.ndarray
     """(n, 2) rising and falling front positions, Å, unwrapped over time."""
     velocities: np.ndarray
@@ -274,7 +274,7 @@ class FrontTracker:
         return int(np.argmax(spread))
 
     def compute(self, log: Log, start: int = 0, stop: int | None = None, step: int = 1
-                ) -> "FrontTracker":
+                ) -> FrontTracker:
         if not log.has_positions:
             raise LogError(f"{str(log.path)!r} was written without positions: fronts need "
                            "them (monitor option positions=True)")
@@ -300,7 +300,7 @@ class FrontTracker:
                 if len(s) != n_bins:  # the box changed a lot: resample on the first grid
                     s = np.interp(np.linspace(0, 1, n_bins, endpoint=False),
                                   np.linspace(0, 1, len(s), endpoint=False), s)
-            profiles.append(s)
+            profiles.append(_fill_empty(s))
             heights.append(h)
             fronts.append(find_fronts(s, h, self.window))
             solid.append(((lab >= 0) & (lab != LIQUID)).sum())

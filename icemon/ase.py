@@ -12,8 +12,9 @@ and hands it to a :class:`~icemon.monitor.Monitor`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms, units
@@ -83,7 +84,7 @@ class Observer:
     def close(self) -> None:
         self.monitor.close()
 
-    def __enter__(self) -> "Observer":
+    def __enter__(self) -> Observer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -80,14 +80,14 @@ class Calibration:
         return bool(self.threshold < np.median(self.disorder_scores))
 
     def summary(self) -> dict:
-        q = lambda x, p: float(np.quantile(x, p))  # noqa: E731
+        q = lambda x, p: float(np.quantile(x, p))
         return {
             "threshold": self.threshold,
             "rule": self.rule,
             "separated": self.separated,
             "valley_threshold": valley_threshold(self.ice_scores, self.disorder_scores),
-            "ice_atoms": int(len(self.ice_scores)),
-            "disorder_atoms": int(len(self.disorder_scores)),
+            "ice_atoms": len(self.ice_scores),
+            "disorder_atoms": len(self.disorder_scores),
             "ice_q50": q(self.ice_scores, 0.5), "ice_q999": q(self.ice_scores, 0.999),
             "ice_max": float(self.ice_scores.max()),
             "disorder_min": float(self.disorder_scores.min()),

@@ -32,7 +32,7 @@ class PhaseClassifier:
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
-            scale_floor: float = 1e-2) -> "PhaseClassifier":
+            scale_floor: float = 1e-2) -> PhaseClassifier:
         """Fit scaler + PCA on reference-atom descriptors ``features`` (n, D) with phase
         ``labels``; the scaler's std is floored at ``scale_floor`` × its median so that
         descriptor components that barely vary among references are not blown up."""
@@ -88,6 +88,6 @@ class PhaseClassifier:
         }
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "PhaseClassifier":
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> PhaseClassifier:
         return cls(a["mean"], a["scale"], a["components"], a["pca_mean"], a["ref_features"],
                    a["ref_labels"].astype(np.int64), float(a["threshold"]))

@@ -1,4 +1,4 @@
-"""The ``icemon`` command line: demo, classify, train, info."""
+"""The ``icemon`` command line: demo, classify, train, info, report, watch, export."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def cmd_train(args) -> int:
     import torch
 
     from .build import build_model
-    from .train import Trainer, TrainConfig, apply_override
+    from .train import TrainConfig, Trainer, apply_override
 
     workdir = Path(args.workdir)
     ckpt = workdir / "checkpoint.pt"
@@ -171,6 +171,31 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """Table of phase fractions and melting fronts of a log, and PNG plots (-o DIR)."""
+    from .report import report
+
+    report(args.log, args.output, normal=args.normal, bin_width=args.bin)
+    return 0
+
+
+def cmd_watch(args) -> int:
+    """Follow a log that a running simulation writes; print each new frame."""
+    from .report import watch
+
+    watch(args.log, interval=args.interval, idle=args.idle, normal=args.normal)
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write logged frames as extended XYZ with per-atom phase and score (OVITO)."""
+    from .report import export
+
+    n = export(args.log, args.extxyz, args.frames, denoised=args.denoised)
+    print(f"wrote {n} frame(s) to {args.extxyz}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="icemon", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,6 +235,31 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="model name recorded in logs")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    normal_help = "interface normal: x|y|z (= lattice a|b|c); default: found from the data"
+    r = sub.add_parser("report", help=cmd_report.__doc__)
+    r.add_argument("log", help="icemon/1 HDF5 log")
+    r.add_argument("-o", "--output", default=None, help="directory for the PNG plots")
+    r.add_argument("--normal", default=None, choices=["x", "y", "z", "a", "b", "c"],
+                   help=normal_help)
+    r.add_argument("--bin", type=float, default=2.0, help="profile bin width along the normal, Å")
+    r.set_defaults(func=cmd_report)
+
+    w = sub.add_parser("watch", help=cmd_watch.__doc__)
+    w.add_argument("log", help="icemon/1 HDF5 log (may not exist yet)")
+    w.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
+    w.add_argument("--idle", type=float, default=None,
+                   help="stop after this many seconds without a new frame")
+    w.add_argument("--normal", default=None, choices=["x", "y", "z", "a", "b", "c"],
+                   help=normal_help)
+    w.set_defaults(func=cmd_watch)
+
+    e = sub.add_parser("export", help=cmd_export.__doc__)
+    e.add_argument("log", help="icemon/1 HDF5 log")
+    e.add_argument("--extxyz", required=True, help="output .extxyz")
+    e.add_argument("--frames", default=None, help="e.g. 0:10:2, -1, 1,3,7 (default all)")
+    e.add_argument("--denoised", action="store_true", help="export the denoised positions")
+    e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("info", help=cmd_info.__doc__)
     i.add_argument("model", nargs="?", default=None)

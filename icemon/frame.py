@@ -95,13 +95,13 @@ class Frame:
         """Positions wrapped into the cell [0, 1) in fractional coordinates, in Å."""
         return wrap(self.positions, self.cell)
 
-    def with_positions(self, positions: npt.ArrayLike) -> "Frame":
+    def with_positions(self, positions: npt.ArrayLike) -> Frame:
         """The same frame (cell, ids, step, time) with other positions."""
         return Frame(np.asarray(positions), self.cell, self.atom_ids, self.step, self.time)
 
     @classmethod
     def from_ase(cls, atoms, select: npt.ArrayLike | str | None = "O", step: int = -1,
-                 time: float = float("nan")) -> "Frame":
+                 time: float = float("nan")) -> Frame:
         """Frame from an ``ase.Atoms``; ``select`` is an element symbol or an index array."""
         if isinstance(select, str):
             idx = np.flatnonzero(np.asarray(atoms.get_chemical_symbols()) == select)

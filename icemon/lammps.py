@@ -246,7 +246,7 @@ class LammpsMonitor:
             self.lmp.command(f"unfix {self.fix_id}")
             self._owns_fix = False
 
-    def __enter__(self) -> "LammpsMonitor":
+    def __enter__(self) -> LammpsMonitor:
         return self
 
     def __exit__(self, *exc) -> None:

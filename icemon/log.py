@@ -130,12 +130,12 @@ def _lookup3(data: bytes) -> int:
         a = (a + int.from_bytes(data[k:k + 4], "little")) & m
         b = (b + int.from_bytes(data[k + 4:k + 8], "little")) & m
         c = (c + int.from_bytes(data[k + 8:k + 12], "little")) & m
-        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m  # noqa: E702
-        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m  # noqa: E702
-        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m  # noqa: E702
-        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m  # noqa: E702
-        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m  # noqa: E702
-        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m  # noqa: E702
+        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m
+        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m
+        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m
+        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m
+        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m
+        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m
         n -= 12
         k += 12
     if n == 0:
@@ -144,13 +144,13 @@ def _lookup3(data: bytes) -> int:
     a = (a + int.from_bytes(tail[0:4], "little")) & m
     b = (b + int.from_bytes(tail[4:8], "little")) & m
     c = (c + int.from_bytes(tail[8:12], "little")) & m
-    c ^= b; c = (c - rot(b, 14)) & m  # noqa: E702
-    a ^= c; a = (a - rot(c, 11)) & m  # noqa: E702
-    b ^= a; b = (b - rot(a, 25)) & m  # noqa: E702
-    c ^= b; c = (c - rot(b, 16)) & m  # noqa: E702
-    a ^= c; a = (a - rot(c, 4)) & m  # noqa: E702
-    b ^= a; b = (b - rot(a, 14)) & m  # noqa: E702
-    c ^= b; c = (c - rot(b, 24)) & m  # noqa: E702
+    c ^= b; c = (c - rot(b, 14)) & m
+    a ^= c; a = (a - rot(c, 11)) & m
+    b ^= a; b = (b - rot(a, 25)) & m
+    c ^= b; c = (c - rot(b, 16)) & m
+    a ^= c; a = (a - rot(c, 4)) & m
+    b ^= a; b = (b - rot(a, 14)) & m
+    c ^= b; c = (c - rot(b, 24)) & m
     return c
 
 
@@ -340,7 +340,7 @@ class LogWriter:
             self.file.close()
         LogWriter._open_paths.discard(getattr(self, "_key", ""))
 
-    def __enter__(self) -> "LogWriter":
+    def __enter__(self) -> LogWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -50,7 +50,7 @@ class ScoreNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScoreNetConfig":
+    def from_dict(cls, d: dict) -> ScoreNetConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:

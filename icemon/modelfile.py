@@ -92,7 +92,7 @@ class IcemonModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "IcemonModel":
+    def load(cls, path: str | Path | None = None) -> IcemonModel:
         """Load a model file (the shipped default when ``path`` is None)."""
         path = default_model_path() if path is None else Path(path)
         if not path.is_file():

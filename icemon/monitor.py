@@ -152,7 +152,7 @@ class Monitor:
             self._queue = None
         self.writer.close()
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *exc) -> None:

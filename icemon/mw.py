@@ -74,7 +74,7 @@ def melt_region_commands(z_fraction: float = 0.5, temperature: float = 600.0,
     """Melt the atoms above ``z_fraction`` of the box height while the rest is held
     fixed (makes an ice | liquid slab pair with interfaces normal to z)."""
     return [
-        "variable zcut equal zlo+{:.6f}*(zhi-zlo)".format(z_fraction),
+        f"variable zcut equal zlo+{z_fraction:.6f}*(zhi-zlo)",
         "region top block INF INF INF INF ${zcut} INF",
         "group top region top", "group bottom subtract all top",
         "unfix md",

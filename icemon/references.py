@@ -28,7 +28,7 @@ def genice_version() -> str:
     return version("genice2")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_cell(phase: str) -> tuple[np.ndarray, np.ndarray, float]:
     """(fractional positions, cell rows in Å, density g/cm^3) of one GenIce unit cell."""
     from genice2.genice import GenIce

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .graph import build_graph
 from .descriptors import SoapConfig
+from .graph import build_graph
 from .model import ScoreNet, ScoreNetConfig
 from .phases import ICE_PHASES
 from .references import reference
@@ -73,7 +73,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         model = ScoreNetConfig.from_dict(d.pop("model", {}))
         soap = SoapConfig(**d.pop("soap", {}))
@@ -230,7 +230,7 @@ class Trainer:
 
     @classmethod
     def resume(cls, path: str | Path, steps: int | None = None,
-               overrides: list[str] | None = None) -> "Trainer":
+               overrides: list[str] | None = None) -> Trainer:
         """Continue a run from its checkpoint (optionally to a new total ``steps``).
 
         ``overrides`` (``key=value``) may change anything but the network itself, e.g. the

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from icemon import Frame, LogError, LogWriter, PHASES
+from icemon import PHASES, Frame, LogError, LogWriter
 from icemon.analysis import FrontTracker, Log
 from icemon.pipeline import Result
 

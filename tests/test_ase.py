@@ -5,15 +5,15 @@ import pytest
 from ase import Atoms, units
 
 import icemon.ase
-from icemon import FrameError, PHASES, mw
+from icemon import PHASES, FrameError, mw
 from icemon.log import open_log
 from icemon.references import reference
 
 
 def test_observer_on_ase_langevin(tmp_path):
-    from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
     from ase.calculators.lammpslib import LAMMPSlib
     from ase.md.langevin import Langevin
+    from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
     atoms = mw.ice("Ic", 15.0)
     atoms.set_chemical_symbols(["O"] * len(atoms))

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import Frame, LogError, LogWriter, PHASES
+from icemon import PHASES, Frame, LogError, LogWriter
 from icemon.log import SCHEMA, check_schema
 from icemon.pipeline import Result
 

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import Frame, LogError, PHASES
+from icemon import PHASES, Frame, LogError
 from icemon.log import open_log
 from icemon.monitor import Monitor, MonitorWarning
 from icemon.references import reference

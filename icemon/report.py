@@ -1,0 +1,272 @@
+"""What ``icemon report``, ``icemon watch`` and ``icemon export`` print, plot and write."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .analysis import FrontResults, FrontTracker, Log, phase_names_present
+from .log import LogError
+from .phases import PHASES
+
+AXIS_NAMES = "abc"
+
+
+def fronts_or_reason(log: Log, normal: str | None, bin_width: float
+                     ) -> tuple[FrontTracker | None, str]:
+    """Fronts of the log, or None and a one-line reason why there are none."""
+    if not log.has_positions:
+        return None, ("the log has no positions (written with positions=False): fractions "
+                      "only, no fronts or export")
+    if log.n_frames == 0:
+        return None, "the log has no frames yet"
+    tracker = FrontTracker(normal=normal, bin_width=bin_width).compute(log)
+    if not np.isfinite(tracker.positions).any():
+        return tracker, "no ice|liquid fronts found (no slab of ice and liquid in any frame)"
+    return tracker, ""
+
+
+def table(log: Log, tracker: FrontTracker | None, max_rows: int = 25) -> str:
+    """Per-frame table (subsampled to ``max_rows``): step, time, phase fractions, fronts."""
+    t, t_label = log.times_or_steps()
+    fr = log.fractions
+    present = phase_names_present(fr)
+    rows = np.unique(np.linspace(0, log.n_frames - 1, min(max_rows, log.n_frames)).astype(int))
+    res = tracker.results if tracker is not None else None
+    head = f"{'frame':>5s} {'step':>9s} {'time/ps':>9s} " + " ".join(
+        f"{PHASES[i]:>7s}" for i in present)
+    if res is not None:
+        head += f" {'front 1/Å':>10s} {'front 2/Å':>10s}"
+    lines = [head]
+    for k in rows:
+        line = f"{k:5d} {log.steps[k]:9d} {t[k] if t_label.startswith('time') else np.nan:9.2f} "
+        line += " ".join(f"{100 * fr[k, i]:6.2f}%" for i in present)
+        if res is not None:
+            j = np.searchsorted(res.frames, k)
+            if j < len(res.frames) and res.frames[j] == k:
+                line += " " + " ".join(f"{z:10.2f}" for z in res.positions[j])
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def front_summary(res: FrontResults, axis: int) -> str:
+    unit = "Å/ps" if res.time_label.startswith("time") else "Å/step"
+    ok = np.isfinite(res.positions).all(axis=1)
+    lines = [f"interface normal: lattice direction {AXIS_NAMES[axis]} (reciprocal), "
+             f"interface area {res.area:.1f} Å², fronts in {ok.sum()} of {len(ok)} frames"]
+    for j, name in enumerate(("front 1 (liquid→ice going +normal)",
+                              "front 2 (ice→liquid going +normal)")):
+        lines.append(f"{name}: velocity {res.velocities[j]:+.4f} ± "
+                     f"{res.velocity_errors[j]:.4f} {unit}")
+    verb = "melting" if res.melting_speed >= 0 else "growth"
+    lines.append(f"{verb} speed (fronts moving into the {'ice' if verb == 'melting' else 'liquid'}): "
+                 f"{abs(res.melting_speed):.4f} ± {res.melting_speed_error:.4f} {unit}"
+                 + (f" = {abs(res.melting_speed) * 100:.2f} ± {res.melting_speed_error * 100:.2f} m/s"
+                    if unit == "Å/ps" else ""))
+    lines.append(f"ice {'melted' if res.melted_per_area[-1] >= 0 else 'grown'} by the last "
+                 f"frame: {abs(res.melted_per_area[-1]):.2f} molecules per nm² of interface")
+    return "\n".join(lines)
+
+
+def plot_fractions(log: Log, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, t_label = log.times_or_steps()
+    fr = log.fractions
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i in phase_names_present(fr):
+        ax.plot(t, 100 * fr[:, i], marker="o", ms=3, label=PHASES[i])
+    ax.set_xlabel(t_label)
+    ax.set_ylabel("fraction of molecules (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{log.path.name}: phase fractions ({log.n_atoms} molecules)")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_front_map(log: Log, tracker: FrontTracker, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = tracker.results
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    t = res.times
+    height = res.centres[-1] + res.centres[0]
+    dt = np.diff(t).mean() if len(t) > 1 else 1.0
+    im = ax.imshow(res.profiles.T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                   extent=(t[0] - dt / 2, t[-1] + dt / 2, 0, height), interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="solid (ice) fraction")
+    colors = ("tab:red", "tab:orange")
+    for j in range(2):
+        z = res.positions[:, j]
+        ok = np.isfinite(z)
+        if ok.sum() < 2:
+            continue
+        ax.plot(t[ok], z[ok] % height, "o", ms=3, color=colors[j], label=f"front {j + 1}")
+        coef = np.polyfit(t[ok], z[ok], 1)
+        tt = np.linspace(t[ok][0], t[ok][-1], 100)
+        ax.plot(tt, np.polyval(coef, tt) % height, "-", color=colors[j], lw=1,
+                label=f"fit {res.velocities[j]:+.3f} ± {res.velocity_errors[j]:.3f} Å/"
+                      f"{'ps' if res.time_label.startswith('time') else 'step'}")
+    ax.set_xlabel(res.time_label)
+    ax.set_ylabel(f"position along the normal ({AXIS_NAMES[tracker.axis]}*) (Å)")
+    ax.set_ylim(0, height)
+    ax.set_title(f"{log.path.name}: solid fraction along the interface normal")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report(path: str | Path, outdir: str | Path | None, normal: str | None = None,
+           bin_width: float = 2.0, out: TextIO | None = None) -> list[Path]:
+    """Print the report of a log and write its PNG plots into ``outdir``."""
+    out = out or sys.stdout
+    with Log(path) as log:
+        t, t_label = log.times_or_steps()
+        print(f"{log.path}: {log.n_frames} frames, {log.n_atoms} molecules, "
+              f"{t_label} {t[0] if log.n_frames else 0:g} … {t[-1] if log.n_frames else 0:g}",
+              file=out)
+        if log.n_frames == 0:
+            return []
+        tracker, reason = fronts_or_reason(log, normal, bin_width)
+        print(table(log, tracker if not reason else None), file=out)
+        if reason:
+            print(f"fronts: {reason}", file=out)
+        else:
+            print(front_summary(tracker.results, tracker.axis), file=out)
+        if log.errors:
+            print(f"{len(log.errors)} frame(s) were skipped by the monitor, e.g. step "
+                  f"{log.errors[0][0]}: {log.errors[0][1]}", file=out)
+        written = []
+        if outdir is not None:
+            outdir = Path(outdir)
+            outdir.mkdir(parents=True, exist_ok=True)
+            stem = log.path.stem
+            written.append(plot_fractions(log, outdir / f"{stem}-fractions.png"))
+            if tracker is not None and not reason:
+                written.append(plot_front_map(log, tracker, outdir / f"{stem}-fronts.png"))
+            for p in written:
+                print(f"wrote {p}", file=out)
+        return written
+
+
+def _writer_done(path: Path) -> bool:
+    """True once no process holds the log open for writing: the file-consistency flags
+    of the (v2/v3) superblock are cleared when the writer closes the file. (Opening the
+    file with h5py would not tell: HDF5 reuses this process's own reader handle.)"""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return len(head) == 12 and head[8] in (2, 3) and head[11] == 0
+
+
+def watch(path: str | Path, interval: float = 1.0, idle: float | None = None,
+          normal: str | None = None, out: TextIO | None = None) -> int:
+    """Follow a log: print each new frame's fractions and fronts until the writer closes
+    the log, ``idle`` seconds pass without a new frame, or Ctrl-C. Returns frames seen."""
+    out = out or sys.stdout
+    path = Path(path)
+    deadline = time.time() + (idle or 0)
+    while not path.exists():
+        if idle is not None and time.time() > deadline:
+            raise LogError(f"no such log: {str(path)!r}")
+        time.sleep(interval)
+    log = Log(path)
+    print(f"watching {path} ({log.n_atoms} molecules); Ctrl-C to stop", file=out, flush=True)
+    seen = 0
+    last_new = time.time()
+    try:
+        while True:
+            done = _writer_done(path)
+            if done:  # re-open: a fresh handle sees everything the writer flushed at close
+                log.close()
+                log = Log(path)
+            n = log.refresh()
+            for k in range(seen, n):
+                print(_frame_line(log, k, normal), file=out, flush=True)
+            if n > seen:
+                last_new = time.time()
+            seen = n
+            if done:
+                print(f"log closed by its writer after {seen} frames", file=out, flush=True)
+                return seen
+            if idle is not None and time.time() - last_new > idle:
+                print(f"no new frame for {idle:g} s; stopping after {seen} frames", file=out,
+                      flush=True)
+                return seen
+            time.sleep(interval)
+    finally:
+        log.close()
+
+
+def _frame_line(log: Log, k: int, normal: str | None) -> str:
+    fr = log.fractions[k]
+    line = (f"frame {k:5d} step {log.steps[k]:9d} t {log.times[k]:9.2f} ps  "
+            + "  ".join(f"{PHASES[i]} {100 * fr[i]:.1f}%"
+                        for i in range(len(PHASES)) if fr[i] >= 5e-4))
+    if log.has_positions:
+        try:
+            z = FrontTracker(normal=normal).compute(log, start=k, stop=k + 1).positions[0]
+            if np.isfinite(z).all():
+                line += f"  fronts {z[0]:.1f} {z[1]:.1f} Å"
+        except (ValueError, LogError):
+            pass
+    return line
+
+
+def parse_frames(spec: str | None, n: int) -> list[int]:
+    """'0:10:2', '5', '1,3,7', '-1' → frame indices of a log with ``n`` frames."""
+    if not spec:
+        return list(range(n))
+    out: list[int] = []
+    for part in spec.split(","):
+        if ":" in part:
+            bits = [int(b) if b else None for b in part.split(":")]
+            out.extend(range(n)[slice(*bits)])
+        else:
+            k = int(part)
+            if not -n <= k < n:
+                raise LogError(f"frame {k} out of range: the log has {n} frames")
+            out.append(k % n)
+    return out
+
+
+def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
+           denoised: bool = False) -> int:
+    """Write frames of a log as extended XYZ with per-atom ``phase`` (int), ``score`` and
+    ``atom_id`` columns (OVITO colours ``phase``). Returns the number of frames written."""
+    from ase import Atoms
+    from ase.io import write
+
+    with Log(path) as log:
+        if not log.has_positions:
+            raise LogError(f"{str(path)!r} has no positions (written with positions=False): "
+                           "export needs them; fractions are still in the log")
+        ids = log.atom_ids
+        ks = parse_frames(frames, log.n_frames)
+        with open(extxyz, "w") as fh:
+            for k in ks:
+                atoms = Atoms(numbers=np.full(log.n_atoms, 8), positions=log.positions(k, denoised),
+                              cell=log.cell(k), pbc=True)
+                atoms.new_array("phase", log.labels(k).astype(np.int32))
+                atoms.new_array("score", log.scores(k).astype(np.float64))
+                atoms.new_array("atom_id", ids)
+                atoms.info.update(step=int(log.steps[k]), time=float(log.times[k]),
+                                  phases=" ".join(PHASES), positions="denoised" if denoised
+                                  else "as simulated")
+                write(fh, atoms, format="extxyz")
+        return len(ks)
