@@ -196,6 +196,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_ipi(args) -> int:
+    """Run an i-PI XML input (instead of `i-pi input.xml`) with the monitor attached."""
+    from .ipi import IpiError, run_xml
+
+    try:
+        mon = run_xml(args.input, args.output, every=args.every, steps=args.steps,
+                      beads=args.beads, model=args.model, oxygens=args.oxygens,
+                      engine_timeout=args.engine_timeout)
+    except IpiError as exc:
+        raise LogError(str(exc)) from exc
+    print(f"wrote {', '.join(map(str, mon.paths))}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="icemon", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -260,6 +274,18 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--frames", default=None, help="e.g. 0:10:2, -1, 1,3,7 (default all)")
     e.add_argument("--denoised", action="store_true", help="export the denoised positions")
     e.set_defaults(func=cmd_export)
+
+    ip = sub.add_parser("ipi", help=cmd_ipi.__doc__)
+    ip.add_argument("input", help="i-PI XML input (its sockets open; start the drivers after)")
+    ip.add_argument("-o", "--output", required=True, help="icemon/1 HDF5 log")
+    ip.add_argument("--every", type=int, default=100, help="classify every N i-PI steps")
+    ip.add_argument("--steps", type=int, default=None, help="steps to run (default total_steps)")
+    ip.add_argument("--beads", choices=["centroid", "all"], default="centroid")
+    ip.add_argument("--oxygens", default="O", help="i-PI atom name of the oxygens")
+    ip.add_argument("--engine-timeout", type=float, default=60.0,
+                    help="give up after this many seconds without a connected force engine")
+    ip.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    ip.set_defaults(func=cmd_ipi)
 
     i = sub.add_parser("info", help=cmd_info.__doc__)
     i.add_argument("model", nargs="?", default=None)

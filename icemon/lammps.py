@@ -107,12 +107,8 @@ class LammpsMonitor:
             warnings.warn("overlap=True needs a core that no MPI rank uses: with every core "
                           "running a rank the monitor thread competes with the MD and slows "
                           "the run (measured 3-4x on 2 ranks / 2 cores)", stacklevel=3)
-        if threads is None and self.comm.size > 1:
+        if threads is None and (self.comm.size > 1 or overlap):
             threads = 1  # every core already runs an MPI rank (which busy-waits meanwhile)
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
         self.oxygen_type = int(oxygen_type)
         self.monitor: Monitor | None = None
         self._owns_fix = fix_id is None
@@ -149,7 +145,7 @@ class LammpsMonitor:
             try:
                 self.monitor = Monitor(
                     log, ids, model=model, positions=positions, overlap=overlap,
-                    denoise_steps=denoise_steps,
+                    denoise_steps=denoise_steps, threads=threads,
                     source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygen_type}, "
                                      f"{self.comm.size} MPI rank(s)")
             except Exception as exc:  # noqa: BLE001 - re-raised on every rank below

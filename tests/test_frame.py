@@ -56,3 +56,14 @@ def test_from_ase_without_oxygen():
 
     with pytest.raises(FrameError, match="no atoms match"):
         Frame.from_ase(Atoms("H2", positions=[[0, 0, 0], [0, 0, 1]], cell=[5, 5, 5], pbc=True))
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_overlapping_oxygens_are_refused_by_the_pipeline(pipeline, shift):
+    from icemon.references import reference
+
+    ice = reference("Ic", 12.0)
+    pos = ice.positions.copy()
+    pos[5] = pos[17] + shift  # two oxygens on top of each other (e.g. zeroed coordinates)
+    with pytest.raises(FrameError, match="only .* Å apart: overlapping oxygens"):
+        pipeline.process(Frame(pos, ice.cell[:]))

@@ -1,0 +1,232 @@
+"""Live monitoring of i-PI simulations (classical and path-integral MD).
+
+Through i-PI's Python scripting interface::
+
+    from ipi.scripting import InteractiveSimulation
+    sim = InteractiveSimulation(xml_string)          # sockets open here; start the drivers
+    with icemon.ipi.IpiMonitor(sim, log="run.h5", every=100) as mon:
+        mon.run(10000)                               # i-PI steps, classified every 100
+    sim.stop()
+
+or for a run defined by an i-PI XML input (force engines connect through its sockets as
+usual, e.g. LAMMPS with ``fix ipi``), in place of ``i-pi input.xml``::
+
+    icemon ipi input.xml --every 100 -o run.h5       # runs total_steps of the input
+
+Path-integral runs classify the centroid (the bead average of every oxygen, taken with
+the minimum image so that a ring polymer split by the cell boundary averages correctly)
+by default; ``beads="all"`` classifies every bead into its own log
+(``run.bead0.h5``, ``run.bead1.h5``, ...). Only the first i-PI system is monitored.
+
+i-PI blocks while it waits for a force engine; the monitor runs i-PI's steps in a worker
+thread and raises :class:`IpiError` when no engine has been connected to a socket
+forcefield for ``engine_timeout`` seconds (the engine stopped or never came).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .frame import Frame, FrameError, wrap
+from .modelfile import IcemonModel
+from .monitor import Monitor
+from .pipeline import Pipeline
+
+
+class IpiError(RuntimeError):
+    """The i-PI run cannot be monitored (no oxygens, force engine gone, ...)."""
+
+
+def _units():
+    from ipi.utils.depend import dstrip
+    from ipi.utils.units import unit_to_user
+
+    return dstrip, unit_to_user("length", "angstrom", 1.0), unit_to_user("time", "picosecond", 1.0)
+
+
+def centroid(beads: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """(N, 3) bead average of (P, N, 3) positions (Å), minimum image relative to bead 0."""
+    ref = beads[0]
+    inv = np.linalg.inv(cell)
+    d = beads - ref
+    frac = d @ inv
+    d = (frac - np.round(frac)) @ cell
+    return ref + d.mean(axis=0)
+
+
+class IpiMonitor:
+    """Classify an i-PI simulation every ``every`` steps into ``icemon/1`` log(s).
+
+    Args:
+        sim: an ``ipi.scripting.InteractiveSimulation``.
+        log: HDF5 log path (with ``beads="all"``: the stem of one log per bead).
+        every: i-PI steps between classified frames (used by :meth:`run`).
+        oxygens: element name of the oxygens in i-PI's atom names, or atom indices.
+        beads: "centroid" (default) or "all".
+        engine_timeout: seconds without any connected force engine before giving up.
+        model, positions, overlap, denoise_steps: as for :class:`~icemon.monitor.Monitor`.
+    """
+
+    def __init__(self, sim: Any, log: str | Path, *, every: int = 100,
+                 oxygens: str | list[int] = "O", beads: str = "centroid",
+                 model: str | Path | IcemonModel | None = None, positions: bool = True,
+                 overlap: bool = False, denoise_steps: int | None = None,
+                 engine_timeout: float = 60.0) -> None:
+        if beads not in ("centroid", "all"):
+            raise ValueError(f"beads must be 'centroid' or 'all', not {beads!r}")
+        if int(every) < 1:
+            raise ValueError(f"every must be a positive number of steps, not {every!r}")
+        self.sim = sim
+        self.system = sim.syslist[0]
+        self.every = int(every)
+        self.beads = beads
+        self.engine_timeout = float(engine_timeout)
+        self._dstrip, self._to_A, self._to_ps = _units()
+        names = np.asarray(self._dstrip(self.system.beads.names)).astype(str)
+        if isinstance(oxygens, str):
+            self.indices = np.flatnonzero(names == oxygens)
+            what = f"atoms named {oxygens!r}"
+        else:
+            self.indices = np.asarray(oxygens, dtype=np.int64)
+            what = "the given indices"
+        if self.indices.size == 0:
+            raise FrameError(f"no oxygens to monitor in the i-PI system: no {what} among "
+                             f"{len(names)} atoms ({', '.join(sorted(set(names)))})")
+        self.nbeads = int(self.system.beads.nbeads)
+        for frame in self.frames():  # validate coordinates and cell before any step
+            pass
+        pipe = Pipeline(model, denoise_steps=denoise_steps)
+        log = Path(log)
+        kind = "path-integral" if self.nbeads > 1 else "classical"
+        if beads == "centroid" or self.nbeads == 1:
+            paths = [log]
+            what = "centroid" if self.nbeads > 1 else "positions"
+            sources = [f"i-PI {kind} MD, {self.nbeads} bead(s), {what}"]
+        else:
+            paths = [log.with_name(f"{log.stem}.bead{b}{log.suffix}") for b in range(self.nbeads)]
+            sources = [f"i-PI {kind} MD, bead {b} of {self.nbeads}" for b in range(self.nbeads)]
+        self.monitors = []
+        try:
+            for p, src in zip(paths, sources):
+                self.monitors.append(Monitor(p, self.indices, pipeline=pipe, source=src,
+                                             positions=positions, overlap=overlap))
+        except Exception:
+            self.close()
+            raise
+        self._observed_step: int | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [m.path for m in self.monitors]
+
+    def frames(self) -> list[Frame]:
+        """The current frame(s): one centroid frame, or one per bead with ``beads="all"``."""
+        s = self.system
+        q = np.asarray(self._dstrip(s.beads.q), dtype=np.float64).reshape(self.nbeads, -1, 3)
+        q = q[:, self.indices] * self._to_A
+        cell = np.asarray(self._dstrip(s.cell.h), dtype=np.float64).T * self._to_A
+        step = int(self.sim.step)
+        try:
+            t = float(s.properties["time"][0]) * self._to_ps  # (value a.u., dimension, unit)
+        except Exception:  # noqa: BLE001 - time is optional
+            t = np.nan
+        if self.beads == "centroid" or self.nbeads == 1:
+            pos = centroid(q, cell) if self.nbeads > 1 else q[0]
+            return [Frame(wrap(pos, cell), cell, self.indices, step=step, time=t)]
+        return [Frame(q[b], cell, self.indices, step=step, time=t) for b in range(self.nbeads)]
+
+    def observe(self) -> None:
+        """Classify the current state (once per step)."""
+        step = int(self.sim.step)
+        if step == self._observed_step:
+            return
+        self._observed_step = step
+        try:
+            frames = self.frames()
+        except Exception as exc:  # noqa: BLE001 - recorded, the simulation goes on
+            for m in self.monitors:
+                m.fail(step, exc)
+            return
+        for m, f in zip(self.monitors, frames):
+            m(f)
+
+    def _engines_connected(self) -> bool:
+        sockets = [ff.socket for ff in self.sim.fflist.values() if hasattr(ff, "socket")]
+        return not sockets or any(len(getattr(s, "clients", [])) > 0 for s in sockets)
+
+    def _advance(self, steps: int) -> None:
+        error: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                self.sim.run(steps)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                error.append(exc)
+
+        worker = threading.Thread(target=target, name="icemon-ipi", daemon=True)
+        worker.start()
+        lost_since = None
+        while worker.is_alive():
+            worker.join(0.2)
+            if not worker.is_alive():
+                break
+            if self._engines_connected():
+                lost_since = None
+            elif lost_since is None:
+                lost_since = time.monotonic()
+            elif time.monotonic() - lost_since > self.engine_timeout:
+                raise IpiError(f"the force engine stopped: no driver connected to i-PI for "
+                               f"{self.engine_timeout:g} s (at step {self.sim.step}); the "
+                               f"frames logged so far are in {', '.join(map(str, self.paths))}")
+        if error:
+            raise IpiError(f"i-PI stopped with {type(error[0]).__name__}: {error[0]}") \
+                from error[0]
+
+    def run(self, steps: int) -> None:
+        """Advance i-PI by ``steps`` steps, classifying the start and every ``every`` steps."""
+        self.observe()
+        done = 0
+        while done < steps:
+            n = min(self.every, steps - done)
+            self._advance(n)
+            done += n
+            if int(self.sim.step) % self.every == 0 or done == steps:
+                self.observe()
+
+    @property
+    def errors(self) -> list[tuple[int, str]]:
+        return [e for m in self.monitors for e in m.errors]
+
+    def close(self) -> None:
+        for m in self.monitors:
+            m.close()
+
+    def __enter__(self) -> IpiMonitor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_xml(xml: str | Path, log: str | Path, every: int = 100, steps: int | None = None,
+            **kwargs: Any) -> IpiMonitor:
+    """Run an i-PI XML input (``total_steps`` of it, or ``steps``) with the monitor."""
+    from ipi.scripting import InteractiveSimulation
+
+    xml = Path(xml)
+    if not xml.exists():
+        raise IpiError(f"no such i-PI input: {str(xml)!r}")
+    sim = InteractiveSimulation(xml.read_text())
+    total = int(steps if steps is not None else sim.tsteps)
+    mon = IpiMonitor(sim, log, every=every, **kwargs)
+    try:
+        mon.run(total - int(sim.step))
+    finally:
+        mon.close()
+        sim.stop()
+    return mon
