@@ -112,6 +112,7 @@ class LammpsMonitor:
         self.oxygen_type = int(oxygen_type)
         self.monitor: Monitor | None = None
         self._owns_fix = fix_id is None
+        self._last_step: int | None = None
         self.fix_id = fix_id or "icemon"
 
         if not lmp.extract_setting("box_exist"):
@@ -206,6 +207,10 @@ class LammpsMonitor:
     def _callback(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
                   x: np.ndarray, f: np.ndarray) -> None:
         f[:] = 0.0  # the monitor adds no force
+        step = int(ntimestep)
+        if step == self._last_step:  # a new `run` calls back again at the step it starts on
+            return
+        self._last_step = step  # the same on every rank: all skip or all gather
         error = None
         try:
             my_tags, my_x = self._local_oxygens(nlocal, tag, x)
@@ -216,7 +221,6 @@ class LammpsMonitor:
         if self.rank != 0 or self.monitor is None:
             return
         tags, pos, errors = gathered
-        step = int(ntimestep)
         if errors:
             self.monitor.fail(step, "; ".join(errors))
             return

@@ -64,6 +64,16 @@ def test_serial_run_logs_ice_and_adds_no_force(tmp_path, ih_data):
     assert "LAMMPS" in log["source"]
 
 
+def test_consecutive_runs_log_each_step_once(tmp_path, ih_data):
+    lmp = _lmp(ih_data)
+    mon = icemon.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "r.h5")
+    lmp.command("run 20")
+    lmp.command("run 20")  # its setup calls back at step 20 again
+    mon.close()
+    lmp.close()
+    np.testing.assert_array_equal(_log(tmp_path / "r.h5")["step"], [0, 10, 20, 30, 40])
+
+
 def test_triclinic_box_and_wrapped_atoms(tmp_path, ih_data):
     # the same crystal, expressed in a tilted box (change_box ... remap) and displaced so
     # that atoms cross the periodic boundaries
