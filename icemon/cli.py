@@ -203,7 +203,7 @@ def cmd_ipi(args) -> int:
     try:
         mon = run_xml(args.input, args.output, every=args.every, steps=args.steps,
                       beads=args.beads, model=args.model, oxygens=args.oxygens,
-                      engine_timeout=args.engine_timeout)
+                      engine_timeout=args.engine_timeout, progress=not args.quiet)
     except IpiError as exc:
         raise LogError(str(exc)) from exc
     print(f"wrote {', '.join(map(str, mon.paths))}", file=sys.stderr)
@@ -285,6 +285,7 @@ def parser() -> argparse.ArgumentParser:
     ip.add_argument("--engine-timeout", type=float, default=60.0,
                     help="give up after this many seconds without a connected force engine")
     ip.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    ip.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ip.set_defaults(func=cmd_ipi)
 
     i = sub.add_parser("info", help=cmd_info.__doc__)

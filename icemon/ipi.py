@@ -187,16 +187,21 @@ class IpiMonitor:
             raise IpiError(f"i-PI stopped with {type(error[0]).__name__}: {error[0]}") \
                 from error[0]
 
-    def run(self, steps: int) -> None:
-        """Advance i-PI by ``steps`` steps, classifying the start and every ``every`` steps."""
+    def run(self, steps: int, progress: bool = False) -> None:
+        """Advance i-PI by ``steps`` steps, classifying the start and every ``every`` steps
+        (``progress``: a tqdm bar over the steps)."""
+        from tqdm.auto import tqdm
+
         self.observe()
         done = 0
-        while done < steps:
-            n = min(self.every, steps - done)
-            self._advance(n)
-            done += n
-            if int(self.sim.step) % self.every == 0 or done == steps:
-                self.observe()
+        with tqdm(total=steps, unit="step", desc="i-PI", disable=not progress) as bar:
+            while done < steps:
+                n = min(self.every, steps - done)
+                self._advance(n)
+                done += n
+                bar.update(n)
+                if int(self.sim.step) % self.every == 0 or done == steps:
+                    self.observe()
 
     @property
     def errors(self) -> list[tuple[int, str]]:
@@ -214,7 +219,7 @@ class IpiMonitor:
 
 
 def run_xml(xml: str | Path, log: str | Path, every: int = 100, steps: int | None = None,
-            **kwargs: Any) -> IpiMonitor:
+            progress: bool = False, **kwargs: Any) -> IpiMonitor:
     """Run an i-PI XML input (``total_steps`` of it, or ``steps``) with the monitor."""
     from ipi.scripting import InteractiveSimulation
 
@@ -225,7 +230,7 @@ def run_xml(xml: str | Path, log: str | Path, every: int = 100, steps: int | Non
     total = int(steps if steps is not None else sim.tsteps)
     mon = IpiMonitor(sim, log, every=every, **kwargs)
     try:
-        mon.run(total - int(sim.step))
+        mon.run(total - int(sim.step), progress=progress)
     finally:
         mon.close()
         sim.stop()
