@@ -43,6 +43,8 @@ p.add_argument("--trajectory", default=None,
 a = p.parse_args()
 
 work = Path(tempfile.mkdtemp(prefix="icemon-ipi-"))
+log_path = Path(a.log).resolve()
+trajectory = Path(a.trajectory).resolve() if a.trajectory else None
 atoms = mw.ice(a.phase, a.size)
 atoms.set_chemical_symbols(["O"] * len(atoms))
 atoms.set_masses([mw.MASS] * len(atoms))
@@ -60,17 +62,18 @@ xml = simulation_xml(
 )
 # a fixed random seed makes the run reproducible (same trajectory with --mode all)
 xml = xml.replace("<system>", f"<prng><seed>{a.seed}</seed></prng>\n<system>", 1)
+os.chdir(work)                                    # i-PI writes RESTART files into the cwd
 sim = InteractiveSimulation(xml)                  # opens the socket
 driver = mw.start_lammps_driver(mw.ipi_client_commands(data, address), work)
 try:
-    with icemon.ipi.IpiMonitor(sim, a.log, every=a.every, beads=a.mode) as mon:
+    with icemon.ipi.IpiMonitor(sim, log_path, every=a.every, beads=a.mode) as mon:
         mon.run(a.steps)
 finally:
     sim.stop()
     driver.wait(timeout=60)
-if a.trajectory:
+if trajectory:
     written = sorted(work.glob("sim.traj*"))
-    os.replace(written[0], a.trajectory)
+    os.replace(written[0], trajectory)
 for path in mon.paths:
     with Log(path) as log:
         print(f"{path}: {log.n_frames} frames")

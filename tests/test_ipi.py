@@ -110,6 +110,8 @@ from ipi.scripting import InteractiveSimulation, forcefield_xml, motion_nvt_xml,
 import icemon.ipi
 from icemon import mw
 work = Path(tempfile.mkdtemp())
+log = Path(sys.argv[1]).resolve()
+os.chdir(work)  # i-PI writes RESTART files into the cwd
 atoms = mw.ice("Ic", 15.0)
 atoms.set_masses([mw.MASS] * len(atoms))
 data = mw.write_data(atoms, work / "ice.data")
@@ -118,7 +120,7 @@ sim = InteractiveSimulation(simulation_xml(atoms, forcefield_xml("l", mode="unix
     motion_nvt_xml(5 * units.fs), temperature=250.0,
     output=f"<output prefix='{work / 'sim'}'><checkpoint stride='100000'/></output>"))
 driver = mw.start_lammps_driver(mw.ipi_client_commands(data, address), work)
-mon = icemon.ipi.IpiMonitor(sim, sys.argv[1], every=10, engine_timeout=3)
+mon = icemon.ipi.IpiMonitor(sim, log, every=10, engine_timeout=3)
 mon.run(20)
 driver.kill()
 try:
