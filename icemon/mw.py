@@ -47,18 +47,25 @@ def write_data(atoms: Atoms, path: str | Path) -> Path:
     return path
 
 
-def setup_commands(data: str | Path, temperature: float, seed: int = 12345,
-                   timestep: float = 10.0, barostat: str | None = "aniso",
-                   pressure: float = 1.0) -> list[str]:
-    """LAMMPS commands: read ``data``, mW potential, velocities at ``temperature`` K, and
-    an NPT (``barostat`` "iso"/"aniso"/"z"...) or NVT (None) thermostat (fix ID ``md``)."""
-    cmds = [
+def system_commands(data: str | Path) -> list[str]:
+    """LAMMPS commands that read ``data`` (one atom type) and set up the mW potential."""
+    return [
         "units real", "atom_style atomic", "boundary p p p",
         f"read_data {data}",
         f"mass 1 {MASS}",
         "pair_style sw",
         f"pair_coeff * * {POTENTIAL} O",
         "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+    ]
+
+
+def setup_commands(data: str | Path, temperature: float, seed: int = 12345,
+                   timestep: float = 10.0, barostat: str | None = "aniso",
+                   pressure: float = 1.0) -> list[str]:
+    """LAMMPS commands: read ``data``, mW potential, velocities at ``temperature`` K, and
+    an NPT (``barostat`` "iso"/"aniso"/"z"...) or NVT (None) thermostat (fix ID ``md``)."""
+    cmds = [
+        *system_commands(data),
         f"timestep {timestep}",
         f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
     ]
@@ -94,12 +101,7 @@ def ipi_client_commands(data: str | Path, address: str, port: int = 32345,
     """LAMMPS input of an mW force engine for i-PI (``fix ipi``): i-PI moves the atoms,
     LAMMPS returns forces. ``data`` must list the atoms in i-PI's order."""
     return [
-        "units real", "atom_style atomic", "boundary p p p",
-        f"read_data {data}",
-        f"mass 1 {MASS}",
-        "pair_style sw",
-        f"pair_coeff * * {POTENTIAL} O",
-        "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+        *system_commands(data),
         "thermo 0",
         f"fix ipi all ipi {address} {port}{' unix' if mode == 'unix' else ''}",
         "run 100000000",
