@@ -263,9 +263,8 @@ class FrontTracker:
     def _axis(self, log: Log, frames: np.ndarray) -> int:
         if self.normal is not None:
             return AXES[self.normal]
-        liquid = log.fractions[:, LIQUID]
-        mixed = [k for k in frames if 0.05 < 1 - liquid[k] < 0.95]
-        k = mixed[0] if mixed else frames[0]
+        fractions = log.file["fractions"]  # row reads: `watch` calls this once per frame
+        k = next((k for k in frames if 0.05 < 1 - fractions[k, LIQUID] < 0.95), frames[0])
         pos, cell, lab = log.positions(k, self.denoised), log.cell(k), log.labels(k)
         spread = []
         for axis in range(3):
@@ -285,21 +284,18 @@ class FrontTracker:
         times, label = log.times_or_steps()
         cell0 = log.cell(frames[0])
         n_bins = None
-        c = np.array([])
+        width = self.bin_width
         profiles, fronts, heights, solid = [], [], [], []
         for k in frames:
-            cell = log.cell(k)
             lab = log.labels(k)
-            if n_bins is None:
-                c, s, h = solid_profile(log.positions(k, self.denoised), cell, lab, self.axis,
-                                        self.bin_width)
-                n_bins = len(c)
-            else:
-                c, s, h = solid_profile(log.positions(k, self.denoised), cell, lab, self.axis,
-                                        heights[0] / n_bins)
-                if len(s) != n_bins:  # the box changed a lot: resample on the first grid
-                    s = np.interp(np.linspace(0, 1, n_bins, endpoint=False),
-                                  np.linspace(0, 1, len(s), endpoint=False), s)
+            _, s, h = solid_profile(log.positions(k, self.denoised), log.cell(k), lab,
+                                    self.axis, width)
+            if n_bins is None:  # later frames use the first frame's number of bins
+                n_bins = len(s)
+                width = h / n_bins
+            elif len(s) != n_bins:  # the box changed a lot: resample on the first grid
+                s = np.interp(np.linspace(0, 1, n_bins, endpoint=False),
+                              np.linspace(0, 1, len(s), endpoint=False), s)
             profiles.append(_fill_empty(s))
             heights.append(h)
             fronts.append(find_fronts(s, h, self.window))

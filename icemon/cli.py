@@ -99,21 +99,11 @@ def cmd_classify(args) -> int:
 
 
 def write_extxyz(fh, res) -> None:
-    """One frame with per-atom ``phase`` (int) and ``score`` columns (OVITO/ASE read them)."""
-    from ase import Atoms
-    from ase.io import write
+    """One classified frame with per-atom ``phase`` and ``score`` columns (OVITO/ASE)."""
+    from .report import write_extxyz_frame
 
-    from .phases import PHASES
-
-    atoms = Atoms(numbers=np.full(res.frame.n_atoms, 8), positions=res.frame.positions,
-                  cell=res.frame.cell, pbc=True)
-    atoms.new_array("phase", res.labels.astype(np.int32))
-    atoms.new_array("score", res.scores.astype(np.float64))
-    atoms.new_array("atom_id", res.frame.atom_ids.astype(np.int64))
-    atoms.info["step"] = int(res.frame.step)
-    atoms.info["time"] = float(res.frame.time)
-    atoms.info["phases"] = " ".join(PHASES)
-    write(fh, atoms, format="extxyz")
+    write_extxyz_frame(fh, res.frame.positions, res.frame.cell, res.labels, res.scores,
+                       res.frame.atom_ids, res.frame.step, res.frame.time)
 
 
 def cmd_train(args) -> int:

@@ -98,8 +98,7 @@ class IpiMonitor:
             raise FrameError(f"no oxygens to monitor in the i-PI system: no {what} among "
                              f"{len(names)} atoms ({', '.join(sorted(set(names)))})")
         self.nbeads = int(self.system.beads.nbeads)
-        for frame in self.frames():  # validate coordinates and cell before any step
-            pass
+        self.frames()  # validate coordinates and cell before any step
         pipe = Pipeline(model, denoise_steps=denoise_steps)
         log = Path(log)
         kind = "path-integral" if self.nbeads > 1 else "classical"

@@ -104,12 +104,28 @@ def open_log(path: str | Path) -> h5py.File:
     return f
 
 
-def _check_not_truncated(path: Path) -> None:
-    """Compare the file size with the end-of-file address in a v2/v3 superblock."""
+def _superblock(path: str | Path) -> bytes | None:
+    """The 48 bytes of a version 2/3 HDF5 superblock with 8-byte addresses at offset 0
+    (what icemon writes), or None for anything else. Bytes 11: file-consistency flags,
+    28–36: end-of-file address, 44–48: checksum."""
     with open(path, "rb") as fh:
         head = fh.read(48)
-    if head[:8] == b"\x89HDF\r\n\x1a\n" and len(head) == 48 and head[8] in (2, 3) \
+    if len(head) == 48 and head[:8] == b"\x89HDF\r\n\x1a\n" and head[8] in (2, 3) \
             and head[9] == 8:
+        return head
+    return None
+
+
+def open_for_writing(path: str | Path) -> bool:
+    """Whether a writer holds the log open (or was killed without closing it)."""
+    head = _superblock(path)
+    return head is not None and head[11] != 0
+
+
+def _check_not_truncated(path: Path) -> None:
+    """Compare the file size with the end-of-file address in the superblock."""
+    head = _superblock(path)
+    if head is not None:
         eof = int.from_bytes(head[28:36], "little")
         size = path.stat().st_size
         if size < eof:
@@ -158,11 +174,11 @@ def clear_write_mark(path: str | Path) -> None:
     """Clear the superblock's "open for (SWMR) write" flags left by a killed writer,
     like ``h5clear -s``. Only version 2/3 superblocks at offset 0 (what icemon writes);
     the stored checksum is verified before anything is changed."""
+    head = _superblock(path)
+    if head is None:
+        raise LogError(f"{str(path)!r}: unexpected HDF5 superblock; clear it with "
+                       "'h5clear -s' before appending")
     with open(path, "r+b") as fh:
-        head = fh.read(48)
-        if head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3) or head[9] != 8:
-            raise LogError(f"{str(path)!r}: unexpected HDF5 superblock; clear it with "
-                           "'h5clear -s' before appending")
         if int.from_bytes(head[44:48], "little") != _lookup3(head[:44]):
             raise LogError(f"{str(path)!r}: superblock checksum mismatch; not touching it")
         fixed = head[:11] + b"\x00" + head[12:44]

@@ -10,7 +10,7 @@ from typing import TextIO
 import numpy as np
 
 from .analysis import FrontResults, FrontTracker, Log, phase_names_present
-from .log import LogError
+from .log import LogError, open_for_writing
 from .phases import PHASES
 
 AXIS_NAMES = "abc"
@@ -167,12 +167,9 @@ def report(path: str | Path, outdir: str | Path | None, normal: str | None = Non
 
 
 def _writer_done(path: Path) -> bool:
-    """True once no process holds the log open for writing: the file-consistency flags
-    of the (v2/v3) superblock are cleared when the writer closes the file. (Opening the
-    file with h5py would not tell: HDF5 reuses this process's own reader handle.)"""
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-    return len(head) == 12 and head[8] in (2, 3) and head[11] == 0
+    """True once no process holds the log open for writing. (Opening the file with h5py
+    would not tell: HDF5 reuses this process's own reader handle.)"""
+    return not open_for_writing(path)
 
 
 def watch(path: str | Path, interval: float = 1.0, idle: float | None = None,
@@ -215,8 +212,9 @@ def watch(path: str | Path, interval: float = 1.0, idle: float | None = None,
 
 
 def _frame_line(log: Log, k: int, normal: str | None) -> str:
-    fr = log.fractions[k]
-    line = (f"frame {k:5d} step {log.steps[k]:9d} t {log.times[k]:9.2f} ps  "
+    f = log.file
+    fr = f["fractions"][k]
+    line = (f"frame {k:5d} step {f['step'][k]:9d} t {f['time'][k]:9.2f} ps  "
             + "  ".join(f"{PHASES[i]} {100 * fr[i]:.1f}%"
                         for i in range(len(PHASES)) if fr[i] >= 5e-4))
     if log.has_positions:
@@ -246,28 +244,36 @@ def parse_frames(spec: str | None, n: int) -> list[int]:
     return out
 
 
-def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
-           denoised: bool = False) -> int:
-    """Write frames of a log as extended XYZ with per-atom ``phase`` (int), ``score`` and
-    ``atom_id`` columns (OVITO colours ``phase``). Returns the number of frames written."""
+def write_extxyz_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray,
+                       labels: np.ndarray, scores: np.ndarray, atom_ids: np.ndarray,
+                       step: int, time: float, info: dict[str, str] | None = None) -> None:
+    """Append one frame as extended XYZ with per-atom ``phase`` (int code), ``score`` and
+    ``atom_id`` columns (OVITO colours ``phase``); ``info`` goes into the comment line."""
     from ase import Atoms
     from ase.io import write
 
+    atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell, pbc=True)
+    atoms.new_array("phase", np.asarray(labels).astype(np.int32))
+    atoms.new_array("score", np.asarray(scores).astype(np.float64))
+    atoms.new_array("atom_id", np.asarray(atom_ids).astype(np.int64))
+    atoms.info.update(step=int(step), time=float(time), phases=" ".join(PHASES), **(info or {}))
+    write(fh, atoms, format="extxyz")
+
+
+def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
+           denoised: bool = False) -> int:
+    """Write frames of a log as extended XYZ (see :func:`write_extxyz_frame`).
+    Returns the number of frames written."""
     with Log(path) as log:
         if not log.has_positions:
             raise LogError(f"{str(path)!r} has no positions (written with positions=False): "
                            "export needs them; fractions are still in the log")
         ids = log.atom_ids
         ks = parse_frames(frames, log.n_frames)
+        steps, times = log.steps, log.times
         with open(extxyz, "w") as fh:
             for k in ks:
-                atoms = Atoms(numbers=np.full(log.n_atoms, 8), positions=log.positions(k, denoised),
-                              cell=log.cell(k), pbc=True)
-                atoms.new_array("phase", log.labels(k).astype(np.int32))
-                atoms.new_array("score", log.scores(k).astype(np.float64))
-                atoms.new_array("atom_id", ids)
-                atoms.info.update(step=int(log.steps[k]), time=float(log.times[k]),
-                                  phases=" ".join(PHASES), positions="denoised" if denoised
-                                  else "as simulated")
-                write(fh, atoms, format="extxyz")
+                write_extxyz_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
+                                   log.scores(k), ids, steps[k], times[k],
+                                   {"positions": "denoised" if denoised else "as simulated"})
         return len(ks)
