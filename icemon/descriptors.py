@@ -3,14 +3,29 @@
 The settings are smaller than the paper's (r_cut 12 Å, n_max 10, l_max 8) because on
 denoised structures a 7 Å descriptor already separates the ices, and it is ~10x faster
 (1.4e4 vs ~1.2e3 atoms/s on one core); they are stored in every model file.
+
+dscribe's C++ keeps Python's GIL, so threads cannot share the work; on more than one
+core the atoms of a frame are split between this process and helper processes
+(:mod:`icemon.soap_worker`), as many in all as torch has threads — the one knob
+(``--threads``, ``Monitor(threads=...)``) that says how many cores icemon may use.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+import weakref
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
+PARALLEL_MIN_ATOMS = 256
+"""Frames smaller than this are described in one process (helpers would not pay off)."""
 
 
 @dataclass
@@ -26,23 +41,117 @@ class SoapConfig:
         return asdict(self)
 
 
-class Soap:
-    """Per-atom SOAP power spectra of a periodic oxygen structure."""
+class _Helper:
+    """One helper process running :mod:`icemon.soap_worker`."""
 
-    def __init__(self, config: SoapConfig | None = None) -> None:
+    def __init__(self, config: SoapConfig) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1")
+        # run_path, not "python soap_worker.py": the latter would put icemon/ first on
+        # sys.path, where icemon/ase.py shadows the ase package
+        script = str(Path(__file__).with_name("soap_worker.py"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c",
+             f"import runpy; runpy.run_path({script!r}, run_name='__main__')"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.send(config.to_dict())
+
+    def send(self, obj) -> None:
+        pickle.dump(obj, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.flush()
+
+    def receive(self):
+        return pickle.load(self.proc.stdout)
+
+    def close(self) -> None:
+        try:
+            self.send(None)
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _close_all(helpers: list[_Helper]) -> None:
+    for h in helpers:
+        h.close()
+    helpers.clear()
+
+
+class Soap:
+    """Per-atom SOAP power spectra of a periodic oxygen structure.
+
+    Args:
+        config: the descriptor settings.
+        processes: processes sharing a frame's atoms (this one plus helpers); None
+            follows ``torch.get_num_threads()``.
+    """
+
+    def __init__(self, config: SoapConfig | None = None, processes: int | None = None) -> None:
         from dscribe.descriptors import SOAP
 
         self.config = config or SoapConfig()
+        self.processes = processes
         c = self.config
         self._soap = SOAP(species=["O"], r_cut=c.r_cut, n_max=c.n_max, l_max=c.l_max,
                           sigma=c.sigma, periodic=True, sparse=False, dtype="float64")
+        self._helpers: list[_Helper] = []
+        self._finalizer = weakref.finalize(self, _close_all, self._helpers)
 
     @property
     def n_features(self) -> int:
         return int(self._soap.get_number_of_features())
 
+    def n_processes(self) -> int:
+        if self.processes is not None:
+            return max(1, int(self.processes))
+        import torch
+
+        return max(1, torch.get_num_threads())
+
+    def close(self) -> None:
+        """Stop the helper processes (they also stop when this object is collected)."""
+        _close_all(self._helpers)
+
     def __call__(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """(N, n_features) descriptors of every atom of a periodic structure (Å)."""
+        positions = np.asarray(positions, dtype=np.float64)
+        cell = np.asarray(cell, dtype=np.float64)
         atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell,
                       pbc=True)
-        return self._soap.create(atoms)
+        n_proc = min(self.n_processes(), len(positions) // (PARALLEL_MIN_ATOMS // 2) or 1)
+        if n_proc < 2 or len(positions) < PARALLEL_MIN_ATOMS:
+            return self._soap.create(atoms)
+        chunks = np.array_split(np.arange(len(positions)), n_proc)
+        helpers = self._start(n_proc - 1)
+        sent = []
+        for helper, centers in zip(helpers, chunks[1:]):
+            try:
+                helper.send((positions, cell, centers))
+                sent.append((helper, centers))
+            except OSError:
+                sent.append((None, centers))
+        parts = [self._soap.create(atoms, centers=chunks[0])]
+        for helper, centers in sent:
+            reply = None
+            if helper is not None:
+                try:
+                    reply = helper.receive()
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    reply = None
+            if reply is None:  # the helper died: do its share here, and stop using helpers
+                warnings.warn("a SOAP helper process stopped; computing SOAP in one process "
+                              "from now on", RuntimeWarning, stacklevel=2)
+                self.close()
+                self.processes = 1
+                reply = self._soap.create(atoms, centers=centers)
+            elif isinstance(reply, Exception):
+                raise reply
+            parts.append(np.asarray(reply).reshape(len(centers), -1))
+        return np.concatenate(parts)
+
+    def _start(self, n: int) -> list[_Helper]:
+        while len(self._helpers) < n:
+            self._helpers.append(_Helper(self.config))
+        return self._helpers[:n]

@@ -1,0 +1,65 @@
+"""SOAP split over helper processes gives the single-process descriptors, and survives
+a helper that dies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icemon.descriptors import PARALLEL_MIN_ATOMS, Soap
+from icemon.references import reference
+
+
+@pytest.fixture(scope="module")
+def structure():
+    atoms = reference("VI", min_height=16.0)
+    rng = np.random.default_rng(3)
+    pos = atoms.positions + rng.normal(scale=0.1, size=atoms.positions.shape)
+    assert len(pos) >= PARALLEL_MIN_ATOMS
+    return pos, np.asarray(atoms.cell[:])
+
+
+def test_helper_processes_give_the_serial_descriptors(model, structure):
+    serial = Soap(model.soap, processes=1)(*structure)
+    soap = Soap(model.soap, processes=2)
+    try:
+        parallel = soap(*structure)
+        assert len(soap._helpers) == 1 and soap._helpers[0].proc.poll() is None
+        np.testing.assert_allclose(parallel, serial, rtol=0, atol=1e-8 * np.abs(serial).max())
+        again = soap(*structure)  # the helper is reused
+        np.testing.assert_array_equal(again, parallel)
+    finally:
+        soap.close()
+    assert not soap._helpers
+
+
+def test_small_frames_stay_in_one_process(model):
+    atoms = reference("Ih", min_height=5.0)
+    assert len(atoms) < PARALLEL_MIN_ATOMS
+    soap = Soap(model.soap, processes=2)
+    soap(atoms.positions, np.asarray(atoms.cell[:]))
+    assert not soap._helpers
+
+
+def test_a_dead_helper_is_replaced_by_serial_work(model, structure):
+    serial = Soap(model.soap, processes=1)(*structure)
+    soap = Soap(model.soap, processes=2)
+    soap(*structure)
+    proc = soap._helpers[0].proc
+    proc.kill()
+    proc.wait()
+    with pytest.warns(RuntimeWarning, match="SOAP helper process stopped"):
+        out = soap(*structure)
+    np.testing.assert_allclose(out, serial, rtol=0, atol=1e-8 * np.abs(serial).max())
+    assert soap.processes == 1 and not soap._helpers
+
+
+def test_helpers_stop_when_the_soap_object_is_collected(model, structure):
+    import gc
+
+    soap = Soap(model.soap, processes=2)
+    soap(*structure)
+    proc = soap._helpers[0].proc
+    del soap
+    gc.collect()
+    assert proc.wait(timeout=10) == 0
