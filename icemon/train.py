@@ -63,6 +63,12 @@ class TrainConfig:
     """Random isotropic scaling in [1 - strain, 1 + strain] plus shear of strain / 4."""
     min_height: float = 10.0
     """Smallest perpendicular height (Å) of the training supercells."""
+    phase_weights: list[float] | None = None
+    """Relative probability of drawing each ice phase (order of ``ICE_PHASES``); None =
+    uniform. Lets training spend more updates on the phases the iteration converges
+    slowest on (ices II and III, whose cells hold 12 distinct sites)."""
+    init: str = ""
+    """Model file whose network weights start the training (fine-tuning); "" = random."""
     seed: int = 0
     checkpoint_every: int = 500
     device: str = "cpu"
@@ -131,6 +137,23 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.device = torch.device(config.device)
         self.model = ScoreNet(config.model).to(self.device)
+        if config.init:
+            from .modelfile import IcemonModel
+
+            start = IcemonModel.load(config.init)
+            if start.net.config != config.model:
+                raise ValueError(f"{config.init}: its network config differs from this "
+                                 "run's 'model' section; fine-tuning keeps the network")
+            self.model.load_state_dict(start.net.state_dict())
+            self.init_sha256 = start.sha256
+        if config.phase_weights is not None:
+            w = np.asarray(config.phase_weights, dtype=float)
+            if w.shape != (len(ICE_PHASES),) or (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"phase_weights needs {len(ICE_PHASES)} non-negative "
+                                 f"numbers ({', '.join(ICE_PHASES)})")
+            self.phase_p = w / w.sum()
+        else:
+            self.phase_p = None
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
         self.step = 0
@@ -163,7 +186,9 @@ class Trainer:
         c = self.config
         structures, targets, weights = [], [], []
         for _ in range(c.batch_size):
-            base = self.bases[self.rng.integers(len(self.bases))]
+            k = (self.rng.integers(len(self.bases)) if self.phase_p is None
+                 else self.rng.choice(len(self.bases), p=self.phase_p))
+            base = self.bases[k]
             sigma = self.sample_sigma()
             pos, cell, noise = noisy_sample(self.rng, base, sigma, c.strain)
             structures.append((pos, cell))

@@ -78,3 +78,28 @@ def test_train_cli_writes_loadable_model(tmp_path, capsys):
     # a second run into the same workdir must not silently restart it
     with pytest.raises(SystemExit, match="--resume"):
         main(["train", "--config", str(cfg), "--workdir", str(tmp_path / "w"), "-o", str(out)])
+
+
+def test_fine_tuning_starts_from_the_model_files_weights(tmp_path, model):
+    cfg = TrainConfig.from_dict({"steps": 0, "model": model.net.config.to_dict(),
+                                 "init": str(model.path)})
+    t = Trainer(cfg, tmp_path / "ft")
+    for (k, a), b in zip(model.net.state_dict().items(), t.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert t.init_sha256 == model.sha256
+    with pytest.raises(ValueError, match="network config differs"):
+        Trainer(TrainConfig.from_dict({**TINY, "init": str(model.path)}), tmp_path / "x")
+
+
+def test_phase_weights_choose_what_is_drawn(tmp_path):
+    from icemon.phases import ICE_PHASES
+
+    only_si = [1.0 if p == "sI" else 0.0 for p in ICE_PHASES]  # 46 sites: no other phase has as many
+    t = Trainer(TrainConfig.from_dict({**TINY, "phase_weights": only_si}), tmp_path / "w")
+    n_si = len(t.bases[ICE_PHASES.index("sI")][0])
+    for _ in range(3):
+        g, _, _ = t.batch()
+        assert g.pos.shape[0] == TINY["batch_size"] * n_si
+    for bad in ([1.0, 2.0], [-1.0] + [1.0] * (len(ICE_PHASES) - 1)):
+        with pytest.raises(ValueError, match="phase_weights"):
+            Trainer(TrainConfig.from_dict({**TINY, "phase_weights": bad}), tmp_path / "b")
