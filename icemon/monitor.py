@@ -51,9 +51,9 @@ class Monitor:
         overlap: classify in a worker thread while the simulation goes on.
         queue_size: at most this many frames wait for the worker before the
             simulation is held back (bounds memory).
-        threads: torch threads (process-wide); default 1 with ``overlap`` (measured: 2
-            threads beside a running simulation on 2 cores made each frame 2-4x slower),
-            else unchanged.
+        threads: torch threads (process-wide), which is also the number of processes
+            sharing SOAP; default 1 with ``overlap`` (measured: 2 threads beside a
+            running simulation on 2 cores made each frame 2-4x slower), else unchanged.
     """
 
     def __init__(self, log: str | Path, atom_ids: np.ndarray, *,

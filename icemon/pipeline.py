@@ -66,6 +66,9 @@ class Pipeline:
             (0 = classify the raw positions).
         tol: override the model's convergence tolerance (Å) on the largest update.
         device: torch device for the network ("cpu" or "cuda").
+
+    The network uses ``torch.get_num_threads()`` threads and SOAP as many processes
+    (see :mod:`icemon.descriptors`); set them with ``torch.set_num_threads``.
     """
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
