@@ -124,7 +124,14 @@ class Soap:
         if n_proc < 2 or len(positions) < PARALLEL_MIN_ATOMS:
             return self._soap.create(atoms)
         chunks = np.array_split(np.arange(len(positions)), n_proc)
-        helpers = self._start(n_proc - 1)
+        try:
+            helpers = self._start(n_proc - 1)
+        except OSError as exc:
+            warnings.warn(f"cannot start a SOAP helper process ({exc}); computing SOAP in "
+                          "one process from now on", RuntimeWarning, stacklevel=2)
+            self.close()
+            self.processes = 1
+            return self._soap.create(atoms)
         sent = []
         for helper, centers in zip(helpers, chunks[1:]):
             try:
@@ -132,7 +139,11 @@ class Soap:
                 sent.append((helper, centers))
             except OSError:
                 sent.append((None, centers))
-        parts = [self._soap.create(atoms, centers=chunks[0])]
+        failure: Exception | None = None  # raised after every reply is read (no stale ones)
+        try:
+            parts = [self._soap.create(atoms, centers=chunks[0])]
+        except Exception as exc:
+            failure, parts = exc, []
         for helper, centers in sent:
             reply = None
             if helper is not None:
@@ -147,8 +158,11 @@ class Soap:
                 self.processes = 1
                 reply = self._soap.create(atoms, centers=centers)
             elif isinstance(reply, Exception):
-                raise reply
+                failure = failure or reply
+                continue
             parts.append(np.asarray(reply).reshape(len(centers), -1))
+        if failure is not None:
+            raise failure
         return np.concatenate(parts)
 
     def _start(self, n: int) -> list[_Helper]:

@@ -63,3 +63,29 @@ def test_helpers_stop_when_the_soap_object_is_collected(model, structure):
     del soap
     gc.collect()
     assert proc.wait(timeout=10) == 0
+
+
+def test_helpers_that_cannot_start_leave_serial_work(model, structure, monkeypatch):
+    import sys
+
+    serial = Soap(model.soap, processes=1)(*structure)
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    soap = Soap(model.soap, processes=2)
+    with pytest.warns(RuntimeWarning, match="cannot start a SOAP helper"):
+        out = soap(*structure)
+    np.testing.assert_array_equal(out, serial)
+    assert soap.processes == 1
+
+
+def test_an_error_leaves_the_helpers_in_step(model, structure):
+    """A frame dscribe rejects raises, and the next frame still gets its own descriptors."""
+    pos, cell = structure
+    soap = Soap(model.soap, processes=2)
+    try:
+        with pytest.raises(Exception):
+            soap(pos, np.zeros((3, 3)))  # no cell: dscribe cannot describe a periodic system
+        np.testing.assert_allclose(soap(pos, cell), Soap(model.soap, processes=1)(pos, cell),
+                                   rtol=0, atol=1e-6)
+        assert soap.processes == 2
+    finally:
+        soap.close()
