@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
         "device": str(trainer.device),
         "threads": torch.get_num_threads(),
     }
-    if trainer.config.init:
+    if trainer.init_sha256:
         info["init_sha256"] = trainer.init_sha256
     model = build_model(trainer.model, trainer.config, name=args.name or Path(args.output).stem,
                         train_info=info, progress=not args.quiet)

@@ -120,17 +120,15 @@ class Soap:
         cell = np.asarray(cell, dtype=np.float64)
         atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell,
                       pbc=True)
-        n_proc = min(self.n_processes(), len(positions) // (PARALLEL_MIN_ATOMS // 2) or 1)
-        if n_proc < 2 or len(positions) < PARALLEL_MIN_ATOMS:
+        # at least PARALLEL_MIN_ATOMS / 2 atoms per process
+        n_proc = min(self.n_processes(), len(positions) // (PARALLEL_MIN_ATOMS // 2))
+        if n_proc < 2:
             return self._soap.create(atoms)
         chunks = np.array_split(np.arange(len(positions)), n_proc)
         try:
             helpers = self._start(n_proc - 1)
         except OSError as exc:
-            warnings.warn(f"cannot start a SOAP helper process ({exc}); computing SOAP in "
-                          "one process from now on", RuntimeWarning, stacklevel=2)
-            self.close()
-            self.processes = 1
+            self._serial_from_now_on(f"cannot start a SOAP helper process ({exc})")
             return self._soap.create(atoms)
         sent = []
         for helper, centers in zip(helpers, chunks[1:]):
@@ -152,10 +150,7 @@ class Soap:
                 except (OSError, EOFError, pickle.UnpicklingError):
                     reply = None
             if reply is None:  # the helper died: do its share here, and stop using helpers
-                warnings.warn("a SOAP helper process stopped; computing SOAP in one process "
-                              "from now on", RuntimeWarning, stacklevel=2)
-                self.close()
-                self.processes = 1
+                self._serial_from_now_on("a SOAP helper process stopped")
                 reply = self._soap.create(atoms, centers=centers)
             elif isinstance(reply, Exception):
                 failure = failure or reply
@@ -164,6 +159,12 @@ class Soap:
         if failure is not None:
             raise failure
         return np.concatenate(parts)
+
+    def _serial_from_now_on(self, reason: str) -> None:
+        warnings.warn(f"{reason}; computing SOAP in one process from now on", RuntimeWarning,
+                      stacklevel=3)
+        self.close()
+        self.processes = 1
 
     def _start(self, n: int) -> list[_Helper]:
         while len(self._helpers) < n:

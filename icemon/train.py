@@ -137,6 +137,8 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.device = torch.device(config.device)
         self.model = ScoreNet(config.model).to(self.device)
+        self.init_sha256: str | None = None
+        """sha256 of the model file the weights started from (``config.init``)."""
         if config.init:
             from .modelfile import IcemonModel
 
