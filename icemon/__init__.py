@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .errors import ConfigError, IcemonError
 from .frame import Frame, FrameError
 from .log import LogError, LogWriter
 from .modelfile import IcemonModel, ModelFileError, default_model_path
@@ -20,8 +21,10 @@ __all__ = [
     "ICE_PHASES",
     "LIQUID",
     "PHASES",
+    "ConfigError",
     "Frame",
     "FrameError",
+    "IcemonError",
     "IcemonModel",
     "LogError",
     "LogWriter",

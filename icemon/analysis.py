@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .errors import ConfigError, IcemonError
 from .log import LogError, open_log
 from .phases import LIQUID, PHASES
 
@@ -253,7 +254,7 @@ class FrontTracker:
     def __init__(self, normal: str | None = None, bin_width: float = 2.0,
                  window: float = 12.0, denoised: bool = False) -> None:
         if normal is not None and normal not in AXES:
-            raise ValueError(f"normal must be one of {sorted(AXES)} or None, not {normal!r}")
+            raise ConfigError(f"normal must be one of {sorted(AXES)} or None, not {normal!r}")
         self.normal = normal
         self.bin_width = float(bin_width)
         self.window = float(window)
@@ -279,7 +280,7 @@ class FrontTracker:
                            "them (monitor option positions=True)")
         frames = np.arange(log.n_frames)[start:stop:step]
         if len(frames) == 0:
-            raise ValueError("no frames to analyse")
+            raise ConfigError("no frames to analyse")
         self.axis = self._axis(log, frames)
         times, label = log.times_or_steps()
         cell0 = log.cell(frames[0])
@@ -327,7 +328,7 @@ class FrontTracker:
     @property
     def results(self) -> FrontResults:
         if self._results is None:
-            raise RuntimeError("call compute(log) first")
+            raise IcemonError("call compute(log) first")
         return self._results
 
     @property

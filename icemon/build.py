@@ -35,10 +35,12 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     net = net.cpu().eval()
     soap = Soap(config.soap)
     classifier = fit_classifier(soap, config.n_components)
+    classifier.shell = config.score_shell
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,
-                    ice_quantile=config.ice_quantile, progress=progress)
+                    ice_quantile=config.ice_quantile, ice_noise=config.calibration_noise,
+                    progress=progress)
     classifier.threshold = cal.threshold
     meta = {
         "name": name,

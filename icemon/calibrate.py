@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .classify import PhaseClassifier
+from .classify import PhaseClassifier, shell_average
 from .denoise import Denoiser
 from .descriptors import Soap
+from .errors import ConfigError
 from .neighbors import neighbor_list
 from .phases import ICE_PHASES
 from .references import reference
@@ -117,15 +118,26 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               sigma_max: float, strain: float, seed: int = 0, ice_samples: int = 6,
               disorder_samples: int = 2, disorder_atoms: int = 512,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
-              progress: bool = True) -> Calibration:
-    """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``."""
+              ice_noise: str = "uniform", progress: bool = True) -> Calibration:
+    """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.
+
+    ``ice_noise`` sets the synthetic ice's noise: "uniform" draws σ ~ U(0, σ_max) as in
+    training; "max" uses σ = σ_max for every sample, the largest noise the denoiser was
+    trained to remove. Few passes remove small synthetic noise completely, so with
+    "uniform" the quantile is set by nearly ideal samples and real thermal noise (which is
+    correlated and anharmonic) lands above it; "max" calibrates on the hardest case the
+    denoiser is meant for. Scores are shell-averaged as in :class:`Pipeline` when
+    ``classifier.shell`` > 0."""
+    if ice_noise not in ("uniform", "max"):
+        raise ConfigError(f"unknown calibration ice noise {ice_noise!r} (uniform or max)")
     rng = np.random.default_rng(seed)
     jobs = []
     for phase in ICE_PHASES:
         atoms = reference(phase, min_height=2 * soap.config.r_cut)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         for _ in range(ice_samples):
-            jobs.append(("ice", noisy_sample(rng, base, rng.uniform(0, sigma_max), strain)[:2]))
+            sigma = rng.uniform(0, sigma_max) if ice_noise == "uniform" else sigma_max
+            jobs.append(("ice", noisy_sample(rng, base, sigma, strain)[:2]))
         number_density = len(atoms) / atoms.get_volume()
         for _ in range(disorder_samples):
             side = (disorder_atoms / number_density) ** (1 / 3)
@@ -134,14 +146,15 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
-        scores[kind].append(classifier.nearest(soap(den.positions, cell))[1])
+        atom = classifier.nearest(soap(den.positions, cell))[1]
+        scores[kind].append(shell_average(atom, den.positions, cell, classifier.shell))
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
     if rule == "ice_quantile":
         threshold = float(np.quantile(ice, ice_quantile))
     elif rule == "valley":
         threshold = valley_threshold(ice, dis)
     else:
-        raise ValueError(f"unknown threshold rule {rule!r} (ice_quantile or valley)")
+        raise ConfigError(f"unknown threshold rule {rule!r} (ice_quantile or valley)")
     cal = Calibration(threshold, ice, dis, rule)
     if not cal.separated:
         warnings.warn(f"poor calibration: the liquid threshold {threshold:.3f} is above the "

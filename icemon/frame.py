@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .errors import IcemonError
+
 
 def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Positions (Å) wrapped into the cell: fractional coordinates in [0, 1)."""
@@ -19,7 +21,7 @@ def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return frac @ cell
 
 
-class FrameError(ValueError):
+class FrameError(IcemonError, ValueError):
     """Raised for a snapshot icemon cannot classify (no atoms, NaN, bad cell...)."""
 
 

@@ -44,3 +44,14 @@ def build_graph(
 
     return Graph(t(pos, dtype), t(src, torch.long), t(dst, torch.long), t(shifts, dtype),
                  t(batch, torch.long))
+
+
+def edges_within(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                 shifts: torch.Tensor, cutoff: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The edges of a skin list (built at ``cutoff + skin``) that are shorter than
+    ``cutoff`` Å at the current positions ``pos``; the list stays valid while no atom
+    moved more than ``skin / 2`` since it was built (Verlet's rule)."""
+    with torch.no_grad():
+        keep = ((pos[src] + shifts - pos[dst]).norm(dim=1) < cutoff).nonzero().squeeze(1)
+    return src[keep], dst[keep], shifts[keep]

@@ -32,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError, IcemonError
 from .frame import Frame, FrameError, wrap
 from .modelfile import IcemonModel
 from .monitor import Monitor
 from .pipeline import Pipeline
 
 
-class IpiError(RuntimeError):
+class IpiError(IcemonError, RuntimeError):
     """The i-PI run cannot be monitored (no oxygens, force engine gone, ...)."""
 
 
@@ -78,9 +79,9 @@ class IpiMonitor:
                  overlap: bool = False, denoise_steps: int | None = None,
                  engine_timeout: float = 60.0) -> None:
         if beads not in ("centroid", "all"):
-            raise ValueError(f"beads must be 'centroid' or 'all', not {beads!r}")
+            raise ConfigError(f"beads must be 'centroid' or 'all', not {beads!r}")
         if int(every) < 1:
-            raise ValueError(f"every must be a positive number of steps, not {every!r}")
+            raise ConfigError(f"every must be a positive number of steps, not {every!r}")
         self.sim = sim
         self.system = sim.syslist[0]
         self.every = int(every)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import IcemonError
 from .frame import Frame
 from .modelfile import IcemonModel
 from .monitor import Monitor
@@ -40,7 +41,7 @@ TIME_UNIT_PS = {"real": 1e-3, "metal": 1.0, "electron": 1e-3, "si": 1e12, "cgs":
                 "micro": 1e6, "nano": 1e3}
 
 
-class LammpsError(RuntimeError):
+class LammpsError(IcemonError, RuntimeError):
     """The LAMMPS instance cannot be monitored as asked (raised before the run)."""
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .errors import IcemonError
 from .phases import N_PHASES, PHASES
 
 SCHEMA = "icemon/1"
@@ -47,7 +48,7 @@ ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
 REQUIRED = ("atom_ids", "step", "time", "cell", "fractions", "labels", "scores")
 
 
-class LogError(ValueError):
+class LogError(IcemonError, ValueError):
     """A log that is not ``icemon/1``, or does not match the run that wants to extend it."""
 
 

@@ -21,6 +21,8 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
+from .errors import ConfigError
+
 
 @dataclass
 class ScoreNetConfig:
@@ -54,7 +56,7 @@ class ScoreNetConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown ScoreNet config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown ScoreNet config keys: {sorted(unknown)}")
         return cls(**d)
 
 

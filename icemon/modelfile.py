@@ -25,13 +25,14 @@ import torch
 
 from .classify import PhaseClassifier
 from .descriptors import SoapConfig
+from .errors import IcemonError
 from .model import ScoreNet, ScoreNetConfig
 
 FORMAT = "icemon-model/1"
 DEFAULT_MODEL = "ice-denoiser.npz"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(IcemonError, ValueError):
     """A model file that is missing, corrupt, or not an icemon model."""
 
 

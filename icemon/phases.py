@@ -5,6 +5,8 @@ Codes are stable: they are written into HDF5 logs (``labels`` int8) and model fi
 
 from __future__ import annotations
 
+from .errors import PhaseError
+
 PHASES: tuple[str, ...] = ("Ih", "Ic", "II", "III", "VI", "VII", "sI", "liquid")
 """Phase names; the index of a name is its integer code."""
 
@@ -23,4 +25,4 @@ def phase_code(name: str) -> int:
     for code, phase in enumerate(PHASES):
         if phase.lower() == key:
             return code
-    raise KeyError(f"unknown phase {name!r}; known phases: {', '.join(PHASES)}")
+    raise PhaseError(f"unknown phase {name!r}; known phases: {', '.join(PHASES)}")

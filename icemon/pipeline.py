@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from .classify import shell_average
 from .denoise import Denoiser
 from .descriptors import Soap
 from .frame import Frame
@@ -29,7 +30,9 @@ class Result:
     labels: np.ndarray
     """(N,) int8 phase codes (see :data:`icemon.phases.PHASES`)."""
     scores: np.ndarray
-    """(N,) float32 distance to the nearest reference environment (standardised SOAP)."""
+    """(N,) float32 score behind the liquid decision: the distance to the nearest reference
+    environment (standardised SOAP), averaged over the atom's first shell when the model
+    says so (:attr:`PhaseClassifier.shell`)."""
     denoised: np.ndarray
     """(N, 3) float64 denoised positions in Å."""
     nearest: np.ndarray
@@ -38,6 +41,9 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
     soap, classify, total."""
+    atom_scores: np.ndarray | None = None
+    """(N,) float32 per-atom distance to the nearest reference, before shell averaging
+    (None = the same as :attr:`scores`)."""
 
     @property
     def counts(self) -> np.ndarray:
@@ -100,14 +106,15 @@ class Pipeline:
         t1 = time.perf_counter()
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
-        nearest, scores = self.classifier.nearest(feats)
+        nearest, atom_scores = self.classifier.nearest(feats)
+        scores = shell_average(atom_scores, den.positions, frame.cell, self.classifier.shell)
         labels = self.classifier.label(nearest, scores)
         t3 = time.perf_counter()
         return Result(frame, labels, scores.astype(np.float32), den.positions,
                       nearest.astype(np.int8), den.n_steps,
                       {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
                        "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
-                       "total": t3 - t0})
+                       "total": t3 - t0}, atom_scores.astype(np.float32))
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray,
                  atom_ids: np.ndarray | None = None) -> Result:

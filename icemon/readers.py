@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import IcemonError
 from .frame import Frame, FrameError
 
 ASE_SUFFIXES = {".extxyz", ".xyz", ".traj", ".cif", ".vasp", ".pdb"}
 LAMMPS_DUMP_SUFFIXES = {".lammpstrj", ".dump", ".lammpsdump"}
 
 
-class TrajectoryError(OSError):
+class TrajectoryError(IcemonError, OSError):
     """A trajectory that cannot be opened or read."""
 
 

@@ -16,6 +16,7 @@ from importlib.metadata import version
 import numpy as np
 from ase import Atoms
 
+from .errors import PhaseError
 from .phases import ICE_PHASES
 
 GENICE_LATTICES: dict[str, str] = {
@@ -35,7 +36,7 @@ def _unit_cell(phase: str) -> tuple[np.ndarray, np.ndarray, float]:
     from genice2.plugin import safe_import
 
     if phase not in GENICE_LATTICES:
-        raise KeyError(f"no reference for phase {phase!r}; references: {', '.join(ICE_PHASES)}")
+        raise PhaseError(f"no reference for phase {phase!r}; references: {', '.join(ICE_PHASES)}")
     lattice = safe_import("lattice", GENICE_LATTICES[phase]).Lattice()
     formatter = safe_import("format", "raw").Format(stage=(1,))
     root = logging.getLogger()

@@ -21,7 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .descriptors import SoapConfig
-from .graph import build_graph
+from .errors import ConfigError
+from .graph import build_graph, edges_within
 from .model import ScoreNet, ScoreNetConfig
 from .phases import ICE_PHASES
 from .references import reference
@@ -35,6 +36,13 @@ class TrainConfig:
     soap: SoapConfig = field(default_factory=SoapConfig)
     denoise_steps: int = 8
     """Largest number of r ← r − ε(r) updates at inference."""
+    train_passes: int = 1
+    """K: passes the network is trained to land in. With K > 1 each update applies the
+    network K times to the noised reference (r_k = r_{k-1} − ε(r_{k-1}), gradients through
+    every pass) and penalises the distance of every r_k to the clean lattice; K = 1 is
+    plain denoising score matching (Algorithm 1)."""
+    skin: float = 1.0
+    """Å added to the cutoff of the neighbour list built once per batch for the K passes."""
     denoise_tol: float = 0.01
     """Stop denoising once the largest update is below this (Å)."""
     n_components: int = 30
@@ -43,6 +51,12 @@ class TrainConfig:
     """How the liquid threshold is derived from synthetic data (see icemon.calibrate)."""
     ice_quantile: float = 0.999
     """Quantile of synthetic-ice scores used as threshold by the "ice_quantile" rule."""
+    calibration_noise: str = "uniform"
+    """Noise of the synthetic ice the threshold is derived from: "uniform" (σ ~ U(0,
+    sigma_max), as in training) or "max" (σ = sigma_max); see icemon.calibrate."""
+    score_shell: float = 0.0
+    """Radius (Å) over which per-atom scores are averaged before the liquid decision
+    (0 = none); recorded in the classifier."""
     steps: int = 6000
     batch_size: int = 8
     lr: float = 3e-3
@@ -86,14 +100,14 @@ class TrainConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown training config keys: {sorted(unknown)}")
         return cls(model=model, soap=soap, **d)
 
 
 def apply_override(cfg: dict[str, Any], assignment: str) -> None:
     """Apply ``key.sub=value`` (value parsed as JSON when possible) to a nested dict."""
     if "=" not in assignment:
-        raise ValueError(f"override {assignment!r} is not of the form key=value")
+        raise ConfigError(f"override {assignment!r} is not of the form key=value")
     key, raw = assignment.split("=", 1)
     try:
         value = json.loads(raw)
@@ -144,14 +158,14 @@ class Trainer:
 
             start = IcemonModel.load(config.init)
             if start.net.config != config.model:
-                raise ValueError(f"{config.init}: its network config differs from this "
+                raise ConfigError(f"{config.init}: its network config differs from this "
                                  "run's 'model' section; fine-tuning keeps the network")
             self.model.load_state_dict(start.net.state_dict())
             self.init_sha256 = start.sha256
         if config.phase_weights is not None:
             w = np.asarray(config.phase_weights, dtype=float)
             if w.shape != (len(ICE_PHASES),) or (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"phase_weights needs {len(ICE_PHASES)} non-negative "
+                raise ConfigError(f"phase_weights needs {len(ICE_PHASES)} non-negative "
                                  f"numbers ({', '.join(ICE_PHASES)})")
             self.phase_p = w / w.sum()
         else:
@@ -182,7 +196,7 @@ class Trainer:
             return float(self.rng.uniform(0, c.sigma_max))
         if c.sigma_sampling == "loguniform":
             return float(np.exp(self.rng.uniform(np.log(c.sigma_min), np.log(c.sigma_max))))
-        raise ValueError(f"unknown sigma_sampling {c.sigma_sampling!r}")
+        raise ConfigError(f"unknown sigma_sampling {c.sigma_sampling!r}")
 
     def batch(self):
         c = self.config
@@ -197,19 +211,36 @@ class Trainer:
             targets.append(noise)
             w = 1.0 / (sigma**2 + c.sigma_floor**2) if c.noise_weighting else 1.0
             weights.append(np.full(len(pos), w))
-        g = build_graph(structures, c.model.cutoff, device=self.device)
+        skin = c.skin if c.train_passes > 1 else 0.0
+        g = build_graph(structures, c.model.cutoff + skin, device=self.device)
         target = torch.as_tensor(np.concatenate(targets), dtype=torch.float32,
                                  device=self.device)
         weight = torch.as_tensor(np.concatenate(weights), dtype=torch.float32,
                                  device=self.device)
         return g, target, weight / weight.mean()
 
+    def loss(self, g, noise: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Mean weighted squared distance to the clean lattice after each of K passes."""
+        k_passes = self.config.train_passes
+        if k_passes == 1:
+            pred = self.model(g.pos, g.src, g.dst, g.shifts)
+            return torch.mean(weight[:, None] * (pred - noise) ** 2)
+        clean = g.pos - noise
+        pos = g.pos
+        total = torch.zeros((), device=pos.device)
+        for _ in range(k_passes):
+            src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, self.config.model.cutoff)
+            eps = self.model(pos, src, dst, shifts)
+            # ε should be what is left of the noise: |r_k − clean|² = |ε_k − (r_{k−1} − clean)|²
+            total = total + torch.mean(weight[:, None] * (eps - (pos - clean)) ** 2)
+            pos = pos - eps
+        return total / k_passes
+
     def train_step(self) -> float:
         g, target, weight = self.batch()
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
-        pred = self.model(g.pos, g.src, g.dst, g.shifts)
-        loss = torch.mean(weight[:, None] * (pred - target) ** 2)
+        loss = self.loss(g, target, weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -271,7 +302,7 @@ class Trainer:
         for assignment in overrides or []:
             apply_override(cfg, assignment)
         if cfg["model"] != saved["model"]:
-            raise ValueError("the network config of a checkpoint cannot be changed on resume")
+            raise ConfigError("the network config of a checkpoint cannot be changed on resume")
         config = TrainConfig.from_dict(cfg)
         if steps is not None:
             config.steps = steps
