@@ -16,6 +16,7 @@ against time with their standard errors.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import h5py
 import numpy as np
 
 from .errors import ConfigError, IcemonError
-from .log import LogError, open_log
+from .log import STEP_FILL, LogError, complete_frames, open_log
 from .phases import LIQUID, PHASES
 
 AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
@@ -32,7 +33,9 @@ AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
 class Log:
     """An ``icemon/1`` log opened for reading (SWMR: safe while a run appends to it).
 
-    Only complete frames are visible (``len(step)``); :meth:`refresh` picks up new ones.
+    Only complete frames are visible (:func:`~icemon.log.complete_frames`: a row the
+    writer has resized but not finished is never a frame); :meth:`refresh` picks up new
+    ones.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -41,16 +44,16 @@ class Log:
         self.refresh()
 
     def refresh(self) -> int:
-        """Re-read the frame count (new frames of a running simulation); returns it."""
-        try:
-            for name in ("step", "time", "fractions", "cell", "labels"):
-                self.file[name].refresh()
-            if self.has_positions:
-                self.file["positions"].refresh()
-                self.file["denoised"].refresh()
-        except (RuntimeError, ValueError):  # a file not opened in SWMR mode
-            pass
-        self.n_frames = int(self.file["step"].shape[0])
+        """Re-read the frame count (new frames of a running simulation); returns it.
+
+        Every dataset read later (per-frame ones and ``errors``) is refreshed here, after
+        the frame counter, so all of them hold every frame counted."""
+        self.n_frames = complete_frames(self.file, refresh=True)
+        if "errors" in self.file:
+            try:
+                self.file["errors"].refresh()
+            except (RuntimeError, ValueError, OSError):  # a file not opened in SWMR mode
+                pass
         return self.n_frames
 
     @property
@@ -86,9 +89,19 @@ class Log:
 
     @property
     def errors(self) -> list[tuple[int, str]]:
+        """(step, message) of the frames the monitor skipped, as of the last refresh.
+        Rows not written yet (fill value, or empty in logs without one) are left out."""
         if "errors" not in self.file:
             return []
-        return [(int(s), m.decode(errors="replace")) for s, m in self.file["errors"][()]]
+        return [(int(s), m.decode(errors="replace")) for s, m in self.file["errors"][()]
+                if s != STEP_FILL and m]
+
+    @property
+    def denoise(self) -> dict | None:
+        """The denoising settings the log records (``max_steps``, ``tol``, ``device``);
+        None for a log written before they were recorded, or without them."""
+        raw = self.file.attrs.get("denoise")
+        return None if raw is None else json.loads(raw)
 
     def cell(self, k: int) -> np.ndarray:
         return self.file["cell"][self._index(k)].astype(np.float64)

@@ -79,7 +79,10 @@ def cmd_classify(args) -> int:
                 writer = LogWriter(out, frame.atom_ids, model_name=pipe.model.name,
                                    model_sha256=pipe.model.sha256, threshold=pipe.threshold,
                                    source=f"icemon classify {args.traj}",
-                                   positions=not args.no_positions)
+                                   positions=not args.no_positions,
+                                   denoise={"max_steps": pipe.denoiser.max_steps,
+                                            "tol": pipe.denoiser.tol,
+                                            "device": str(pipe.denoiser.device)})
                 if args.extxyz:
                     xyz = open(args.extxyz, "w")
             writer.append(res)

@@ -4,8 +4,10 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
 
     /                      attrs: schema="icemon/1", phases (names, index = code),
                                   model (JSON {"name", "sha256"}), threshold, source,
-                                  icemon_version
+                                  icemon_version, denoise (JSON {"max_steps", "tol",
+                                  "device"}; absent = unknown)
     /atom_ids   int64 (N)          the atom behind each column
+    /n_frames   int64 (1)          number of complete frames (written after their data)
     /step       int64 (n)          MD step (-1 if unknown)
     /time       float64 (n)        ps (NaN if unknown)
     /cell       float32 (n, 3, 3)  Å, lattice vectors as rows
@@ -18,9 +20,28 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
 
 Every append is flushed, and the file is written in HDF5 SWMR mode, so it can be read
 while it grows (open it with ``h5py.File(path, "r", swmr=True)`` or :func:`open_log`) and a
-crash loses at most the frame in progress. The number of frames is ``len(step)``: 'step' is
-written last, so a frame interrupted by a crash may have left longer payload datasets,
-which readers ignore and the next append overwrites.
+crash loses at most the frame in progress.
+
+Complete frames: an append resizes every per-frame dataset, writes and flushes the row,
+and only then writes and flushes ``n_frames``. The per-frame datasets can therefore be a
+row longer than ``n_frames`` (a reader catching an append half-way, or a writer killed
+mid-frame); that row is not a frame. Readers take :func:`complete_frames` (``n_frames``
+read first, then the datasets refreshed, never more rows than any of them holds). Rows that
+were resized but not yet written read as fill values that no frame has — labels -1; NaN
+scores, fractions, cell and positions; step ``STEP_FILL`` (the int64 minimum, since -1 is
+a real "unknown" step); time NaN (as an unknown time); errors ``(STEP_FILL, b"")`` — so
+even a reader that ignores ``n_frames`` cannot take such a row for "ice Ih, score 0".
+A restarted writer cuts the datasets back to ``n_frames`` before appending. Logs written
+before ``n_frames`` existed (no counter, no fill values) count ``len(step)`` frames, as
+they always did ('step' was written last); appending to one adds the counter.
+
+One log, one run: appending checks the model (sha256), the liquid threshold, the atom ids
+and the denoising settings (``denoise``: maximum number of passes, tolerance, device);
+anything that differs is a :class:`LogError` naming it. Settings a log does not record
+(older logs) are unknown and not checked. Steps must go forward: a frame whose step is not
+larger than every step already in the log is refused with a :class:`LogError` (a run
+restarted from an earlier point would otherwise mix two trajectories in one time series;
+start a new log for it). Frames of unknown step (-1) are accepted anywhere.
 
 A writer killed without closing leaves HDF5's "open for SWMR write" mark in the
 superblock, which makes plain HDF5 (and h5py) refuse to open the file. Re-opening it with
@@ -34,6 +55,7 @@ import json
 import os
 import socket
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +68,14 @@ from .phases import N_PHASES, PHASES
 SCHEMA = "icemon/1"
 ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
 REQUIRED = ("atom_ids", "step", "time", "cell", "fractions", "labels", "scores")
+SERIES = ("step", "time", "cell", "fractions", "labels", "scores", "positions", "denoised")
+"""The per-frame datasets ('positions' and 'denoised' are optional)."""
+COUNTER = "n_frames"
+STEP_FILL = int(np.iinfo(np.int64).min)
+"""What an unwritten 'step' (or error step) reads as; -1 is a real step ("unknown")."""
+UNKNOWN_STEP = -1
+FILL = {"step": STEP_FILL, "labels": -1}
+"""Fill values of the per-frame datasets; every other one is floating point: NaN."""
 
 
 class LogError(IcemonError, ValueError):
@@ -74,6 +104,31 @@ def check_schema(f: h5py.File, path: str | Path) -> None:
         raise LogError(f"{str(path)!r} uses phases {phases}, this icemon knows {list(PHASES)}")
 
 
+def complete_frames(f: h5py.File, refresh: bool = False) -> int:
+    """The number of complete frames of an open log.
+
+    That is the ``n_frames`` counter, bounded by the rows every per-frame dataset holds;
+    a log written before the counter existed has ``len(step)`` frames. With ``refresh``
+    (SWMR readers), the counter is re-read first and the datasets are refreshed after it,
+    so every row it counts is visible in all of them."""
+    def fresh(name: str) -> None:
+        if refresh:
+            try:
+                f[name].refresh()
+            except (RuntimeError, ValueError, OSError):  # a file not opened in SWMR mode
+                pass
+
+    rows = []
+    if COUNTER in f:
+        fresh(COUNTER)
+        rows.append(int(f[COUNTER][0]))
+    for name in SERIES:
+        if name in f:
+            fresh(name)
+            rows.append(int(f[name].shape[0]))
+    return min(rows)
+
+
 def open_log(path: str | Path) -> h5py.File:
     """Open an ``icemon/1`` log for reading, also while a run is still writing it (SWMR).
 
@@ -92,7 +147,7 @@ def open_log(path: str | Path) -> h5py.File:
                            f"HDF5?): {exc}") from exc
     try:
         check_schema(f, path)
-        n = f["step"].shape[0]
+        n = complete_frames(f)
         if n:  # the last complete frame must be readable
             for name in REQUIRED[1:]:
                 f[name][n - 1]
@@ -207,11 +262,24 @@ def _writer_alive(path: Path) -> str | None:
     return f"pid {writer['pid']} on {writer['host']}"
 
 
+_DENOISE_TYPES = {"max_steps": int, "tol": float, "device": str}
+
+
+def _denoise_settings(denoise: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The denoising settings as recorded (JSON types: int passes, float Å, device str)."""
+    if denoise is None:
+        return None
+    return {k: _DENOISE_TYPES[k](v) if k in _DENOISE_TYPES else v
+            for k, v in sorted(denoise.items())}
+
+
 class LogWriter:
     """Appends classified frames to an ``icemon/1`` file.
 
     A new file is created; an existing one is appended to after checking that its schema,
-    model (sha256) and atom ids match — it is never truncated or overwritten.
+    model (sha256), liquid threshold, denoising settings and atom ids match (a
+    :class:`LogError` names what differs). It is never truncated or overwritten, except
+    for the unfinished rows a killed writer left after the last complete frame.
 
     Args:
         path: the ``.h5`` file.
@@ -219,31 +287,39 @@ class LogWriter:
         model_name, model_sha256, threshold: the model that labels the frames.
         source: free text naming the producer (e.g. the trajectory or the LAMMPS run).
         positions: also store the given and the denoised positions.
+        denoise: the run's denoising settings, ``{"max_steps": int, "tol": float,
+            "device": str}`` (e.g. of :class:`~icemon.denoise.Denoiser`); recorded in a new
+            log, compared with an existing one's. None: unknown, neither recorded nor
+            checked.
     """
 
     _open_paths: set[str] = set()  # logs this process is writing (HDF5 shares handles)
 
     def __init__(self, path: str | Path, atom_ids: np.ndarray, *, model_name: str,
                  model_sha256: str, threshold: float, source: str = "",
-                 positions: bool = True) -> None:
+                 positions: bool = True, denoise: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
         self.model = {"name": model_name, "sha256": model_sha256}
+        self.threshold = float(threshold)
+        self.denoise = _denoise_settings(denoise)
+        self._n = 0
+        self._last_step: int | None = None  # the largest known step in the log
         key = str(self.path.resolve())
         if key in LogWriter._open_paths:
             raise LogError(f"{str(self.path)!r} is already being written by this process")
         if self.path.exists():
-            self._open_existing(threshold)
+            self._open_existing()
         else:
-            self._create(threshold, source, positions)
+            self._create(source, positions)
         self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
                                                 "pid": os.getpid()})
         self.file.swmr_mode = True
         self._key = key
         LogWriter._open_paths.add(key)
 
-    def _create(self, threshold: float, source: str, positions: bool) -> None:
+    def _create(self, source: str, positions: bool) -> None:
         try:
             self.file = h5py.File(self.path, "w-", libver="latest")
         except OSError as exc:
@@ -252,15 +328,19 @@ class LogWriter:
         f.attrs["schema"] = SCHEMA
         f.attrs["phases"] = np.array(PHASES, dtype=h5py.string_dtype())
         f.attrs["model"] = json.dumps(self.model)
-        f.attrs["threshold"] = float(threshold)
+        f.attrs["threshold"] = self.threshold
+        if self.denoise is not None:
+            f.attrs["denoise"] = json.dumps(self.denoise)
         f.attrs["source"] = source
         f.attrs["icemon_version"] = _version()
         f.create_dataset("atom_ids", data=self.atom_ids)
+        f.create_dataset(COUNTER, data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1,))
 
         def series(name: str, shape: tuple[int, ...], dtype: Any, compress: bool = False):
             f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                             chunks=(1, *shape), **({"compression": "gzip",
-                                                     "compression_opts": 1} if compress else {}))
+                             chunks=(1, *shape), fillvalue=FILL.get(name, np.nan),
+                             **({"compression": "gzip", "compression_opts": 1} if compress
+                                else {}))
 
         series("step", (), np.int64)
         series("time", (), np.float64)
@@ -272,10 +352,10 @@ class LogWriter:
             series("positions", (n, 3), np.float32, compress=True)
             series("denoised", (n, 3), np.float32, compress=True)
         f.create_dataset("errors", shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
-                         chunks=(16,))
+                         chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
         f.flush()
 
-    def _open_existing(self, threshold: float) -> None:
+    def _open_existing(self) -> None:
         try:
             self.file = h5py.File(self.path, "r+", libver="latest")
         except OSError as exc:
@@ -291,7 +371,7 @@ class LogWriter:
             warnings.warn(f"{self.path}: the previous writer stopped without closing the "
                           "log (crash or kill); its complete frames are kept and new frames "
                           "are appended after them", stacklevel=3)
-            self._open_existing(threshold)
+            self._open_existing()
             return
         try:
             check_schema(self.file, self.path)
@@ -300,39 +380,82 @@ class LogWriter:
                 raise LogError(f"{str(self.path)!r} was written with model {model.get('name')!r} "
                                f"(sha256 {model.get('sha256', '')[:12]}…), not with "
                                f"{self.model['name']!r} (sha256 {self.model['sha256'][:12]}…)")
+            self._check_settings()
             ids = self.file["atom_ids"][()]
             if not np.array_equal(ids, self.atom_ids):
                 raise LogError(f"{str(self.path)!r} monitors {len(ids)} other atoms than this "
                                f"run ({self.n_atoms} atoms): atom ids differ")
+            self._resume()
         except Exception:
             self.file.close()
             raise
 
+    def _check_settings(self) -> None:
+        """Refuse to extend a log written with another threshold or denoising settings
+        (what the log does not record is unknown and passes)."""
+        f, differ = self.file, []
+        logged = f.attrs.get("threshold")
+        if logged is not None and float(logged) != self.threshold:
+            differ.append(f"threshold {float(logged)!r} in the log, {self.threshold!r} now")
+        logged = f.attrs.get("denoise")
+        if logged is not None and self.denoise is not None:
+            logged = json.loads(logged)
+            for key in sorted(set(logged) & set(self.denoise)):
+                if logged[key] != self.denoise[key]:
+                    differ.append(f"denoising {key} {logged[key]!r} in the log, "
+                                  f"{self.denoise[key]!r} now")
+        if differ:
+            raise LogError(f"{str(self.path)!r} was written with other settings than this "
+                           f"run: {'; '.join(differ)}. Start a new log for this run")
+
+    def _resume(self) -> None:
+        """Continue after the last complete frame: cut unfinished rows, add the frame
+        counter to a log written before it existed, note the last known step."""
+        f = self.file
+        n = complete_frames(f)
+        if COUNTER not in f:
+            f.create_dataset(COUNTER, data=np.array([n], np.int64), maxshape=(None,),
+                             chunks=(1,))
+        for name in SERIES:
+            if name in f and f[name].shape[0] > n:
+                f[name].resize(n, axis=0)
+        steps = f["step"][:n]
+        known = steps[steps != UNKNOWN_STEP]
+        self._n = n
+        self._last_step = int(known.max()) if known.size else None
+
     @property
     def n_frames(self) -> int:
-        return int(self.file["step"].shape[0])
+        """Complete frames in the log."""
+        return self._n
 
     @property
     def has_positions(self) -> bool:
         return "positions" in self.file
 
     def append(self, result) -> None:
-        """Append one :class:`~icemon.pipeline.Result` and flush it to disk."""
+        """Append one :class:`~icemon.pipeline.Result` and flush it to disk.
+
+        Raises :class:`LogError` (and leaves the log as it was) for a frame of other atoms
+        or one whose step is not after the log's last known step."""
         fr = result.frame
         if fr.n_atoms != self.n_atoms or not np.array_equal(fr.atom_ids, self.atom_ids):
             raise LogError(f"frame atoms (N={fr.n_atoms}) do not match the log's atom ids "
                            f"(N={self.n_atoms})")
+        step = int(fr.step)
+        if step != UNKNOWN_STEP and self._last_step is not None and step <= self._last_step:
+            raise LogError(f"step {step} is not after the last logged step {self._last_step} "
+                           f"of {str(self.path)!r}: steps must go forward in one log (a run "
+                           "restarted from an earlier point needs a new log)")
         f = self.file
-        k = self.n_frames
+        k = self._n
         values = {
-            "step": fr.step, "time": fr.time, "cell": fr.cell, "fractions": result.fractions,
+            "step": step, "time": fr.time, "cell": fr.cell, "fractions": result.fractions,
             "labels": result.labels, "scores": result.scores,
         }
         if self.has_positions:
             values["positions"] = fr.positions
             values["denoised"] = result.denoised
-        # write the payload first and the 'step' index last, so that a reader that sees
-        # a new step also sees the rest of its frame
         order = [n for n in values if n != "step"] + ["step"]
         for name in order:
             ds = f[name]
@@ -340,7 +463,14 @@ class LogWriter:
             ds[k] = values[name]
         for name in order:
             f[name].flush()
+        # only now, with the row on disk in every dataset, does the frame count
+        counter = f[COUNTER]
+        counter[0] = k + 1
+        counter.flush()
         f.flush()
+        self._n = k + 1
+        if step != UNKNOWN_STEP:
+            self._last_step = step
 
     def record_error(self, step: int, message: str) -> None:
         """Note a frame that could not be classified (the frame itself is not logged)."""

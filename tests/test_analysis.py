@@ -109,3 +109,91 @@ def test_foreign_and_truncated_files(tmp_path):
         Log(tmp_path / "text.h5")
     with pytest.raises(LogError, match="no such log"):
         Log(tmp_path / "missing.h5")
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np
+from icemon import LogWriter
+from tests.test_log import _result
+w = LogWriter(sys.argv[1], np.arange(5), model_name="m", model_sha256="a" * 64, threshold=3.0)
+for line in sys.stdin:
+    cmd, arg = line.split()
+    if cmd == "append":
+        w.append(_result(step=int(arg), seed=int(arg)))
+    elif cmd == "error":
+        w.record_error(int(arg), "boom")
+    elif cmd == "torn":  # stop between resizing the datasets and writing the next row
+        for name in ("time", "cell", "fractions", "labels", "scores", "positions",
+                     "denoised", "step"):
+            w.file[name].resize(w.file[name].shape[0] + 1, axis=0)
+            w.file[name].flush()
+        w.file.flush()
+    print("ok", flush=True)
+w.close()
+"""
+
+
+@pytest.fixture
+def live_writer(tmp_path):
+    """A LogWriter in another process (as in a running simulation), driven line by line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(root=str(Path(__file__).resolve().parents[1])))
+    path = tmp_path / "live.h5"
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+    def send(cmd: str) -> None:
+        proc.stdin.write(cmd + "\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ok", proc.poll()
+
+    try:
+        yield path, send
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+def test_reader_never_takes_an_unwritten_row_for_a_frame(live_writer):
+    from tests.test_log import _result
+
+    path, send = live_writer
+    send("append 0")
+    send("append 10")
+    with Log(path) as log:
+        assert log.n_frames == 2
+        send("torn 0")  # the datasets are one row longer, the row is not written
+        assert log.refresh() == 2
+        np.testing.assert_array_equal(log.steps, [0, 10])
+        assert log.fractions.shape == (2, 8) and log.times.shape == (2,)
+        with pytest.raises(IndexError):
+            log.labels(2)
+        send("append 20")  # the writer completes the row
+        assert log.refresh() == 3
+        np.testing.assert_array_equal(log.steps, [0, 10, 20])
+        np.testing.assert_array_equal(log.labels(2), _result(step=20, seed=20).labels)
+
+
+def test_refresh_sees_new_frames_scores_and_errors(live_writer):
+    from tests.test_log import _result
+
+    path, send = live_writer
+    send("append 0")
+    with Log(path) as log:
+        assert log.n_frames == 1 and log.errors == []
+        send("append 10")
+        send("error 15")
+        send("append 20")
+        assert log.refresh() == 3
+        for k, step in enumerate((0, 10, 20)):
+            expected = _result(step=step, seed=step)
+            np.testing.assert_array_equal(log.scores(k), expected.scores)
+            np.testing.assert_array_equal(log.labels(k), expected.labels)
+            np.testing.assert_allclose(log.positions(k), expected.frame.positions, rtol=1e-6)
+        assert log.errors == [(15, "boom")]

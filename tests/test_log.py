@@ -105,3 +105,121 @@ def test_without_positions(tmp_path):
 def test_unwritable_path(tmp_path):
     with pytest.raises(LogError, match="cannot create log"):
         _writer(tmp_path / "missing-dir" / "run.h5")
+
+
+PER_FRAME = ("step", "time", "cell", "fractions", "labels", "scores", "positions", "denoised")
+DENOISE = {"max_steps": 6, "tol": 0.01, "device": "cpu"}
+
+
+def test_unwritten_row_reads_fill_values_and_is_not_a_frame(tmp_path):
+    """A writer stopped between resizing the datasets and writing the row (the state an
+    SWMR reader can catch) leaves a row that reads as fill values, never as data."""
+    from icemon.analysis import Log
+
+    path = tmp_path / "torn.h5"
+    with _writer(path) as w:
+        w.append(_result(step=0))
+        w.append(_result(step=10, seed=1))
+        for name in PER_FRAME:  # resized, not written
+            w.file[name].resize(3, axis=0)
+            w.file[name].flush()
+        w.file.flush()
+    with h5py.File(path, "r") as f:
+        assert f["step"][2] == np.iinfo(np.int64).min  # -1 is a real step (unknown)
+        assert (f["labels"][2] == -1).all()
+        for name in ("time", "cell", "fractions", "scores", "positions", "denoised"):
+            assert np.isnan(f[name][2]).all(), name
+    with Log(path) as log:
+        assert log.n_frames == 2
+        np.testing.assert_array_equal(log.steps, [0, 10])
+        assert log.fractions.shape == (2, 8)
+        with pytest.raises(IndexError):
+            log.labels(2)
+    with _writer(path) as w:  # the next run appends after the last complete frame
+        assert w.n_frames == 2
+        w.append(_result(step=20, seed=2))
+    with Log(path) as log:
+        np.testing.assert_array_equal(log.steps, [0, 10, 20])
+        np.testing.assert_array_equal(log.labels(2), _result(step=20, seed=2).labels)
+
+
+def test_denoising_settings_are_recorded_and_checked_on_append(tmp_path):
+    path = tmp_path / "run.h5"
+    with _writer(path, denoise=DENOISE) as w:
+        w.append(_result(step=0))
+    with h5py.File(path, "r") as f:
+        assert json.loads(f.attrs["denoise"]) == DENOISE
+    from icemon.analysis import Log
+
+    with Log(path) as log:
+        assert log.denoise == DENOISE
+    for other, what in (({**DENOISE, "max_steps": 4}, "max_steps"),
+                        ({**DENOISE, "tol": 0.05}, "tol"),
+                        ({**DENOISE, "device": "cuda"}, "device")):
+        with pytest.raises(LogError, match=what):
+            _writer(path, denoise=other)
+    with pytest.raises(LogError, match="threshold"):
+        LogWriter(path, np.arange(5), model_name="m", model_sha256="a" * 64, threshold=2.5,
+                  denoise=DENOISE)
+    with _writer(path, denoise=dict(DENOISE)) as w:  # the same settings: appended
+        w.append(_result(step=10))
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["step"][()], [0, 10])
+
+
+def test_log_written_before_settings_and_counter_is_read_and_appended(tmp_path):
+    """A log without the 'denoise' attribute or the frame counter (older icemon): its
+    settings are unknown, which is no error, and its frames are len(step)."""
+    from icemon.analysis import Log
+
+    path = tmp_path / "old.h5"
+    with _writer(path) as w:
+        w.append(_result(step=0))
+    with h5py.File(path, "r+") as f:
+        for name in ("n_frames",):
+            if name in f:
+                del f[name]
+        if "denoise" in f.attrs:
+            del f.attrs["denoise"]
+    with Log(path) as log:
+        assert log.n_frames == 1
+    with _writer(path, denoise=DENOISE) as w:
+        w.append(_result(step=10))
+    with Log(path) as log:
+        np.testing.assert_array_equal(log.steps, [0, 10])
+
+
+def test_steps_must_increase_across_appends_and_restarts(tmp_path):
+    path = tmp_path / "run.h5"
+    with _writer(path) as w:
+        w.append(_result(step=0))
+        w.append(_result(step=10))
+        for step in (10, 5):
+            with pytest.raises(LogError, match=f"step {step} is not after.*step 10"):
+                w.append(_result(step=step))
+        w.append(_result(step=-1))  # unknown step: accepted
+        w.append(_result(step=20))
+        assert w.n_frames == 4
+    with _writer(path) as w:  # a restarted run whose steps go back
+        with pytest.raises(LogError, match="step 15 is not after.*step 20"):
+            w.append(_result(step=15))
+        w.append(_result(step=30))
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["step"][()], [0, 10, -1, 20, 30])
+        assert f["labels"].shape[0] == 5
+
+
+def test_monitor_records_its_pipeline_settings(tmp_path, model, pipeline):
+    from icemon import Pipeline
+    from icemon.analysis import Log
+    from icemon.monitor import Monitor
+
+    path = tmp_path / "mon.h5"
+    Monitor(path, np.arange(5), pipeline=pipeline).close()
+    den = pipeline.denoiser
+    with Log(path) as log:
+        assert log.denoise == {"max_steps": den.max_steps, "tol": den.tol,
+                               "device": str(den.device)}
+    other = Pipeline(model, denoise_steps=den.max_steps + 1)
+    with pytest.raises(LogError, match="max_steps"):
+        Monitor(path, np.arange(5), pipeline=other)
