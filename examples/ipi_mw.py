@@ -35,6 +35,7 @@ p.add_argument("--beads", type=int, default=4)
 p.add_argument("--mode", choices=["centroid", "all"], default="centroid")
 p.add_argument("--steps", type=int, default=200)
 p.add_argument("--every", type=int, default=50)
+p.add_argument("--overlap", action="store_true", help="classify while i-PI steps on")
 p.add_argument("--timestep", type=float, default=5.0, help="fs")
 p.add_argument("--seed", type=int, default=12345, help="i-PI random seed")
 p.add_argument("--trajectory", default=None,
@@ -66,7 +67,8 @@ os.chdir(work)                                    # i-PI writes RESTART files in
 sim = InteractiveSimulation(xml)                  # opens the socket
 driver = mw.start_lammps_driver(mw.ipi_client_commands(data, address), work)
 try:
-    with icemon.ipi.IpiMonitor(sim, log_path, every=a.every, beads=a.mode) as mon:
+    with icemon.ipi.IpiMonitor(sim, log_path, every=a.every, beads=a.mode,
+                               overlap=a.overlap) as mon:
         mon.run(a.steps)
 finally:
     sim.stop()

@@ -50,13 +50,13 @@ lmp.command(f"velocity all create {a.temperature} 777 mom yes rot yes")
 lmp.command(f"fix md all npt temp {a.temperature} {a.temperature} 1000 z 1 1 10000")
 lmp.command("thermo 1000")
 
-mon = icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap,
-                           source=f"examples/lammps_melting.py, mW at {a.temperature} K")
-if rank == 0:
-    print(f"{len(crystal)} mW molecules, {MPI.COMM_WORLD.size} rank(s); log -> {a.log}")
-t0 = time.perf_counter()
-lmp.command(f"run {a.steps}")
-mon.close()
+with icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap,
+                          source=f"examples/lammps_melting.py, mW at {a.temperature} K") as mon:
+    if rank == 0:
+        print(f"{len(crystal)} mW molecules, {MPI.COMM_WORLD.size} rank(s); log -> {a.log}")
+    t0 = time.perf_counter()
+    lmp.command(f"run {a.steps}")
+# leaving the block waited for the last frame and closed the log
 if rank == 0:
     last = mon.monitor.last
     print(f"done in {time.perf_counter() - t0:.0f} s; monitor {mon.monitor.seconds:.1f} s on "

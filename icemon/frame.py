@@ -29,10 +29,13 @@ class FrameError(IcemonError, ValueError):
 class Frame:
     """Oxygen positions (Å) in a periodic cell.
 
+    The arrays are the frame's own read-only copies, so the caller may reuse its buffers.
+
     Attributes:
         positions: (N, 3) Cartesian positions in Å (need not be wrapped).
         cell: (3, 3) cell matrix in Å, one lattice vector per row (ASE convention);
-            orthorhombic or triclinic.
+            orthorhombic or triclinic, right- or left-handed (a left-handed cell spans the
+            same periodic lattice; neighbour lists and SOAP depend only on that).
         atom_ids: (N,) integer ids of the atoms behind each row (e.g. LAMMPS tags);
             ``0..N-1`` if not given.
         step: MD step of the snapshot (``-1`` if unknown).
@@ -72,17 +75,18 @@ class Frame:
                 f"the cell is singular or degenerate (volume {volume:.3g} Å^3 for lattice "
                 f"vector lengths {np.round(lengths, 3).tolist()} Å)"
             )
-        if np.linalg.det(cell) < 0:
-            raise FrameError("the cell is left-handed (negative determinant)")
         if self.atom_ids is None:
             ids = np.arange(len(pos), dtype=np.int64)
         else:
             ids = np.asarray(self.atom_ids, dtype=np.int64).reshape(-1)
             if len(ids) != len(pos):
                 raise FrameError(f"{len(ids)} atom ids for {len(pos)} positions")
-        object.__setattr__(self, "positions", pos)
-        object.__setattr__(self, "cell", cell)
-        object.__setattr__(self, "atom_ids", ids)
+        # own, read-only copies: a hook's engine may reuse its buffers while this frame
+        # waits in the monitor's queue
+        for name, value in (("positions", pos), ("cell", cell), ("atom_ids", ids)):
+            value = np.array(value, copy=True)
+            value.flags.writeable = False
+            object.__setattr__(self, name, value)
 
     @property
     def n_atoms(self) -> int:

@@ -8,6 +8,8 @@ the run goes on; a crash loses at most the frame in progress).
 With ``overlap=True`` frames go through a queue to a worker thread, so the simulation
 only waits for the hand-over (and for the worker when it falls ``queue_size`` frames
 behind); frames reach the log in order and :meth:`Monitor.close` waits for the last one.
+Use the monitor as a context manager; if the script dies with an exception anyway, an
+exit hook still empties the queue into the log before the interpreter ends.
 
 A frame that cannot be classified or written (bad coordinates, a full disk...) is
 reported (a warning on stderr), recorded in the log's ``errors`` dataset when possible
@@ -17,10 +19,12 @@ frames already in the log stay intact.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,13 @@ from .frame import Frame
 from .log import LogWriter
 from .modelfile import IcemonModel
 from .pipeline import Pipeline, Result
+
+
+def _close_at_exit(ref: weakref.ReferenceType) -> None:
+    """Interpreter exit: let an overlapping monitor's worker empty its queue into the log."""
+    monitor = ref()
+    if monitor is not None:
+        monitor.close()
 
 
 class MonitorWarning(UserWarning):
@@ -65,16 +76,10 @@ class Monitor:
         if threads is None and overlap:
             threads = 1  # the simulation keeps a core busy meanwhile; more would oversubscribe
         self._threads_before: int | None = None
-        if threads:
-            import torch
-
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(int(threads))
-        self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps, device=device)
-        m = self.pipeline.model
-        self.writer = LogWriter(log, atom_ids, model_name=m.name, model_sha256=m.sha256,
-                                threshold=self.pipeline.threshold, source=source,
-                                positions=positions)
+        self._own_pipeline = pipeline is None
+        self._worker: threading.Thread | None = None
+        self._queue: queue.Queue | None = None
+        self.writer: LogWriter | None = None
         self.errors: list[tuple[int, str]] = []
         """(step, message) of every frame that was skipped."""
         self.n_logged = 0
@@ -83,13 +88,34 @@ class Monitor:
         """Wall time spent classifying and writing (s; in the worker with ``overlap``)."""
         self.last: Result | None = None
         """The most recent result."""
-        self._queue: queue.Queue | None = None
-        self._worker: threading.Thread | None = None
+        if threads:
+            import torch
+
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(int(threads))
+        try:
+            self._open(log, atom_ids, model, pipeline, source, positions, denoise_steps, device)
+        except BaseException:
+            self.close()  # torch's thread count restored, helpers stopped
+            raise
         if overlap:
             self._queue = queue.Queue(maxsize=max(1, int(queue_size)))
             self._worker = threading.Thread(target=self._drain, name="icemon-monitor",
                                             daemon=True)
             self._worker.start()
+            # queued frames reach the log even if the user's script dies with an exception
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _open(self, log, atom_ids, model, pipeline, source, positions, denoise_steps,
+              device) -> None:
+        self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps, device=device)
+        m = self.pipeline.model
+        self.writer = LogWriter(log, atom_ids, model_name=m.name, model_sha256=m.sha256,
+                                threshold=self.pipeline.threshold, source=source,
+                                positions=positions,
+                                denoise={"max_steps": self.pipeline.denoiser.max_steps,
+                                         "tol": self.pipeline.denoiser.tol,
+                                         "device": str(self.pipeline.denoiser.device)})
 
     @property
     def path(self) -> Path:
@@ -155,14 +181,18 @@ class Monitor:
             self._queue.join()
 
     def close(self) -> None:
-        """Wait for queued frames, then close the log (idempotent)."""
+        """Wait for queued frames, then close the log, stop the SOAP helpers of a pipeline
+        this monitor made and restore torch's thread count (idempotent)."""
         if self._worker is not None:
             if self._worker.is_alive():
                 self._queue.put(None)
                 self._worker.join()
             self._worker = None
             self._queue = None
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self._own_pipeline and getattr(self, "pipeline", None) is not None:
+            self.pipeline.close()
         if self._threads_before is not None:
             import torch
 

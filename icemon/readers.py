@@ -31,8 +31,8 @@ def read_frames(traj: str | Path, top: str | Path | None = None, select: str | N
     """Yield oxygen frames of ``traj``.
 
     With a topology (``top``) or a format ASE does not read, MDAnalysis is used and
-    ``select`` is an MDAnalysis selection (default ``"name OW"``, or ``"type 1"`` for a
-    LAMMPS dump). Otherwise ASE reads the file and ``select`` is an element (default
+    ``select`` is an MDAnalysis selection (default ``"name OW"``; files without OW atoms,
+    such as LAMMPS dumps, need an explicit selection). Otherwise ASE reads the file and ``select`` is an element (default
     ``"O"``). Positions are in Å, time in ps.
     """
     path = Path(traj)
@@ -80,7 +80,15 @@ def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int
                               f"{' with topology ' + repr(str(top)) if top else ''}: {exc}") from exc
     if select is None:
         names = set(u.atoms.names) if hasattr(u.atoms, "names") else set()
-        select = "name OW" if "OW" in names else "type 1"
+        if "OW" not in names:
+            what = (f"atom names {', '.join(sorted(names)[:10])}" if names else
+                    f"atom types {', '.join(sorted(set(map(str, u.atoms.types)))[:10])}"
+                    if hasattr(u.atoms, "types") else "no atom names")
+            raise TrajectoryError(
+                f"{str(path)!r} has no atoms named OW ({what}); say which atoms are the "
+                "oxygens with an MDAnalysis selection (--select, e.g. \"type 1\" or "
+                "\"name O\"): icemon does not guess, a wrong guess would classify hydrogens")
+        select = "name OW"
     try:
         oxygens = u.select_atoms(select)
     except Exception as exc:

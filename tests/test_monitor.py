@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from icemon import PHASES, Frame, LogError
-from icemon.log import open_log
+from icemon.log import complete_frames, open_log
 from icemon.monitor import Monitor, MonitorWarning
 from icemon.references import reference
 
@@ -31,7 +32,7 @@ def _frames(n=4, seed=0):
 
 def _read(path):
     with open_log(path) as f:
-        n = f["step"].shape[0]
+        n = complete_frames(f)
         return {k: f[k][:n] for k in ("step", "labels", "scores", "fractions", "positions")}
 
 
@@ -52,10 +53,24 @@ def test_overlap_gives_the_same_log_in_order(tmp_path, pipeline):
     with Monitor(tmp_path / "seq.h5", frames[0].atom_ids, pipeline=pipeline) as mon:
         for fr in frames:
             mon(fr)
+    workers = []
+    process = pipeline.process
+
+    def spy(frame):
+        workers.append(threading.current_thread().name)
+        return process(frame)
+
     with Monitor(tmp_path / "ovl.h5", frames[0].atom_ids, pipeline=pipeline,
                  overlap=True, queue_size=1) as mon:
-        for fr in frames:
-            assert mon(fr) is None  # queued, not waited for
+        pipeline.process = spy
+        try:
+            for fr in frames:
+                mon(fr)
+            mon.flush()
+        finally:
+            del pipeline.process
+    # the frames were classified in the worker thread, not in the simulation's
+    assert workers == ["icemon-monitor"] * len(frames)
     a, b = _read(tmp_path / "seq.h5"), _read(tmp_path / "ovl.h5")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
@@ -160,3 +175,71 @@ def test_live_writer_is_not_disturbed(tmp_path, pipeline):
             Monitor(path, frames[0].atom_ids, pipeline=pipeline)
         mon(Frame(frames[0].positions, frames[0].cell, frames[0].atom_ids, step=1))
     assert _read(path)["step"].tolist() == [0, 1]
+
+
+DYING = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_monitor import _frames
+from icemon.monitor import Monitor
+frames = _frames(4)
+mon = Monitor(sys.argv[1], frames[0].atom_ids, overlap=True, queue_size=4)
+for fr in frames:
+    mon(fr)
+raise RuntimeError("the user's script dies with frames still queued")
+"""
+
+
+def test_queued_frames_reach_the_log_when_the_script_dies(tmp_path):
+    path = tmp_path / "dying.h5"
+    script = tmp_path / "dying.py"
+    script.write_text(DYING.format(tests=str(ROOT / "tests")))
+    proc = subprocess.run([sys.executable, str(script), str(path)], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode != 0 and "frames still queued" in proc.stderr
+    assert _read(path)["step"].tolist() == [0, 100, 200, 300]
+
+
+def test_failing_monitor_restores_torch_threads(tmp_path, pipeline):
+    import torch
+
+    before = torch.get_num_threads()
+    with pytest.raises(LogError):  # the log path is a directory
+        Monitor(tmp_path, np.arange(3), pipeline=pipeline, threads=before + 1)
+    assert torch.get_num_threads() == before
+
+
+def test_pipeline_shared_by_threads_gives_serial_results(pipeline):
+    """Two threads on one pipeline (as i-PI bead monitors with overlap): no swapped labels,
+    even with SOAP helper processes sharing a frame."""
+    import torch
+
+    frames = [_frames(1, seed=s)[0] for s in range(3)]
+    frames.append(gcicenet_liquid())
+    serial = [pipeline.process(f).scores for f in frames]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # SOAP helpers on
+    out: dict[int, list] = {0: [], 1: []}
+    try:
+        def work(t):
+            for _ in range(3):
+                for k in range(len(frames)):
+                    k = (k + t) % len(frames)
+                    out[t].append((k, pipeline.process(frames[k]).scores))
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        torch.set_num_threads(before)
+    for t in (0, 1):
+        for k, scores in out[t]:
+            np.testing.assert_allclose(scores, serial[k], atol=1e-4)
+
+
+def gcicenet_liquid():
+    from .conftest import GCICENET, gcicenet_frame
+
+    return gcicenet_frame(GCICENET, "w")

@@ -66,9 +66,17 @@ ITEM: ATOMS id type x y z
 def test_lammps_dump_triclinic(tmp_path):
     p = tmp_path / "run.lammpstrj"
     p.write_text(DUMP.format(step=100) + DUMP.format(step=200))
-    frames = list(read_frames(p))  # oxygens = "type 1" by default for dumps
+    frames = list(read_frames(p, select="type 1"))
     assert [f.step for f in frames] == [100, 200]
     assert np.isnan(frames[0].time)
     assert sorted(frames[0].atom_ids) == [3, 7]
     # LAMMPS bounds: xhi_bound - xy = 9 Å for a, tilt xy = 1 Å for b
     np.testing.assert_allclose(frames[0].cell, [[9, 0, 0], [1, 10, 0], [0, 0, 10]], atol=1e-5)
+
+
+def test_no_guessed_oxygens(tmp_path):
+    """Without atoms named OW the reader refuses to guess (type 1 may be hydrogen)."""
+    p = tmp_path / "run.lammpstrj"
+    p.write_text(DUMP.format(step=100))
+    with pytest.raises(TrajectoryError, match="no atoms named OW.*--select"):
+        list(read_frames(p))
