@@ -85,3 +85,13 @@ def test_left_handed_cell_is_accepted():
     """A left-handed cell spans the same lattice: accepted, same volume."""
     fr = Frame(np.zeros((1, 3)), np.diag([10.0, 10.0, -10.0]))
     assert fr.volume == pytest.approx(1000.0)
+
+
+def test_frame_in_wrong_units_is_refused_before_any_neighbour_list(pipeline):
+    """Ice in nm read as Å is 1000x too dense: refused at once with a units hint (its
+    neighbour list would exhaust memory)."""
+    from icemon.references import reference
+
+    a = reference("Ic", 12.0)
+    with pytest.raises(FrameError, match="denser than any water phase.*wrong length units"):
+        pipeline.process(Frame(a.positions / 10, a.cell[:] / 10))
