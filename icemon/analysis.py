@@ -110,7 +110,15 @@ class Log:
         return self.file["labels"][self._index(k)]
 
     def scores(self, k: int) -> np.ndarray:
+        """(N,) scores of frame ``k`` behind the liquid decision (shell-averaged when the
+        model averages)."""
         return self.file["scores"][self._index(k)]
+
+    def atom_scores(self, k: int) -> np.ndarray:
+        """(N,) per-atom scores of frame ``k`` before shell averaging (the decision scores
+        for logs of models that do not average)."""
+        name = "atom_scores" if "atom_scores" in self.file else "scores"
+        return self.file[name][self._index(k)]
 
     def positions(self, k: int, denoised: bool = False) -> np.ndarray:
         """(N, 3) Å positions of frame ``k`` as given (or after denoising)."""

@@ -76,13 +76,9 @@ def cmd_classify(args) -> int:
         for frame in tqdm(frames, desc="classify", unit="frame", disable=args.quiet):
             res = pipe.process(frame)
             if writer is None:
-                writer = LogWriter(out, frame.atom_ids, model_name=pipe.model.name,
-                                   model_sha256=pipe.model.sha256, threshold=pipe.threshold,
+                writer = LogWriter(out, frame.atom_ids, **pipe.log_settings(),
                                    source=f"icemon classify {args.traj}",
-                                   positions=not args.no_positions,
-                                   denoise={"max_steps": pipe.denoiser.max_steps,
-                                            "tol": pipe.denoiser.tol,
-                                            "device": str(pipe.denoiser.device)})
+                                   positions=not args.no_positions)
                 if args.extxyz:
                     xyz = open(args.extxyz, "w")
             writer.append(res)

@@ -13,7 +13,11 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
     /cell       float32 (n, 3, 3)  Å, lattice vectors as rows
     /fractions  float32 (n, 8)     fraction of each phase
     /labels     int8 (n, N)        phase code per atom
-    /scores     float32 (n, N)     distance to the nearest reference environment
+    /scores     float32 (n, N)     the score behind the liquid decision: distance to the
+                                   nearest reference environment, shell-averaged when the
+                                   model averages (threshold attribute applies to it)
+    /atom_scores float32 (n, N)    per-atom distance before shell averaging (optional:
+                                   models that average)
     /positions  float32 (n, N, 3)  Å, as given (optional, compressed)
     /denoised   float32 (n, N, 3)  Å, after denoising (optional, compressed)
     /errors     (m,) {step int64, message S512}  monitor failures (frames not logged)
@@ -68,8 +72,9 @@ from .phases import N_PHASES, PHASES
 SCHEMA = "icemon/1"
 ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
 REQUIRED = ("atom_ids", "step", "time", "cell", "fractions", "labels", "scores")
-SERIES = ("step", "time", "cell", "fractions", "labels", "scores", "positions", "denoised")
-"""The per-frame datasets ('positions' and 'denoised' are optional)."""
+SERIES = ("step", "time", "cell", "fractions", "labels", "scores", "atom_scores", "positions",
+          "denoised")
+"""The per-frame datasets ('atom_scores', 'positions' and 'denoised' are optional)."""
 COUNTER = "n_frames"
 STEP_FILL = int(np.iinfo(np.int64).min)
 """What an unwritten 'step' (or error step) reads as; -1 is a real step ("unknown")."""
@@ -287,6 +292,8 @@ class LogWriter:
         model_name, model_sha256, threshold: the model that labels the frames.
         source: free text naming the producer (e.g. the trajectory or the LAMMPS run).
         positions: also store the given and the denoised positions.
+        atom_scores: also store the per-atom scores before shell averaging (for models
+            that average, :attr:`Result.atom_scores`).
         denoise: the run's denoising settings, ``{"max_steps": int, "tol": float,
             "device": str}`` (e.g. of :class:`~icemon.denoise.Denoiser`); recorded in a new
             log, compared with an existing one's. None: unknown, neither recorded nor
@@ -297,7 +304,8 @@ class LogWriter:
 
     def __init__(self, path: str | Path, atom_ids: np.ndarray, *, model_name: str,
                  model_sha256: str, threshold: float, source: str = "",
-                 positions: bool = True, denoise: Mapping[str, Any] | None = None) -> None:
+                 positions: bool = True, denoise: Mapping[str, Any] | None = None,
+                 atom_scores: bool = False) -> None:
         self.path = Path(path)
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
@@ -312,14 +320,14 @@ class LogWriter:
         if self.path.exists():
             self._open_existing()
         else:
-            self._create(source, positions)
+            self._create(source, positions, atom_scores)
         self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
                                                 "pid": os.getpid()})
         self.file.swmr_mode = True
         self._key = key
         LogWriter._open_paths.add(key)
 
-    def _create(self, source: str, positions: bool) -> None:
+    def _create(self, source: str, positions: bool, atom_scores: bool) -> None:
         try:
             self.file = h5py.File(self.path, "w-", libver="latest")
         except OSError as exc:
@@ -348,6 +356,8 @@ class LogWriter:
         series("fractions", (N_PHASES,), np.float32)
         series("labels", (n,), np.int8)
         series("scores", (n,), np.float32)
+        if atom_scores:
+            series("atom_scores", (n,), np.float32)
         if positions:
             series("positions", (n, 3), np.float32, compress=True)
             series("denoised", (n, 3), np.float32, compress=True)
@@ -453,6 +463,9 @@ class LogWriter:
             "step": step, "time": fr.time, "cell": fr.cell, "fractions": result.fractions,
             "labels": result.labels, "scores": result.scores,
         }
+        if "atom_scores" in f:
+            values["atom_scores"] = (result.scores if result.atom_scores is None
+                                     else result.atom_scores)
         if self.has_positions:
             values["positions"] = fr.positions
             values["denoised"] = result.denoised

@@ -109,13 +109,8 @@ class Monitor:
     def _open(self, log, atom_ids, model, pipeline, source, positions, denoise_steps,
               device) -> None:
         self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps, device=device)
-        m = self.pipeline.model
-        self.writer = LogWriter(log, atom_ids, model_name=m.name, model_sha256=m.sha256,
-                                threshold=self.pipeline.threshold, source=source,
-                                positions=positions,
-                                denoise={"max_steps": self.pipeline.denoiser.max_steps,
-                                         "tol": self.pipeline.denoiser.tol,
-                                         "device": str(self.pipeline.denoiser.device)})
+        self.writer = LogWriter(log, atom_ids, **self.pipeline.log_settings(), source=source,
+                                positions=positions)
 
     @property
     def path(self) -> Path:

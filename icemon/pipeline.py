@@ -101,6 +101,15 @@ class Pipeline:
     def threshold(self) -> float:
         return self.classifier.threshold
 
+    def log_settings(self) -> dict:
+        """What a :class:`~icemon.log.LogWriter` records of this pipeline (keyword args):
+        the model, its threshold, the denoising settings, whether scores are averaged."""
+        d = self.denoiser
+        return {"model_name": self.model.name, "model_sha256": self.model.sha256,
+                "threshold": self.threshold,
+                "denoise": {"max_steps": d.max_steps, "tol": d.tol, "device": str(d.device)},
+                "atom_scores": self.classifier.shell > 0}
+
     def process(self, frame: Frame) -> Result:
         """Labels, scores, fractions and denoised positions of one frame."""
         with self._lock, self._threadpools.limit(limits=1, user_api="blas"):

@@ -223,3 +223,20 @@ def test_monitor_records_its_pipeline_settings(tmp_path, model, pipeline):
     other = Pipeline(model, denoise_steps=den.max_steps + 1)
     with pytest.raises(LogError, match="max_steps"):
         Monitor(path, np.arange(5), pipeline=other)
+
+
+def test_per_atom_scores_are_kept_beside_averaged_ones(tmp_path):
+    """A shell-averaging model logs the decision scores and the per-atom ones."""
+    from icemon.analysis import Log
+
+    r = _result()
+    r.atom_scores = (r.scores * 2).astype(np.float32)
+    with _writer(tmp_path / "a.h5", atom_scores=True) as w:
+        w.append(r)
+    with _writer(tmp_path / "b.h5") as w:
+        w.append(r)
+    with Log(tmp_path / "a.h5") as log:
+        np.testing.assert_array_equal(log.scores(0), r.scores)
+        np.testing.assert_array_equal(log.atom_scores(0), r.atom_scores)
+    with Log(tmp_path / "b.h5") as log:  # no averaging recorded: per-atom = decision scores
+        np.testing.assert_array_equal(log.atom_scores(0), r.scores)
