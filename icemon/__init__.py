@@ -9,13 +9,32 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, IcemonError
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, IcemonError, ModelFileError
 from .frame import Frame, FrameError
 from .log import LogError, LogWriter
-from .modelfile import IcemonModel, ModelFileError, default_model_path
 from .phases import ICE_PHASES, LIQUID, PHASES
-from .pipeline import Pipeline, Result
 from .readers import TrajectoryError, read_frames
+
+if TYPE_CHECKING:
+    from .modelfile import IcemonModel, default_model_path
+    from .pipeline import Pipeline, Result
+
+_LAZY = {"IcemonModel": "modelfile", "default_model_path": "modelfile",
+         "Pipeline": "pipeline", "Result": "pipeline"}
+"""Names whose modules load torch, e3nn and dscribe: imported on first use, so that
+reading a log, the CLI's help and the analysis do not pay for them."""
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ICE_PHASES",

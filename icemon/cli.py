@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .frame import FrameError
+from .errors import IcemonError
 from .log import LogError
-from .modelfile import ModelFileError
 from .readers import TrajectoryError
 
 DEMO_SNAPSHOT = "demo-snapshots.extxyz"
@@ -291,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return int(args.func(args) or 0)
-    except (FrameError, TrajectoryError, ModelFileError, LogError) as exc:
+    except IcemonError as exc:  # bad input, files or settings: a message, not a traceback
         print(f"icemon: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `icemon info | head`

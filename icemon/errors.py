@@ -17,3 +17,7 @@ class ConfigError(IcemonError, ValueError):
 
 class PhaseError(IcemonError, KeyError):
     """A phase name that the phase vocabulary or the references do not know."""
+
+
+class ModelFileError(IcemonError, ValueError):
+    """A model file that is missing, corrupt, or not an icemon model."""

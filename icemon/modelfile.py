@@ -25,15 +25,11 @@ import torch
 
 from .classify import PhaseClassifier
 from .descriptors import SoapConfig
-from .errors import IcemonError
+from .errors import ModelFileError
 from .model import ScoreNet, ScoreNetConfig
 
 FORMAT = "icemon-model/1"
 DEFAULT_MODEL = "ice-denoiser.npz"
-
-
-class ModelFileError(IcemonError, ValueError):
-    """A model file that is missing, corrupt, or not an icemon model."""
 
 
 def default_model_path() -> Path:
