@@ -1,11 +1,14 @@
-"""Accuracy and speed of icemon on the GCIceNet TIP4P/Ice trajectories.
+"""Accuracy and speed of icemon on the GCIceNet TIP4P/Ice trajectories, against CHILL+.
 
-Prints, per phase: accuracy on the raw frames (no denoising) and after denoising, over
-the seven ices (7 classes: the nearest reference, no liquid) and with liquid (8 classes,
-the model's automatic threshold); what the extra phase T becomes; and where the time goes
-(neighbour lists, network, SOAP, classification) with oxygens/s end to end.
+Prints, per model and phase: accuracy on the raw frames (no denoising) and after denoising,
+over the seven ices (7 classes: the nearest reference, no liquid) and with liquid (8
+classes, the model's automatic threshold); what the extra phase T becomes; where the time
+goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
+threads. OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
+same run, and each model's throughput is printed as a ratio to it. A closing Pareto table
+lists every model on one line.
 
-    python benchmarks/gcicenet.py [--model M.npz ...] [--data ../shared/data/gcicenet]
+    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR]
 """
 
 from __future__ import annotations
@@ -19,23 +22,61 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from icemon import PHASES, Pipeline, read_frames
+from icemon import PHASES, Frame, Pipeline, read_frames
 from icemon.phases import LIQUID
 
 TAGS = {"1h": 0, "1c": 1, "2": 2, "3": 3, "6": 4, "7": 5, "sI": 6, "w": 7, "T": -1}
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gcicenet"
 
 
-def evaluate(model: str | None, data: Path, steps: int | None, frames: int | None) -> dict:
+def load(data: Path, frames: int | None) -> dict[str, list[Frame]]:
+    return {tag: list(read_frames(data / f"md_{tag}_dev.xtc", data / f"md_{tag}.tpr",
+                                  "name OW", stop=frames)) for tag in TAGS}
+
+
+def chillplus_rate(frames: dict[str, list[Frame]]) -> tuple[float, dict[str, float]] | None:
+    """(O/s of OVITO's CHILL+ over every frame, its ice fraction per tag), or None when
+    ``ovito`` is not installed. Building OVITO's data from arrays is timed too, as icemon's
+    frame set-up is."""
+    try:
+        from ovito.data import DataCollection
+        from ovito.modifiers import ChillPlusModifier
+        from ovito.pipeline import Pipeline as OvitoPipeline
+        from ovito.pipeline import StaticSource
+    except ImportError:
+        return None
+    n, seconds, ice = 0, 0.0, {}
+    for tag, frs in frames.items():
+        solid = []
+        for fr in frs:
+            t0 = time.perf_counter()
+            dc = DataCollection()
+            cell = dc.create_cell(np.column_stack([fr.cell.T, np.zeros(3)]), pbc=(True,) * 3)
+            assert cell is not None
+            dc.create_particles(count=fr.n_atoms).create_property("Position", data=fr.positions)
+            pipe = OvitoPipeline(source=StaticSource(data=dc))
+            pipe.modifiers.append(ChillPlusModifier(cutoff=3.5))
+            out = pipe.compute()
+            st = np.asarray(out.particles["Structure Type"][...])
+            seconds += time.perf_counter() - t0
+            n += fr.n_atoms
+            solid.append(np.mean(st != 0))  # 0 = Other
+        ice[tag] = float(np.mean(solid))
+    return n / seconds, ice
+
+
+def evaluate(model: str | None, frames: dict[str, list[Frame]], steps: int | None,
+             threads: list[int]) -> dict:
+    torch.set_num_threads(max(threads))
     pipe = Pipeline(model, denoise_steps=steps)
     raw = Pipeline(pipe.model, denoise_steps=0)
     rows = {}
     times: dict[str, float] = defaultdict(float)
     n_total = 0
+    pipe.process(frames["1h"][0])  # warm-up (helper processes, allocator)
     for tag, code in TAGS.items():
         acc = defaultdict(list)
-        for frame in read_frames(data / f"md_{tag}_dev.xtc", data / f"md_{tag}.tpr", "name OW",
-                                 stop=frames):
+        for frame in frames[tag]:
             r0 = raw.process(frame)
             r1 = pipe.process(frame)
             for k, v in r1.timings.items():
@@ -49,18 +90,34 @@ def evaluate(model: str | None, data: Path, steps: int | None, frames: int | Non
             acc["counts"].append(r1.counts)
             acc["steps"].append(r1.n_denoise_steps)
         rows[tag] = {k: np.array(v) for k, v in acc.items()}
-    return {"rows": rows, "times": dict(times), "atoms": n_total, "pipe": pipe}
+    rate = {max(threads): n_total / times["total"]}
+    for t in threads:
+        if t in rate:
+            continue
+        torch.set_num_threads(t)
+        pipe.process(frames["1h"][0])
+        total = 0.0
+        for frs in frames.values():
+            for frame in frs:
+                total += pipe.process(frame).timings["total"]
+        rate[t] = n_total / total
+    pipe.close()
+    torch.set_num_threads(max(threads))
+    return {"rows": rows, "times": dict(times), "atoms": n_total, "pipe": pipe, "rate": rate}
 
 
-def report(name: str, res: dict) -> None:
+def report(name: str, res: dict, chill: float | None) -> dict:
     pipe = res["pipe"]
-    print(f"\n== model {name}: {pipe.model.net.config.hidden}, {pipe.model.net.config.n_layers} "
-          f"layers, cutoff {pipe.model.net.config.cutoff} Å, ≤{pipe.denoiser.max_steps} "
-          f"denoising steps, threshold {pipe.threshold:.3f}")
+    c = pipe.model.net.config
+    s = pipe.model.soap
+    print(f"\n== model {name}: {c.hidden}, {c.n_layers} blocks, l ≤ {c.lmax}, cutoff {c.cutoff} Å, "
+          f"≤{pipe.denoiser.max_steps} passes; SOAP r_cut {s.r_cut} Å n {s.n_max} l {s.l_max}, "
+          f"PCA {pipe.classifier.components.shape[0]}; threshold {pipe.threshold:.3f}"
+          f"{f', shell-averaged over {pipe.classifier.shell} Å' if pipe.classifier.shell else ''}")
     print(f"{'data':>6s} {'phase':>7s} {'frames':>6s} | {'raw 7cl':>8s} {'den 7cl':>8s} "
           f"{'worst fr':>8s} | {'raw 8cl':>8s} {'den 8cl':>8s} {'worst fr':>8s} | steps | "
           f"labels after denoising")
-    ice7, ice8, liq8, ice_as_liq = [], [], [], []
+    ice7, ice8, liq8, ice_as_liq, t_liq = [], [], [], [], float("nan")
     for tag, r in res["rows"].items():
         code = TAGS[tag]
         counts = r["counts"].sum(axis=0)
@@ -78,17 +135,41 @@ def report(name: str, res: dict) -> None:
                 ice8.append(r["den8"].mean())
                 ice_as_liq.append(counts[LIQUID] / counts.sum())
         else:
+            t_liq = counts[LIQUID] / counts.sum()
             print(f"{tag:>6s} {'T':>7s} {len(r['counts']):6d} | {'':>8s} {'':>8s} {'':>8s} | "
                   f"{'':>8s} {'':>8s} {'':>8s} | {r['steps'].mean():5.1f} | {dist}")
-    print(f"seven ices, 7 classes after denoising: {100 * np.mean(ice7):.3f} %  |  "
-          f"8 classes: ices {100 * np.mean(ice8):.3f} %, liquid {100 * np.mean(liq8):.3f} %, "
-          f"ice labelled liquid {100 * np.mean(ice_as_liq):.3f} %")
-    t = res["times"]
-    n = res["atoms"]
-    print(f"time per stage over {n} oxygens: neighbour lists {t['neighbors']:.2f} s, "
-          f"network {t['network']:.2f} s, SOAP {t['soap']:.2f} s, classify "
-          f"{t['classify']:.2f} s; end to end {n / t['total']:.0f} O/s "
-          f"({torch.get_num_threads()} torch threads)")
+    worst7 = min(r["den7"].min() for tag, r in res["rows"].items() if 0 <= TAGS[tag] < LIQUID)
+    summary = {"ice7": np.mean(ice7), "worst7": worst7, "ice8": np.mean(ice8),
+               "liq8": np.mean(liq8), "ice_as_liq": np.mean(ice_as_liq), "T_liq": t_liq,
+               "rate": res["rate"], "chill": chill}
+    print(f"seven ices, 7 classes after denoising: {100 * summary['ice7']:.3f} % (worst frame "
+          f"{100 * worst7:.3f} %)  |  8 classes: ices {100 * summary['ice8']:.3f} %, liquid "
+          f"{100 * summary['liq8']:.3f} %, ice labelled liquid {100 * summary['ice_as_liq']:.3f} %")
+    t, n = res["times"], res["atoms"]
+    rates = ", ".join(f"{r:.3g} O/s with {k} thread{'s' if k > 1 else ''}"
+                      for k, r in sorted(res["rate"].items()))
+    print(f"time per stage over {n} oxygens ({max(res['rate'])} threads): neighbour lists "
+          f"{t['neighbors']:.2f} s, network {t['network']:.2f} s, SOAP {t['soap']:.2f} s, "
+          f"classify {t['classify']:.2f} s; end to end {rates}")
+    if chill:
+        print("throughput / CHILL+: " + ", ".join(
+            f"{r / chill:.3f} ({k} thr)" for k, r in sorted(res["rate"].items())))
+    return summary
+
+
+def pareto(summaries: dict[str, dict]) -> None:
+    threads = sorted({k for s in summaries.values() for k in s["rate"]})
+    head = (f"{'model':>28s} | {'7cl ices':>8s} {'worst fr':>8s} | {'8cl ices':>8s} "
+            f"{'liquid':>8s} {'ice→liq':>8s} {'T→liq':>6s} | "
+            + " ".join(f"{f'O/s {t}thr':>10s}" for t in threads) + " | ×CHILL+")
+    print("\n== Pareto table (accuracy in %, throughput end to end)\n" + head)
+    for name, s in summaries.items():
+        ratio = (f"{s['rate'][max(threads)] / s['chill']:.3f}" if s["chill"] else "n/a")
+        print(f"{name[-28:]:>28s} | {100 * s['ice7']:8.3f} {100 * s['worst7']:8.3f} | "
+              f"{100 * s['ice8']:8.3f} {100 * s['liq8']:8.3f} {100 * s['ice_as_liq']:8.3f} "
+              f"{100 * s['T_liq']:6.1f} | "
+              + " ".join(f"{s['rate'].get(t, float('nan')):10.3g}" for t in threads)
+              + f" | {ratio}")
 
 
 def main() -> int:
@@ -98,14 +179,24 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--denoise-steps", type=int, default=None)
     p.add_argument("--frames", type=int, default=None, help="frames per file (default all)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="thread counts to time (accuracy uses the largest)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    frames = load(args.data, args.frames)
+    chill = chillplus_rate(frames)
+    if chill is None:
+        print("OVITO not installed (pip install ovito): no CHILL+ comparison")
+    else:
+        print(f"CHILL+ (OVITO, cutoff 3.5 Å): {chill[0]:.3g} O/s; its ice fraction per file: "
+              + ", ".join(f"{k} {100 * v:.1f}%" for k, v in chill[1].items()))
+    summaries = {}
     for m in args.model or [None]:
         t0 = time.perf_counter()
-        res = evaluate(m, args.data, args.denoise_steps, args.frames)
-        report(m or "shipped", res)
+        res = evaluate(m, frames, args.denoise_steps, args.threads)
+        name = Path(m).stem if m else "shipped"
+        summaries[name] = report(name, res, chill[0] if chill else None)
         print(f"({time.perf_counter() - t0:.0f} s)")
+    pareto(summaries)
     return 0
 
 

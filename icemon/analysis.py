@@ -110,13 +110,13 @@ class Log:
         return self.file["labels"][self._index(k)]
 
     def scores(self, k: int) -> np.ndarray:
-        """(N,) scores of frame ``k`` behind the liquid decision (shell-averaged when the
-        model averages)."""
+        """(N,) scores of frame ``k`` behind the liquid decision (of shell-averaged
+        descriptors when the model averages)."""
         return self.file["scores"][self._index(k)]
 
     def atom_scores(self, k: int) -> np.ndarray:
-        """(N,) per-atom scores of frame ``k`` before shell averaging (the decision scores
-        for logs of models that do not average)."""
+        """(N,) scores of each atom's own descriptor in frame ``k`` (the decision scores
+        for logs of models that do not average descriptors)."""
         name = "atom_scores" if "atom_scores" in self.file else "scores"
         return self.file[name][self._index(k)]
 

@@ -34,12 +34,12 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     data, and bundle everything with the training record."""
     net = net.cpu().eval()
     soap = Soap(config.soap)
-    classifier = fit_classifier(soap, config.n_components)
-    classifier.shell = config.score_shell
+    classifier = fit_classifier(soap, config.n_components, shell=config.shell)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,
-                    ice_quantile=config.ice_quantile, ice_noise=config.calibration_noise,
+                    ice_quantile=config.ice_quantile, ice_sigma=config.calibration_sigma,
+                    ice_samples=config.calibration_samples,
                     progress=progress)
     classifier.threshold = cal.threshold
     meta = {

@@ -39,16 +39,21 @@ ice exists over a range of densities)."""
 
 
 def fit_classifier(soap: Soap, n_components: int = 30,
-                   scales: tuple[float, ...] = REFERENCE_SCALES) -> PhaseClassifier:
-    """Scaler + PCA + reference environments from the ideal references only."""
+                   scales: tuple[float, ...] = REFERENCE_SCALES,
+                   shell: float = 0.0) -> PhaseClassifier:
+    """Scaler + PCA + reference environments from the ideal references only (their
+    descriptors shell-averaged over ``shell`` Å, as frames will be)."""
     feats, labels = [], []
     for code, phase in enumerate(ICE_PHASES):
         atoms = reference(phase, min_height=2 * soap.config.r_cut)
         for s in scales:
-            f = soap(atoms.positions * s, np.asarray(atoms.cell[:]) * s)
+            pos, cell = atoms.positions * s, np.asarray(atoms.cell[:]) * s
+            f = shell_average(soap(pos, cell), pos, cell, shell)
             feats.append(f)
             labels.append(np.full(len(f), code))
-    return PhaseClassifier.fit(np.concatenate(feats), np.concatenate(labels), n_components)
+    clf = PhaseClassifier.fit(np.concatenate(feats), np.concatenate(labels), n_components)
+    clf.shell = float(shell)
+    return clf
 
 
 def random_packing(rng: np.random.Generator, cell: np.ndarray, n_atoms: int,
@@ -118,25 +123,23 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               sigma_max: float, strain: float, seed: int = 0, ice_samples: int = 6,
               disorder_samples: int = 2, disorder_atoms: int = 512,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
-              ice_noise: str = "uniform", progress: bool = True) -> Calibration:
+              ice_sigma: float | None = None, progress: bool = True) -> Calibration:
     """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.
 
-    ``ice_noise`` sets the synthetic ice's noise: "uniform" draws σ ~ U(0, σ_max) as in
-    training; "max" uses σ = σ_max for every sample, the largest noise the denoiser was
-    trained to remove. Few passes remove small synthetic noise completely, so with
-    "uniform" the quantile is set by nearly ideal samples and real thermal noise (which is
-    correlated and anharmonic) lands above it; "max" calibrates on the hardest case the
-    denoiser is meant for. Scores are shell-averaged as in :class:`Pipeline` when
-    ``classifier.shell`` > 0."""
-    if ice_noise not in ("uniform", "max"):
-        raise ConfigError(f"unknown calibration ice noise {ice_noise!r} (uniform or max)")
+    ``ice_sigma`` sets the synthetic ice's noise (Å per component): None draws σ ~ U(0,
+    σ_max) as in training; a number uses that σ for every sample. With few denoising
+    passes, small synthetic noise is removed completely, so under U(0, σ_max) the quantile
+    is set by nearly ideal samples and real thermal motion lands above it; a fixed σ of
+    the size of thermal motion near melting (≈ 0.15 Å for oxygen in ice Ih) calibrates on
+    the case the monitor meets. Descriptors are shell-averaged as in :class:`Pipeline`
+    (``classifier.shell``)."""
     rng = np.random.default_rng(seed)
     jobs = []
     for phase in ICE_PHASES:
         atoms = reference(phase, min_height=2 * soap.config.r_cut)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         for _ in range(ice_samples):
-            sigma = rng.uniform(0, sigma_max) if ice_noise == "uniform" else sigma_max
+            sigma = rng.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
             jobs.append(("ice", noisy_sample(rng, base, sigma, strain)[:2]))
         number_density = len(atoms) / atoms.get_volume()
         for _ in range(disorder_samples):
@@ -146,8 +149,8 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
-        atom = classifier.nearest(soap(den.positions, cell))[1]
-        scores[kind].append(shell_average(atom, den.positions, cell, classifier.shell))
+        feats = shell_average(soap(den.positions, cell), den.positions, cell, classifier.shell)
+        scores[kind].append(classifier.nearest(feats)[1])
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
     if rule == "ice_quantile":
         threshold = float(np.quantile(ice, ice_quantile))

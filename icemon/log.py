@@ -14,10 +14,11 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
     /fractions  float32 (n, 8)     fraction of each phase
     /labels     int8 (n, N)        phase code per atom
     /scores     float32 (n, N)     the score behind the liquid decision: distance to the
-                                   nearest reference environment, shell-averaged when the
-                                   model averages (threshold attribute applies to it)
-    /atom_scores float32 (n, N)    per-atom distance before shell averaging (optional:
-                                   models that average)
+                                   nearest reference environment (of the shell-averaged
+                                   descriptor when the model averages; the threshold
+                                   attribute applies to it)
+    /atom_scores float32 (n, N)    distance of each atom's own descriptor (optional:
+                                   models that average descriptors)
     /positions  float32 (n, N, 3)  Å, as given (optional, compressed)
     /denoised   float32 (n, N, 3)  Å, after denoising (optional, compressed)
     /errors     (m,) {step int64, message S512}  monitor failures (frames not logged)
@@ -292,8 +293,8 @@ class LogWriter:
         model_name, model_sha256, threshold: the model that labels the frames.
         source: free text naming the producer (e.g. the trajectory or the LAMMPS run).
         positions: also store the given and the denoised positions.
-        atom_scores: also store the per-atom scores before shell averaging (for models
-            that average, :attr:`Result.atom_scores`).
+        atom_scores: also store the scores of each atom's own descriptor (for models
+            that average descriptors, :attr:`Result.atom_scores`).
         denoise: the run's denoising settings, ``{"max_steps": int, "tol": float,
             "device": str}`` (e.g. of :class:`~icemon.denoise.Denoiser`); recorded in a new
             log, compared with an existing one's. None: unknown, neither recorded nor

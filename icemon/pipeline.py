@@ -31,9 +31,9 @@ class Result:
     labels: np.ndarray
     """(N,) int8 phase codes (see :data:`icemon.phases.PHASES`)."""
     scores: np.ndarray
-    """(N,) float32 score behind the liquid decision: the distance to the nearest reference
-    environment (standardised SOAP), averaged over the atom's first shell when the model
-    says so (:attr:`PhaseClassifier.shell`)."""
+    """(N,) float32 score behind the liquid decision: the distance (standardised SOAP) to
+    the nearest reference environment, of the atom's descriptor averaged over its
+    neighbours when the model says so (:attr:`PhaseClassifier.shell`)."""
     denoised: np.ndarray
     """(N, 3) float64 denoised positions in Å."""
     nearest: np.ndarray
@@ -43,8 +43,9 @@ class Result:
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
     soap, classify, total."""
     atom_scores: np.ndarray | None = None
-    """(N,) float32 per-atom distance to the nearest reference, before shell averaging
-    (None = the same as :attr:`scores`)."""
+    """(N,) float32 distance of the atom's own, not averaged, descriptor to the nearest
+    reference: a diagnostic of single-atom order at interfaces, not the decision (None =
+    the same as :attr:`scores`)."""
 
     @property
     def counts(self) -> np.ndarray:
@@ -132,8 +133,10 @@ class Pipeline:
         t1 = time.perf_counter()
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
-        nearest, atom_scores = self.classifier.nearest(feats)
-        scores = shell_average(atom_scores, den.positions, frame.cell, self.classifier.shell)
+        shell = self.classifier.shell
+        nearest, scores = self.classifier.nearest(
+            shell_average(feats, den.positions, frame.cell, shell))
+        atom_scores = self.classifier.nearest(feats)[1] if shell > 0 else scores
         labels = self.classifier.label(nearest, scores)
         t3 = time.perf_counter()
         return Result(frame, labels, scores.astype(np.float32), den.positions,

@@ -51,12 +51,14 @@ class TrainConfig:
     """How the liquid threshold is derived from synthetic data (see icemon.calibrate)."""
     ice_quantile: float = 0.999
     """Quantile of synthetic-ice scores used as threshold by the "ice_quantile" rule."""
-    calibration_noise: str = "uniform"
-    """Noise of the synthetic ice the threshold is derived from: "uniform" (σ ~ U(0,
-    sigma_max), as in training) or "max" (σ = sigma_max); see icemon.calibrate."""
-    score_shell: float = 0.0
-    """Radius (Å) over which per-atom scores are averaged before the liquid decision
-    (0 = none); recorded in the classifier."""
+    calibration_sigma: float | None = None
+    """σ (Å per component) of the synthetic ice the threshold is derived from; None:
+    σ ~ U(0, sigma_max) as in training (see icemon.calibrate)."""
+    calibration_samples: int = 6
+    """Noised supercells per reference phase in the calibration."""
+    shell: float = 0.0
+    """Radius (Å) over which SOAP descriptors are averaged with the neighbours' before
+    the nearest-reference search (0 = none); recorded in the classifier."""
     steps: int = 6000
     batch_size: int = 8
     lr: float = 3e-3
@@ -211,6 +213,7 @@ class Trainer:
             targets.append(noise)
             w = 1.0 / (sigma**2 + c.sigma_floor**2) if c.noise_weighting else 1.0
             weights.append(np.full(len(pos), w))
+        self._last_structures = structures  # (positions, cell) of the last batch, for inspection
         skin = c.skin if c.train_passes > 1 else 0.0
         g = build_graph(structures, c.model.cutoff + skin, device=self.device)
         target = torch.as_tensor(np.concatenate(targets), dtype=torch.float32,

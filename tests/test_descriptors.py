@@ -77,52 +77,26 @@ def test_helpers_that_cannot_start_leave_serial_work(model, structure, monkeypat
     assert soap.processes == 1
 
 
-def test_an_error_leaves_the_helpers_in_step(model, structure, monkeypatch):
-    """A block dscribe rejects (here: in the helper's share) raises, and the next frame
-    still gets its own descriptors from the same helper."""
+def test_an_error_leaves_the_helpers_in_step(model, structure):
+    """A frame dscribe rejects raises, and the next frame still gets its own descriptors."""
     pos, cell = structure
     soap = Soap(model.soap, processes=2)
-    blocks = soap.blocks
-
-    def broken(*args):
-        out = blocks(*args)
-        own, local = out[-1]
-        out[-1] = (own, local[:, :2])  # not 3-D positions
-        return out
-
     try:
-        monkeypatch.setattr(soap, "blocks", broken)
-        with pytest.raises(ValueError, match=r"\(\d+, ?3\)|shape"):
-            soap(pos, cell)
-        monkeypatch.undo()
+        with pytest.raises(ValueError, match="zero-volume cell"):
+            soap(pos, np.zeros((3, 3)))  # no cell: dscribe cannot describe a periodic system
         np.testing.assert_allclose(soap(pos, cell), Soap(model.soap, processes=1)(pos, cell),
                                    rtol=0, atol=1e-6)
-        assert soap.processes == 2 and soap._helpers[0].proc.poll() is None
+        assert soap.processes == 2
     finally:
         soap.close()
 
 
-@pytest.mark.parametrize("phase, height", [("VI", 16.0), ("Ih", 30.0), ("III", 12.0)])
-def test_blocks_reproduce_the_periodic_descriptors(model, phase, height):
-    """Blocks with halos (any number, triclinic cells, cells smaller than the halo) give
-    every atom once, with its periodic descriptor. (The reference is dscribe's periodic
-    SOAP in the orthogonal cell: in the sheared re-expression of these small cells
-    dscribe's own periodic SOAP misses images, the blocks do not.)"""
-    from ase import Atoms
+def test_large_frames_are_one_plain_call(model, monkeypatch):
+    """Above PARALLEL_MAX_ATOMS no helper is used (dscribe 'centers' grow as centres × atoms)."""
+    import icemon.descriptors as d
 
-    from icemon.descriptors import halo_blocks
-
-    a = reference(phase, height)
-    pos = a.positions + np.random.default_rng(0).normal(0, 0.1, a.positions.shape)
-    soap = Soap(model.soap, processes=1)
-    cell0 = np.asarray(a.cell[:])
-    ref = soap._soap.create(Atoms(numbers=[8] * len(pos), positions=pos, cell=cell0, pbc=True))
-    for cell in (cell0, np.array([[1, 0, 0], [1, 1, 0], [-1, 2, 1]]) @ cell0):
-        for n_blocks in (2, 5, 17):
-            blocks = halo_blocks(pos, cell, soap.reach, n_blocks)
-            owned = np.concatenate([own for own, _ in blocks])
-            np.testing.assert_array_equal(np.sort(owned), np.arange(len(pos)))
-            out = np.empty_like(ref)
-            for (own, _), f in zip(blocks, soap.describe_blocks(blocks)):
-                out[own] = f
-            np.testing.assert_allclose(out, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    atoms = reference("VI", min_height=16.0)
+    monkeypatch.setattr(d, "PARALLEL_MAX_ATOMS", len(atoms) - 1)
+    soap = Soap(model.soap, processes=2)
+    soap(atoms.positions, np.asarray(atoms.cell[:]))
+    assert not soap._helpers

@@ -24,10 +24,11 @@ ORIGIN = np.array([-5.0, 2.0, -1.5])  # Å, the box's lower corner (icemon logs 
 
 @pytest.fixture(scope="module")
 def structure():
-    """Ice Ic (64 oxygens, 12.8 Å cube) with half of it disordered: 0.55 Å noise gives a
+    """Ice Ic (512 oxygens, 25.4 Å cube) with half of it disordered: 0.55 Å noise gives a
     mix of Ic and liquid labels (without denoising, which keeps the tests fast), so
-    identical labels mean more than 'all ice'."""
-    atoms = reference("Ic", 12.0)
+    identical labels mean more than 'all ice' (the model averages descriptors over 4.8 Å,
+    so the ordered half must be thicker than that)."""
+    atoms = reference("Ic", 25.0)
     x = atoms.positions.copy()
     half = x[:, 2] < atoms.cell[2, 2] / 2
     x[half] += np.random.default_rng(1).normal(scale=0.55, size=x[half].shape)

@@ -24,6 +24,17 @@ def test_shipped_model_records_its_provenance(model):
     assert cal["ice_q50"] < model.threshold < cal["disorder_q50"]
     assert cal["disorder_below"] < 0.01
     assert default_model_path().stat().st_size < 5e6
+    # denoising uses the pass count the network was trained for
+    assert model.denoise_steps == meta["train"]["config"]["train_passes"]
+
+
+def test_classifier_arrays_without_shell_load_as_per_atom(model):
+    """Model files written before descriptor averaging existed have no 'shell' entry."""
+    from icemon.classify import PhaseClassifier
+
+    arrays = model.classifier.to_arrays()
+    arrays.pop("shell")
+    assert PhaseClassifier.from_arrays(arrays).shell == 0.0
 
 
 def test_save_load_round_trip(model, tmp_path):
@@ -33,6 +44,8 @@ def test_save_load_round_trip(model, tmp_path):
     loaded = IcemonModel.load(path)
     assert loaded.sha256 == clone.sha256
     assert loaded.net.config == model.net.config
+    assert loaded.classifier.shell == model.classifier.shell
+    assert loaded.denoise_steps == model.denoise_steps
     a = reference("VI", 10.0)
     pos = a.positions + np.random.default_rng(0).normal(scale=0.1, size=a.positions.shape)
     res1 = Pipeline(model)(pos, a.cell[:])

@@ -1,0 +1,115 @@
+"""Cost per oxygen and peak memory against system size (10³ … ≥ 10⁵ oxygens).
+
+Ideal ice Ih with thermal-like noise (σ = 0.1 Å) is replicated to each size and one frame
+is classified end to end (``Pipeline.process``) in a fresh process per size, after one
+warm-up frame of ~1000 O. Printed per size: seconds, oxygens/s, seconds per oxygen relative
+to the smallest size, and the peak resident memory of the process and its SOAP helper
+processes together (sampled every 20 ms from /proc), in MB.
+
+    python benchmarks/scaling.py [--sizes 1024 8192 32768 110592] [--threads 2] [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory (MB) of ``pid`` and all its descendants."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def worker(n: int, threads: int, model: str | None) -> None:
+    import numpy as np
+    import torch
+
+    from icemon import Frame, Pipeline
+    from icemon.references import reference
+
+    torch.set_num_threads(threads)
+    pipe = Pipeline(model)
+    rng = np.random.default_rng(0)
+    unit = reference("Ih", 10.0)
+    pos0, cell0 = unit.positions, np.asarray(unit.cell[:])
+    reps = [1, 1, 1]
+    while len(pos0) * np.prod(reps) < n:
+        k = int(np.argmin([np.linalg.norm(cell0[i]) * reps[i] for i in range(3)]))
+        reps[k] += 1
+    shifts = np.array([[i, j, k] for i in range(reps[0]) for j in range(reps[1])
+                       for k in range(reps[2])]) @ cell0
+    pos = (pos0[None] + shifts[:, None]).reshape(-1, 3)
+    cell = cell0 * np.array(reps)[:, None]
+    warm = reference("Ih", 14.0)
+    pipe.process(Frame(warm.positions, warm.cell[:]))
+    frame = Frame(pos + rng.normal(0, 0.1, pos.shape), cell)
+    t0 = time.perf_counter()
+    res = pipe.process(frame)
+    dt = time.perf_counter() - t0
+    print(json.dumps({"n": len(pos), "seconds": dt, "timings": res.timings,
+                      "ice": float(np.mean(res.labels == 0))}), flush=True)
+    pipe.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192, 32768, 110592])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default=None)
+    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker is not None:
+        worker(a.worker, a.threads, a.model)
+        return 0
+    print(f"{'oxygens':>8s} {'s':>8s} {'O/s':>9s} {'s/O rel.':>8s} {'peak MB':>8s} "
+          f"{'network s':>9s} {'SOAP s':>7s} {'Ih %':>6s}")
+    base = None
+    for n in a.sizes:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n),
+               "--threads", str(a.threads)] + (["--model", a.model] if a.model else [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        peak = 0.0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _tree_rss_mb(proc.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        out, _ = proc.communicate()
+        done.set()
+        sampler.join()
+        if proc.returncode != 0:
+            print(f"{n:8d} failed (exit {proc.returncode}; killed for memory?) peak {peak:.0f} MB")
+            continue
+        r = json.loads(out.strip().splitlines()[-1])
+        per = r["seconds"] / r["n"]
+        base = base or per
+        t = r["timings"]
+        print(f"{r['n']:8d} {r['seconds']:8.2f} {r['n'] / r['seconds']:9.3g} {per / base:8.2f} "
+              f"{peak:8.0f} {t['network']:9.2f} {t['soap']:7.2f} {100 * r['ice']:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
