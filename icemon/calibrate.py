@@ -133,6 +133,9 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     the size of thermal motion near melting (≈ 0.15 Å for oxygen in ice Ih) calibrates on
     the case the monitor meets. Descriptors are shell-averaged as in :class:`Pipeline`
     (``classifier.shell``)."""
+    if ice_sigma is not None and not 0 < ice_sigma <= sigma_max:
+        raise ConfigError(f"calibration σ {ice_sigma} Å is outside (0, sigma_max = "
+                          f"{sigma_max} Å], the noise the denoiser was trained on")
     rng = np.random.default_rng(seed)
     jobs = []
     for phase in ICE_PHASES:
@@ -149,7 +152,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
-        feats = shell_average(soap(den.positions, cell), den.positions, cell, classifier.shell)
+        feats = classifier.averaged(soap(den.positions, cell), den.positions, cell)
         scores[kind].append(classifier.nearest(feats)[1])
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
     if rule == "ice_quantile":

@@ -84,6 +84,12 @@ class PhaseClassifier:
         nearest, scores = self.nearest(features)
         return self.label(nearest, scores), scores
 
+    def averaged(self, features: np.ndarray, positions: np.ndarray,
+                 cell: np.ndarray) -> np.ndarray:
+        """``features`` of a frame (positions and cell in Å) averaged over :attr:`shell`,
+        as the references were."""
+        return shell_average(features, positions, cell, self.shell)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
             "mean": self.mean, "scale": self.scale, "components": self.components,
@@ -110,9 +116,9 @@ def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     is surrounded by ice atoms, a liquid one by liquid ones, and the average also sees the
     third-neighbour order that tells Ih from Ic. The price is an interface blurred by
     about that radius."""
-    from .neighbors import neighbor_list
-
     from scipy.sparse import csr_matrix
+
+    from .neighbors import neighbor_list
 
     values = np.asarray(values, dtype=np.float64)
     if radius <= 0:

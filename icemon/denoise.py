@@ -32,20 +32,6 @@ MIN_DISTANCE = 1.0
 VII): the input is wrong (duplicated atoms, zeroed coordinates, wrong units)."""
 
 
-MAX_DENSITY = 0.15
-"""Oxygens per Å^3 above which a frame is refused before any neighbour list is built:
-2.5x ice VII (0.06), the densest water phase; more means wrong length units (nm or Bohr
-read as Å), and the neighbour list of such a frame would exhaust memory."""
-
-
-def check_density(n_atoms: int, cell: np.ndarray) -> None:
-    """Raise :class:`FrameError` if the number density is not that of water."""
-    density = n_atoms / abs(np.linalg.det(cell))
-    if density > MAX_DENSITY:
-        raise FrameError(f"{density:.3g} oxygens per Å^3 is far denser than any water phase "
-                         f"(ice VII: 0.06): positions or cell in the wrong length units?")
-
-
 def check_overlaps(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                    shifts: torch.Tensor) -> None:
     """Raise :class:`FrameError` if two atoms are closer than :data:`MIN_DISTANCE`."""
@@ -107,7 +93,6 @@ class Denoiser:
         n = self.max_steps if max_steps is None else int(max_steps)
         cutoff = self.model.config.cutoff
         start = wrap(np.asarray(positions, dtype=np.float64), cell)
-        check_density(len(start), cell)
         history: list[float] = []
         t_nl = t_net = 0.0
         pos = None

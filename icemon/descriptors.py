@@ -1,8 +1,9 @@
 """SOAP descriptors (dscribe) of oxygen environments.
 
-The settings are smaller than the paper's (r_cut 12 Å, n_max 10, l_max 8) because on
-denoised structures a 7 Å descriptor already separates the ices, and it is ~10x faster
-(1.4e4 vs ~1.2e3 atoms/s on one core); they are stored in every model file.
+The settings are much smaller than the paper's (r_cut 12 Å, n_max 10, l_max 8) because on
+denoised structures a short descriptor already separates the ices (the shipped model:
+r_cut 6 Å, n_max 4, l_max 6, averaged over neighbours; see :mod:`icemon.classify`); they
+are stored in every model file.
 
 dscribe's C++ keeps Python's GIL, so threads cannot share the work; on more than one
 core the atoms of a frame of up to :data:`PARALLEL_MAX_ATOMS` are split between this

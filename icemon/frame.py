@@ -21,6 +21,12 @@ def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return frac @ cell
 
 
+MAX_DENSITY = 0.15
+"""Oxygens per Å^3 above which a frame is refused: 2.5x ice VII (0.06), the densest water
+phase; more means wrong length units (nm or Bohr read as Å), and the neighbour lists of
+such a frame would exhaust memory."""
+
+
 class FrameError(IcemonError, ValueError):
     """Raised for a snapshot icemon cannot classify (no atoms, NaN, bad cell...)."""
 
@@ -75,6 +81,11 @@ class Frame:
                 f"the cell is singular or degenerate (volume {volume:.3g} Å^3 for lattice "
                 f"vector lengths {np.round(lengths, 3).tolist()} Å)"
             )
+        density = len(pos) / volume
+        if density > MAX_DENSITY:
+            raise FrameError(f"{density:.3g} oxygens per Å^3 is far denser than any water "
+                             f"phase (ice VII: 0.06): positions or cell in the wrong length "
+                             f"units?")
         if self.atom_ids is None:
             ids = np.arange(len(pos), dtype=np.int64)
         else:

@@ -19,6 +19,7 @@ class Graph:
     dst: torch.Tensor  # (E,) centre index
     shifts: torch.Tensor  # (E, 3) Å
     batch: torch.Tensor  # (N,) structure index
+    cells: np.ndarray  # (B, 3, 3) Å, lattice vectors as rows
 
 
 def build_graph(
@@ -43,7 +44,7 @@ def build_graph(
         return torch.as_tensor(np.concatenate(x), dtype=dt, device=device)
 
     return Graph(t(pos, dtype), t(src, torch.long), t(dst, torch.long), t(shifts, dtype),
-                 t(batch, torch.long))
+                 t(batch, torch.long), np.array([c for _, c in structures], dtype=np.float64))
 
 
 def edges_within(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,

@@ -104,7 +104,6 @@ def units_scale(style: str, lj_length: float | None = None,
                 "LAMMPS 'units lj' has no length or time scale, so icemon cannot compare "
                 "the structure with its references (in Å): pass lj_length=σ in Å and "
                 f"lj_time=τ=σ·sqrt(m/ε) in ps to attach (missing: {', '.join(missing)})")
-        scale = []
         for name, value in given.items():
             try:
                 v = float(value)
@@ -112,8 +111,7 @@ def units_scale(style: str, lj_length: float | None = None,
                 v = math.nan
             if not (math.isfinite(v) and v > 0):
                 raise LammpsError(f"{name} must be a positive number, not {value!r}")
-            scale.append(v)
-        return scale[0], scale[1]
+        return float(lj_length), float(lj_time)
     if given:
         raise LammpsError(f"{' and '.join(given)}: only for 'units lj', and this LAMMPS "
                           f"system uses 'units {style}' (its scale is known: leave them unset)")

@@ -79,6 +79,7 @@ class Monitor:
         self._own_pipeline = pipeline is None
         self._worker: threading.Thread | None = None
         self._queue: queue.Queue | None = None
+        self.pipeline: Pipeline | None = None
         self.writer: LogWriter | None = None
         self.errors: list[tuple[int, str]] = []
         """(step, message) of every frame that was skipped."""
@@ -94,7 +95,10 @@ class Monitor:
             self._threads_before = torch.get_num_threads()
             torch.set_num_threads(int(threads))
         try:
-            self._open(log, atom_ids, model, pipeline, source, positions, denoise_steps, device)
+            self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps,
+                                                 device=device)
+            self.writer = LogWriter(log, atom_ids, **self.pipeline.log_settings(),
+                                    source=source, positions=positions)
         except BaseException:
             self.close()  # torch's thread count restored, helpers stopped
             raise
@@ -105,12 +109,6 @@ class Monitor:
             self._worker.start()
             # queued frames reach the log even if the user's script dies with an exception
             atexit.register(_close_at_exit, weakref.ref(self))
-
-    def _open(self, log, atom_ids, model, pipeline, source, positions, denoise_steps,
-              device) -> None:
-        self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps, device=device)
-        self.writer = LogWriter(log, atom_ids, **self.pipeline.log_settings(), source=source,
-                                positions=positions)
 
     @property
     def path(self) -> Path:
@@ -186,7 +184,7 @@ class Monitor:
             self._queue = None
         if self.writer is not None:
             self.writer.close()
-        if self._own_pipeline and getattr(self, "pipeline", None) is not None:
+        if self._own_pipeline and self.pipeline is not None:
             self.pipeline.close()
         if self._threads_before is not None:
             import torch

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .classify import shell_average
 from .denoise import Denoiser
 from .descriptors import Soap
 from .frame import Frame
@@ -133,10 +132,9 @@ class Pipeline:
         t1 = time.perf_counter()
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
-        shell = self.classifier.shell
-        nearest, scores = self.classifier.nearest(
-            shell_average(feats, den.positions, frame.cell, shell))
-        atom_scores = self.classifier.nearest(feats)[1] if shell > 0 else scores
+        clf = self.classifier
+        nearest, scores = clf.nearest(clf.averaged(feats, den.positions, frame.cell))
+        atom_scores = clf.nearest(feats)[1] if clf.shell > 0 else scores
         labels = self.classifier.label(nearest, scores)
         t3 = time.perf_counter()
         return Result(frame, labels, scores.astype(np.float32), den.positions,

@@ -32,8 +32,8 @@ def read_frames(traj: str | Path, top: str | Path | None = None, select: str | N
 
     With a topology (``top``) or a format ASE does not read, MDAnalysis is used and
     ``select`` is an MDAnalysis selection (default ``"name OW"``; files without OW atoms,
-    such as LAMMPS dumps, need an explicit selection). Otherwise ASE reads the file and ``select`` is an element (default
-    ``"O"``). Positions are in Å, time in ps.
+    such as LAMMPS dumps, need an explicit selection). Otherwise ASE reads the file and
+    ``select`` is an element (default ``"O"``). Positions are in Å, time in ps.
     """
     path = Path(traj)
     if not path.exists():

@@ -213,7 +213,6 @@ class Trainer:
             targets.append(noise)
             w = 1.0 / (sigma**2 + c.sigma_floor**2) if c.noise_weighting else 1.0
             weights.append(np.full(len(pos), w))
-        self._last_structures = structures  # (positions, cell) of the last batch, for inspection
         skin = c.skin if c.train_passes > 1 else 0.0
         g = build_graph(structures, c.model.cutoff + skin, device=self.device)
         target = torch.as_tensor(np.concatenate(targets), dtype=torch.float32,
@@ -225,18 +224,14 @@ class Trainer:
     def loss(self, g, noise: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Mean weighted squared distance to the clean lattice after each of K passes."""
         k_passes = self.config.train_passes
-        if k_passes == 1:
-            pred = self.model(g.pos, g.src, g.dst, g.shifts)
-            return torch.mean(weight[:, None] * (pred - noise) ** 2)
-        clean = g.pos - noise
-        pos = g.pos
+        pos, left = g.pos, noise  # left = r_k − clean, the noise still to remove
         total = torch.zeros((), device=pos.device)
         for _ in range(k_passes):
             src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, self.config.model.cutoff)
             eps = self.model(pos, src, dst, shifts)
-            # ε should be what is left of the noise: |r_k − clean|² = |ε_k − (r_{k−1} − clean)|²
-            total = total + torch.mean(weight[:, None] * (eps - (pos - clean)) ** 2)
-            pos = pos - eps
+            # |r_k − clean|² = |ε_k − (r_{k−1} − clean)|²; K = 1: plain score matching
+            total = total + torch.mean(weight[:, None] * (eps - left) ** 2)
+            pos, left = pos - eps, left - eps
         return total / k_passes
 
     def train_step(self) -> float:

@@ -115,11 +115,9 @@ def test_unrolled_loss_is_the_mean_distance_to_the_clean_lattice_after_each_pass
     loss = float(t.loss(g, noise, weight))
     clean = g.pos - noise
     pos, parts = g.pos, []
-    structures = g.batch.unique()
-    cells = [c for _, c in t._last_structures]
     for _ in range(2):
-        fresh = build_graph([(pos[g.batch == k].detach().numpy().astype(float), cells[k])
-                             for k in structures.tolist()], t.config.model.cutoff)
+        fresh = build_graph([(pos[g.batch == k].detach().numpy().astype(float), cell)
+                             for k, cell in enumerate(g.cells)], t.config.model.cutoff)
         eps = t.model(pos, fresh.src, fresh.dst, fresh.shifts)
         pos = pos - eps
         parts.append(float(torch.mean(weight[:, None] * (pos - clean) ** 2)))
