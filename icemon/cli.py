@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IcemonError
-from .log import LogError
-from .readers import TrajectoryError
+from icemon.errors import IcemonError
+from icemon.io.log import LogError
+from icemon.io.readers import TrajectoryError
 
 DEMO_SNAPSHOT = "demo-snapshots.extxyz"
 
@@ -22,7 +22,7 @@ DEMO_SNAPSHOT = "demo-snapshots.extxyz"
 def _pipeline(args):
     import torch
 
-    from .pipeline import Pipeline
+    from icemon.core.pipeline import Pipeline
 
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
@@ -39,7 +39,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args) -> int:
     """Classify the bundled TIP4P/Ice snapshots with the shipped model and print tables."""
-    from .readers import read_frames
+    from icemon.io.readers import read_frames
 
     pipe = _pipeline(args)
     path = Path(str(files("icemon") / "data" / DEMO_SNAPSHOT))
@@ -61,8 +61,8 @@ def cmd_classify(args) -> int:
     """Classify every K-th frame of a trajectory into an icemon/1 log (and extxyz)."""
     from tqdm.auto import tqdm
 
-    from .log import LogWriter
-    from .readers import read_frames
+    from icemon.io.log import LogWriter
+    from icemon.io.readers import read_frames
 
     pipe = _pipeline(args)
     out = Path(args.output)
@@ -98,7 +98,7 @@ def cmd_classify(args) -> int:
 
 def write_extxyz(fh, res) -> None:
     """One classified frame with per-atom ``phase`` and ``score`` columns (OVITO/ASE)."""
-    from .report import write_extxyz_frame
+    from icemon.analysis.report import write_extxyz_frame
 
     write_extxyz_frame(fh, res.frame.positions, res.frame.cell, res.labels, res.scores,
                        res.frame.atom_ids, res.frame.step, res.frame.time)
@@ -108,8 +108,8 @@ def cmd_train(args) -> int:
     """Algorithm 1 on the references, then classifier + threshold → model file."""
     import torch
 
-    from .build import build_model
-    from .train import TrainConfig, Trainer, apply_override
+    from icemon.training.build import build_model
+    from icemon.training.train import TrainConfig, Trainer, apply_override
 
     workdir = Path(args.workdir)
     ckpt = workdir / "checkpoint.pt"
@@ -154,7 +154,7 @@ def cmd_train(args) -> int:
 
 def cmd_info(args) -> int:
     """Print a model file's configuration and provenance."""
-    from .modelfile import IcemonModel
+    from icemon.core.modelfile import IcemonModel
 
     m = IcemonModel.load(args.model)
     print(json.dumps({"path": str(m.path), "sha256": m.sha256, **m.meta}, indent=1))
@@ -163,7 +163,7 @@ def cmd_info(args) -> int:
 
 def cmd_report(args) -> int:
     """Table of phase fractions and melting fronts of a log, and PNG plots (-o DIR)."""
-    from .report import report
+    from icemon.analysis.report import report
 
     report(args.log, args.output, normal=args.normal, bin_width=args.bin)
     return 0
@@ -171,7 +171,7 @@ def cmd_report(args) -> int:
 
 def cmd_watch(args) -> int:
     """Follow a log that a running simulation writes; print each new frame."""
-    from .report import watch
+    from icemon.analysis.report import watch
 
     watch(args.log, interval=args.interval, idle=args.idle, normal=args.normal)
     return 0
@@ -179,7 +179,7 @@ def cmd_watch(args) -> int:
 
 def cmd_export(args) -> int:
     """Write logged frames as extended XYZ with per-atom phase and score (OVITO)."""
-    from .report import export
+    from icemon.analysis.report import export
 
     n = export(args.log, args.extxyz, args.frames, denoised=args.denoised)
     print(f"wrote {n} frame(s) to {args.extxyz}", file=sys.stderr)
@@ -188,7 +188,7 @@ def cmd_export(args) -> int:
 
 def cmd_ipi(args) -> int:
     """Run an i-PI XML input (instead of `i-pi input.xml`) with the monitor attached."""
-    from .ipi import IpiError, run_xml
+    from icemon.hooks.ipi import IpiError, run_xml
 
     try:
         mon = run_xml(args.input, args.output, every=args.every, steps=args.steps,

@@ -5,7 +5,7 @@ Codes are stable: they are written into HDF5 logs (``labels`` int8) and model fi
 
 from __future__ import annotations
 
-from .errors import PhaseError
+from icemon.errors import PhaseError
 
 PHASES: tuple[str, ...] = ("Ih", "Ic", "II", "III", "VI", "VII", "sI", "liquid")
 """Phase names; the index of a name is its integer code."""

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from ase import Atoms, units
 
-import icemon.ase
-from icemon import PHASES, FrameError, mw
-from icemon.log import open_log
-from icemon.references import reference
+import icemon.hooks.ase
+from icemon import PHASES, FrameError
+from icemon.demo import mw
+from icemon.io.log import open_log
+from icemon.training.references import reference
 
 
 def test_observer_on_ase_langevin(tmp_path):
@@ -23,7 +24,7 @@ def test_observer_on_ase_langevin(tmp_path):
                            atom_types={"O": 1}, atom_type_masses={"O": mw.MASS}, log_file=None)
     dyn = Langevin(atoms, 10 * units.fs, temperature_K=250, friction=0.01 / units.fs,
                    fixcm=False, rng=np.random.default_rng(0))
-    with icemon.ase.Observer(atoms, log=tmp_path / "a.h5", dyn=dyn) as obs:
+    with icemon.hooks.ase.Observer(atoms, log=tmp_path / "a.h5", dyn=dyn) as obs:
         dyn.attach(obs, interval=20)
         dyn.run(40)
     with open_log(tmp_path / "a.h5") as f:
@@ -43,9 +44,9 @@ def _with_hydrogens():
 
 def test_oxygens_by_element_or_index(tmp_path):
     atoms, n = _with_hydrogens()
-    with icemon.ase.Observer(atoms, log=tmp_path / "e.h5") as obs:
+    with icemon.hooks.ase.Observer(atoms, log=tmp_path / "e.h5") as obs:
         obs()
-    with icemon.ase.Observer(atoms, log=tmp_path / "i.h5", oxygens=range(n)) as obs:
+    with icemon.hooks.ase.Observer(atoms, log=tmp_path / "i.h5", oxygens=range(n)) as obs:
         obs()
     with open_log(tmp_path / "e.h5") as a, open_log(tmp_path / "i.h5") as b:
         np.testing.assert_array_equal(a["atom_ids"][()], np.arange(n))
@@ -56,14 +57,14 @@ def test_oxygens_by_element_or_index(tmp_path):
 def test_bad_input_fails_before_the_run(tmp_path):
     atoms, n = _with_hydrogens()
     with pytest.raises(FrameError, match="no atom matches element 'N'"):
-        icemon.ase.Observer(atoms, log=tmp_path / "x.h5", oxygens="N")
+        icemon.hooks.ase.Observer(atoms, log=tmp_path / "x.h5", oxygens="N")
     with pytest.raises(FrameError, match="out of range"):
-        icemon.ase.Observer(atoms, log=tmp_path / "x.h5", oxygens=[0, 5 * n])
+        icemon.hooks.ase.Observer(atoms, log=tmp_path / "x.h5", oxygens=[0, 5 * n])
     atoms.pbc = [True, True, False]
     with pytest.raises(FrameError, match="periodic"):
-        icemon.ase.Observer(atoms, log=tmp_path / "x.h5")
+        icemon.hooks.ase.Observer(atoms, log=tmp_path / "x.h5")
     atoms.pbc = True
     atoms.positions[3] = np.nan
     with pytest.raises(FrameError, match="NaN"):
-        icemon.ase.Observer(atoms, log=tmp_path / "x.h5")
+        icemon.hooks.ase.Observer(atoms, log=tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()

@@ -9,7 +9,7 @@ import pytest
 from ase.io import read
 
 from icemon.cli import main
-from icemon.log import check_schema
+from icemon.io.log import check_schema
 from icemon.phases import PHASES
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icemon.descriptors import PARALLEL_MIN_ATOMS, Soap
-from icemon.references import reference
+from icemon.core.descriptors import PARALLEL_MIN_ATOMS, Soap
+from icemon.training.references import reference
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_an_error_leaves_the_helpers_in_step(model, structure):
 
 def test_large_frames_are_one_plain_call(model, monkeypatch):
     """Above PARALLEL_MAX_ATOMS no helper is used (dscribe 'centers' grow as centres × atoms)."""
-    import icemon.descriptors as d
+    import icemon.core.descriptors as d
 
     atoms = reference("VI", min_height=16.0)
     monkeypatch.setattr(d, "PARALLEL_MAX_ATOMS", len(atoms) - 1)

@@ -12,7 +12,7 @@ import pytest
 
 from icemon import PHASES, FrameError
 from icemon.analysis import Log
-from icemon.ipi import centroid
+from icemon.hooks.ipi import centroid
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "ipi_mw.py"
@@ -94,7 +94,7 @@ def test_no_oxygens_is_a_clear_error(tmp_path):
         simulation_xml,
     )
 
-    import icemon.ipi
+    import icemon.hooks.ipi
 
     atoms = Atoms("Ar8", positions=np.random.default_rng(0).uniform(0, 10, (8, 3)),
                   cell=np.eye(3) * 10, pbc=True)
@@ -105,7 +105,7 @@ def test_no_oxygens_is_a_clear_error(tmp_path):
             atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
             temperature=100.0))
         with pytest.raises(FrameError, match="no oxygens to monitor in the i-PI system"):
-            icemon.ipi.IpiMonitor(sim, tmp_path / "x.h5")
+            icemon.hooks.ipi.IpiMonitor(sim, tmp_path / "x.h5")
         assert not (tmp_path / "x.h5").exists()
         sim.stop()
     finally:
@@ -117,8 +117,8 @@ import sys, os, tempfile
 from pathlib import Path
 from ase import units
 from ipi.scripting import InteractiveSimulation, forcefield_xml, motion_nvt_xml, simulation_xml
-import icemon.ipi
-from icemon import mw
+import icemon.hooks.ipi
+from icemon.demo import mw
 work = Path(tempfile.mkdtemp())
 log = Path(sys.argv[1]).resolve()
 os.chdir(work)  # i-PI writes RESTART files into the cwd
@@ -130,12 +130,12 @@ sim = InteractiveSimulation(simulation_xml(atoms, forcefield_xml("l", mode="unix
     motion_nvt_xml(5 * units.fs), temperature=250.0,
     output=f"<output prefix='{work / 'sim'}'><checkpoint stride='100000'/></output>"))
 driver = mw.start_lammps_driver(mw.ipi_client_commands(data, address), work)
-mon = icemon.ipi.IpiMonitor(sim, log, every=10, engine_timeout=3)
+mon = icemon.hooks.ipi.IpiMonitor(sim, log, every=10, engine_timeout=3)
 mon.run(20)
 driver.kill()
 try:
     mon.run(1000)
-except icemon.ipi.IpiError as exc:
+except icemon.hooks.ipi.IpiError as exc:
     print("IpiError:", exc, flush=True)
     mon.close()
     os._exit(3)
@@ -161,7 +161,7 @@ def test_icemon_ipi_runs_an_xml_input(tmp_path):
     from ase import units
     from ipi.scripting import forcefield_xml, motion_nvt_xml, simulation_xml
 
-    from icemon import mw
+    from icemon.demo import mw
 
     atoms = mw.ice("Ic", 15.0)
     atoms.set_masses([mw.MASS] * len(atoms))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from icemon import PHASES, Frame, LogError, LogWriter
-from icemon.log import SCHEMA, check_schema
-from icemon.pipeline import Result
+from icemon.core.pipeline import Result
+from icemon.io.log import SCHEMA, check_schema
 
 
 def _result(n=5, step=0, seed=0, ids=None):
@@ -212,7 +212,7 @@ def test_steps_must_increase_across_appends_and_restarts(tmp_path):
 def test_monitor_records_its_pipeline_settings(tmp_path, model, pipeline):
     from icemon import Pipeline
     from icemon.analysis import Log
-    from icemon.monitor import Monitor
+    from icemon.hooks.monitor import Monitor
 
     path = tmp_path / "mon.h5"
     Monitor(path, np.arange(5), pipeline=pipeline).close()

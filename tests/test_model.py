@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from icemon.denoise import Denoiser
-from icemon.model import ScoreNet, ScoreNetConfig
-from icemon.references import reference
+from icemon.core.denoise import Denoiser
+from icemon.core.network import ScoreNet, ScoreNetConfig
+from icemon.training.references import reference
 
 from .conftest import random_rotation
 

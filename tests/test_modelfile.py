@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from icemon import IcemonModel, ModelFileError, Pipeline, default_model_path
-from icemon.references import reference
+from icemon.training.references import reference
 
 
 def test_shipped_model_records_its_provenance(model):
@@ -30,7 +30,7 @@ def test_shipped_model_records_its_provenance(model):
 
 def test_classifier_arrays_without_shell_load_as_per_atom(model):
     """Model files written before descriptor averaging existed have no 'shell' entry."""
-    from icemon.classify import PhaseClassifier
+    from icemon.core.classify import PhaseClassifier
 
     arrays = model.classifier.to_arrays()
     arrays.pop("shell")

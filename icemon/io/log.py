@@ -67,8 +67,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import IcemonError
-from .phases import N_PHASES, PHASES
+from icemon.errors import IcemonError
+from icemon.phases import N_PHASES, PHASES
 
 SCHEMA = "icemon/1"
 ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
@@ -89,7 +89,7 @@ class LogError(IcemonError, ValueError):
 
 
 def _version() -> str:
-    from . import __version__
+    from icemon import __version__
 
     return __version__
 
@@ -296,7 +296,7 @@ class LogWriter:
         atom_scores: also store the scores of each atom's own descriptor (for models
             that average descriptors, :attr:`Result.atom_scores`).
         denoise: the run's denoising settings, ``{"max_steps": int, "tol": float,
-            "device": str}`` (e.g. of :class:`~icemon.denoise.Denoiser`); recorded in a new
+            "device": str}`` (e.g. of :class:`~icemon.core.denoise.Denoiser`); recorded in a new
             log, compared with an existing one's. None: unknown, neither recorded nor
             checked.
     """
@@ -445,7 +445,7 @@ class LogWriter:
         return "positions" in self.file
 
     def append(self, result) -> None:
-        """Append one :class:`~icemon.pipeline.Result` and flush it to disk.
+        """Append one :class:`~icemon.core.pipeline.Result` and flush it to disk.
 
         Raises :class:`LogError` (and leaves the log as it was) for a frame of other atoms
         or one whose step is not after the log's last known step."""

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from .calibrate import calibrate, fit_classifier
-from .denoise import Denoiser
-from .descriptors import Soap
-from .model import ScoreNet
-from .modelfile import IcemonModel
-from .references import genice_version
-from .train import TrainConfig
+from icemon.core.denoise import Denoiser
+from icemon.core.descriptors import Soap
+from icemon.core.modelfile import IcemonModel
+from icemon.core.network import ScoreNet
+from icemon.training.calibrate import calibrate, fit_classifier
+from icemon.training.references import genice_version
+from icemon.training.train import TrainConfig
 
 
 def versions() -> dict[str, str]:

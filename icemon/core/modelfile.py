@@ -7,7 +7,7 @@ with any later torch / e3nn / scikit-learn:
   liquid threshold and its calibration statistics, training config and command,
   library versions;
 * ``net/<name>``: one array per ``ScoreNet`` state-dict entry;
-* ``clf/<name>``: the fitted :class:`~icemon.classify.PhaseClassifier`.
+* ``clf/<name>``: the fitted :class:`~icemon.core.classify.PhaseClassifier`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .classify import PhaseClassifier
-from .descriptors import SoapConfig
-from .errors import ModelFileError
-from .model import ScoreNet, ScoreNetConfig
+from icemon.core.classify import PhaseClassifier
+from icemon.core.descriptors import SoapConfig
+from icemon.core.network import ScoreNet, ScoreNetConfig
+from icemon.errors import ModelFileError
 
 FORMAT = "icemon-model/1"
 DEFAULT_MODEL = "ice-denoiser.npz"
@@ -47,7 +47,7 @@ def sha256(path: str | Path) -> str:
 
 @dataclass
 class IcemonModel:
-    """Everything a :class:`~icemon.pipeline.Pipeline` needs, as loaded from one file."""
+    """Everything a :class:`~icemon.core.pipeline.Pipeline` needs, as loaded from one file."""
 
     net: ScoreNet
     classifier: PhaseClassifier

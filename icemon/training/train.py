@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .descriptors import SoapConfig
-from .errors import ConfigError
-from .graph import build_graph, edges_within
-from .model import ScoreNet, ScoreNetConfig
-from .phases import ICE_PHASES
-from .references import reference
+from icemon.core.descriptors import SoapConfig
+from icemon.core.graph import build_graph, edges_within
+from icemon.core.network import ScoreNet, ScoreNetConfig
+from icemon.errors import ConfigError
+from icemon.phases import ICE_PHASES
+from icemon.training.references import reference
 
 
 @dataclass
@@ -48,12 +48,12 @@ class TrainConfig:
     n_components: int = 30
     """PCA components of the standardised reference SOAP vectors."""
     threshold_rule: str = "ice_quantile"
-    """How the liquid threshold is derived from synthetic data (see icemon.calibrate)."""
+    """How the liquid threshold is derived from synthetic data (see icemon.training.calibrate)."""
     ice_quantile: float = 0.999
     """Quantile of synthetic-ice scores used as threshold by the "ice_quantile" rule."""
     calibration_sigma: float | None = None
     """σ (Å per component) of the synthetic ice the threshold is derived from; None:
-    σ ~ U(0, sigma_max) as in training (see icemon.calibrate)."""
+    σ ~ U(0, sigma_max) as in training (see icemon.training.calibrate)."""
     calibration_samples: int = 6
     """Noised supercells per reference phase in the calibration."""
     shell: float = 0.0
@@ -156,7 +156,7 @@ class Trainer:
         self.init_sha256: str | None = None
         """sha256 of the model file the weights started from (``config.init``)."""
         if config.init:
-            from .modelfile import IcemonModel
+            from icemon.core.modelfile import IcemonModel
 
             start = IcemonModel.load(config.init)
             if start.net.config != config.model:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .frame import FrameError, wrap
-from .graph import build_graph, edges_within
-from .model import ScoreNet
+from icemon.core.frame import FrameError, wrap
+from icemon.core.graph import build_graph, edges_within
+from icemon.core.network import ScoreNet
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Turn frames into the tensors :class:`~icemon.model.ScoreNet` takes (one or a batch)."""
+"""Turn frames into the tensors :class:`~icemon.core.network.ScoreNet` takes (one or a batch)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .neighbors import neighbor_list
+from icemon.core.neighbors import neighbor_list
 
 
 @dataclass

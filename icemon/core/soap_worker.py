@@ -24,7 +24,7 @@ def main() -> None:
 
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     c = pickle.load(inp)
-    # the same settings as icemon.descriptors.Soap (not imported: icemon's package
+    # the same settings as icemon.core.descriptors.Soap (not imported: icemon's package
     # import would load torch into every helper)
     soap = SOAP(species=["O"], r_cut=c["r_cut"], n_max=c["n_max"], l_max=c["l_max"],
                 sigma=c["sigma"], periodic=True, sparse=False, dtype="float64")

@@ -1,13 +1,13 @@
 """Live monitoring of ASE molecular dynamics.
 
->>> obs = icemon.ase.Observer(atoms, log="run.h5", dyn=dyn)   # oxygens = element O
+>>> obs = icemon.hooks.ase.Observer(atoms, log="run.h5", dyn=dyn)   # oxygens = element O
 >>> dyn.attach(obs, interval=100)
 >>> dyn.run(10000)
 >>> obs.close()
 
 Every call takes the selected oxygens of ``atoms`` (by element, default "O", or by
-index), builds a :class:`~icemon.frame.Frame` (Å; time in ps from ``dyn`` when given)
-and hands it to a :class:`~icemon.monitor.Monitor`.
+index), builds a :class:`~icemon.core.frame.Frame` (Å; time in ps from ``dyn`` when given)
+and hands it to a :class:`~icemon.hooks.monitor.Monitor`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from .frame import Frame, FrameError
-from .modelfile import IcemonModel
-from .monitor import Monitor
+from icemon.core.frame import Frame, FrameError
+from icemon.core.modelfile import IcemonModel
+from icemon.hooks.monitor import Monitor
 
 
 class Observer:

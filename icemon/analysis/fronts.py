@@ -1,7 +1,6 @@
-"""Reading an ``icemon/1`` log: phase fractions over time and melting/growth fronts.
+"""Melting and growth fronts from an ``icemon/1`` log.
 
->>> log = Log("run.h5")                    # also while a run is still writing it
->>> log.times, log.fractions               # (n,) ps, (n, 8)
+>>> log = Log("run.h5")                    # icemon.io.log_reader, also while a run writes
 >>> fronts = FrontTracker(normal="z").compute(log)
 >>> fronts.positions, fronts.velocities    # Å per frame and front; Å/ps ± standard error
 
@@ -16,141 +15,16 @@ against time with their standard errors.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-import h5py
 import numpy as np
 
-from .errors import ConfigError, IcemonError
-from .log import STEP_FILL, LogError, complete_frames, open_log
-from .phases import LIQUID, PHASES
+from icemon.errors import ConfigError, IcemonError
+from icemon.io.log import LogError
+from icemon.io.log_reader import Log
+from icemon.phases import LIQUID, PHASES
 
 AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
-
-
-class Log:
-    """An ``icemon/1`` log opened for reading (SWMR: safe while a run appends to it).
-
-    Only complete frames are visible (:func:`~icemon.log.complete_frames`: a row the
-    writer has resized but not finished is never a frame); :meth:`refresh` picks up new
-    ones.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.file: h5py.File = open_log(self.path)
-        self.refresh()
-
-    def refresh(self) -> int:
-        """Re-read the frame count (new frames of a running simulation); returns it.
-
-        Every dataset read later (per-frame ones and ``errors``) is refreshed here, after
-        the frame counter, so all of them hold every frame counted."""
-        self.n_frames = complete_frames(self.file, refresh=True)
-        if "errors" in self.file:
-            try:
-                self.file["errors"].refresh()
-            except (RuntimeError, ValueError, OSError):  # a file not opened in SWMR mode
-                pass
-        return self.n_frames
-
-    @property
-    def has_positions(self) -> bool:
-        return "positions" in self.file
-
-    @property
-    def atom_ids(self) -> np.ndarray:
-        return self.file["atom_ids"][()]
-
-    @property
-    def n_atoms(self) -> int:
-        return int(self.file["atom_ids"].shape[0])
-
-    @property
-    def steps(self) -> np.ndarray:
-        return self.file["step"][: self.n_frames]
-
-    @property
-    def times(self) -> np.ndarray:
-        """(n,) ps (NaN where the producer did not know the time)."""
-        return self.file["time"][: self.n_frames]
-
-    @property
-    def fractions(self) -> np.ndarray:
-        """(n, 8) fraction of each phase per frame."""
-        return self.file["fractions"][: self.n_frames]
-
-    @property
-    def counts(self) -> np.ndarray:
-        """(n, 8) number of molecules of each phase per frame."""
-        return np.rint(self.fractions * self.n_atoms).astype(np.int64)
-
-    @property
-    def errors(self) -> list[tuple[int, str]]:
-        """(step, message) of the frames the monitor skipped, as of the last refresh.
-        Rows not written yet (fill value, or empty in logs without one) are left out."""
-        if "errors" not in self.file:
-            return []
-        return [(int(s), m.decode(errors="replace")) for s, m in self.file["errors"][()]
-                if s != STEP_FILL and m]
-
-    @property
-    def denoise(self) -> dict | None:
-        """The denoising settings the log records (``max_steps``, ``tol``, ``device``);
-        None for a log written before they were recorded, or without them."""
-        raw = self.file.attrs.get("denoise")
-        return None if raw is None else json.loads(raw)
-
-    def cell(self, k: int) -> np.ndarray:
-        return self.file["cell"][self._index(k)].astype(np.float64)
-
-    def labels(self, k: int) -> np.ndarray:
-        return self.file["labels"][self._index(k)]
-
-    def scores(self, k: int) -> np.ndarray:
-        """(N,) scores of frame ``k`` behind the liquid decision (of shell-averaged
-        descriptors when the model averages)."""
-        return self.file["scores"][self._index(k)]
-
-    def atom_scores(self, k: int) -> np.ndarray:
-        """(N,) scores of each atom's own descriptor in frame ``k`` (the decision scores
-        for logs of models that do not average descriptors)."""
-        name = "atom_scores" if "atom_scores" in self.file else "scores"
-        return self.file[name][self._index(k)]
-
-    def positions(self, k: int, denoised: bool = False) -> np.ndarray:
-        """(N, 3) Å positions of frame ``k`` as given (or after denoising)."""
-        if not self.has_positions:
-            raise LogError(f"{str(self.path)!r} was written without positions (monitor "
-                           "option positions=False): fronts and export need them")
-        return self.file["denoised" if denoised else "positions"][self._index(k)].astype(
-            np.float64)
-
-    def _index(self, k: int) -> int:
-        k = int(k)
-        if k < 0:
-            k += self.n_frames
-        if not 0 <= k < self.n_frames:
-            raise IndexError(f"frame {k} out of range: the log has {self.n_frames} frames")
-        return k
-
-    def times_or_steps(self) -> tuple[np.ndarray, str]:
-        """Time axis in ps, or the MD step if the producer did not record times."""
-        t = self.times
-        if len(t) and np.all(np.isfinite(t)):
-            return t, "time (ps)"
-        return self.steps.astype(np.float64), "MD step"
-
-    def close(self) -> None:
-        self.file.close()
-
-    def __enter__(self) -> Log:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def solid_profile(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, axis: int,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .phases import LIQUID
+from icemon.phases import LIQUID
 
 
 @dataclass
@@ -28,7 +28,7 @@ class PhaseClassifier:
     ref_features: np.ndarray  # (M, k) unique reference environments
     ref_labels: np.ndarray  # (M,) phase code of each
     threshold: float = float("inf")
-    """Score above which an atom is liquid (set by :mod:`icemon.calibrate`)."""
+    """Score above which an atom is liquid (set by :mod:`icemon.training.calibrate`)."""
     shell: float = 0.0
     """Radius (Å) over which each atom's SOAP descriptor is averaged with its neighbours'
     before the nearest-reference search, for the references too (0 = per-atom
@@ -118,7 +118,7 @@ def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     about that radius."""
     from scipy.sparse import csr_matrix
 
-    from .neighbors import neighbor_list
+    from icemon.core.neighbors import neighbor_list
 
     values = np.asarray(values, dtype=np.float64)
     if radius <= 0:

@@ -15,15 +15,15 @@ from pathlib import Path
 from ase import Atoms
 from ase.io import write
 
-from .references import reference
+from icemon.training.references import reference
 
 #: mW mass (g/mol) and the density of mW ice Ih near 250 K (g/cm³), used to scale the
 #: GenIce lattices before the NPT equilibration finishes the job.
 MASS = 18.015
 ICE_DENSITY = 0.98
-POTENTIAL = Path(__file__).parent / "data" / "mW.sw"
+POTENTIAL = Path(__file__).parents[1] / "data" / "mW.sw"
 #: the same potential in LAMMPS metal units (eV), for ASE's LAMMPSlib calculator
-POTENTIAL_METAL = Path(__file__).parent / "data" / "mW-metal.sw"
+POTENTIAL_METAL = Path(__file__).parents[1] / "data" / "mW-metal.sw"
 
 
 def ice(phase: str = "Ih", min_height: float = 30.0, density: float | None = ICE_DENSITY

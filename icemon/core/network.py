@@ -21,7 +21,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
-from .errors import ConfigError
+from icemon.errors import ConfigError
 
 
 @dataclass

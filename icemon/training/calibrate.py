@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .classify import PhaseClassifier, shell_average
-from .denoise import Denoiser
-from .descriptors import Soap
-from .errors import ConfigError
-from .neighbors import neighbor_list
-from .phases import ICE_PHASES
-from .references import reference
-from .train import noisy_sample
+from icemon.core.classify import PhaseClassifier, shell_average
+from icemon.core.denoise import Denoiser
+from icemon.core.descriptors import Soap
+from icemon.core.neighbors import neighbor_list
+from icemon.errors import ConfigError
+from icemon.phases import ICE_PHASES
+from icemon.training.references import reference
+from icemon.training.train import noisy_sample
 
 REFERENCE_SCALES: tuple[float, ...] = (0.97, 1.0, 1.03)
 """Isotropic scalings of each reference included as reference environments (the same

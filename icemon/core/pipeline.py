@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .denoise import Denoiser
-from .descriptors import Soap
-from .frame import Frame
-from .modelfile import IcemonModel
-from .phases import N_PHASES, PHASES
+from icemon.core.denoise import Denoiser
+from icemon.core.descriptors import Soap
+from icemon.core.frame import Frame
+from icemon.core.modelfile import IcemonModel
+from icemon.phases import N_PHASES, PHASES
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Pipeline:
         device: torch device for the network ("cpu" or "cuda").
 
     The network uses ``torch.get_num_threads()`` threads and SOAP as many processes
-    (see :mod:`icemon.descriptors`); set them with ``torch.set_num_threads``.
+    (see :mod:`icemon.core.descriptors`); set them with ``torch.set_num_threads``.
 
     One pipeline may be shared by threads (e.g. one monitor per i-PI bead): frames are
     processed one at a time, since the SOAP helper processes hold one request each.
@@ -102,7 +102,7 @@ class Pipeline:
         return self.classifier.threshold
 
     def log_settings(self) -> dict:
-        """What a :class:`~icemon.log.LogWriter` records of this pipeline (keyword args):
+        """What a :class:`~icemon.io.log.LogWriter` records of this pipeline (keyword args):
         the model, its threshold, the denoising settings, whether scores are averaged."""
         d = self.denoiser
         return {"model_name": self.model.name, "model_sha256": self.model.sha256,

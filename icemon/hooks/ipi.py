@@ -4,7 +4,7 @@ Through i-PI's Python scripting interface::
 
     from ipi.scripting import InteractiveSimulation
     sim = InteractiveSimulation(xml_string)          # sockets open here; start the drivers
-    with icemon.ipi.IpiMonitor(sim, log="run.h5", every=100) as mon:
+    with icemon.hooks.ipi.IpiMonitor(sim, log="run.h5", every=100) as mon:
         mon.run(10000)                               # i-PI steps, classified every 100
     sim.stop()
 
@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, IcemonError
-from .frame import Frame, FrameError, wrap
-from .modelfile import IcemonModel
-from .monitor import Monitor
-from .pipeline import Pipeline
+from icemon.core.frame import Frame, FrameError, wrap
+from icemon.core.modelfile import IcemonModel
+from icemon.core.pipeline import Pipeline
+from icemon.errors import ConfigError, IcemonError
+from icemon.hooks.monitor import Monitor
 
 
 class IpiError(IcemonError, RuntimeError):
@@ -70,7 +70,7 @@ class IpiMonitor:
         oxygens: element name of the oxygens in i-PI's atom names, or atom indices.
         beads: "centroid" (default) or "all".
         engine_timeout: seconds without any connected force engine before giving up.
-        model, positions, overlap, denoise_steps: as for :class:`~icemon.monitor.Monitor`.
+        model, positions, overlap, denoise_steps: as for :class:`~icemon.hooks.monitor.Monitor`.
     """
 
     def __init__(self, sim: Any, log: str | Path, *, every: int = 100,

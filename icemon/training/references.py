@@ -16,8 +16,8 @@ from importlib.metadata import version
 import numpy as np
 from ase import Atoms
 
-from .errors import PhaseError
-from .phases import ICE_PHASES
+from icemon.errors import PhaseError
+from icemon.phases import ICE_PHASES
 
 GENICE_LATTICES: dict[str, str] = {
     "Ih": "1h", "Ic": "1c", "II": "2", "III": "3", "VI": "6", "VII": "7", "sI": "CS1",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .errors import IcemonError
+from icemon.errors import IcemonError
 
 
 def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:

@@ -9,9 +9,10 @@ from typing import TextIO
 
 import numpy as np
 
-from .analysis import FrontResults, FrontTracker, Log, phase_names_present
-from .log import LogError, open_for_writing
-from .phases import PHASES
+from icemon.analysis.fronts import FrontResults, FrontTracker, phase_names_present
+from icemon.io.log import LogError, open_for_writing
+from icemon.io.log_reader import Log
+from icemon.phases import PHASES
 
 AXIS_NAMES = "abc"
 
