@@ -46,7 +46,7 @@ def worker(a: argparse.Namespace) -> None:
             if comm.rank == 0 and log.exists():
                 log.unlink()
             comm.Barrier()
-            mon = icemon.hooks.lammps.attach(lmp, every=every, oxygen_type=1, log=log,
+            mon = icemon.hooks.lammps.attach(lmp, every=every, oxygens=1, log=log,
                                        overlap=overlap, model=pipe.model if pipe else None)
             lmp.command("run 0")  # untimed: classifies step 0 and warms the model up
             if mon.monitor is not None:

@@ -35,7 +35,7 @@ def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np
         lmp.commands_list(mw.setup_commands(data, temperature, barostat="aniso"))
     lmp.command("run 2000")
     log = tmp / f"{phase}.h5"
-    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygen_type=1, log=log)
+    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygens=1, log=log)
     lmp.command("run 1500")
     mon.close()
     lmp.close()

@@ -51,7 +51,7 @@ lmp.command(f"velocity all create {a.temperature} 777 mom yes rot yes")
 lmp.command(f"fix md all npt temp {a.temperature} {a.temperature} 1000 z 1 1 10000")
 lmp.command("thermo 1000")
 
-with icemon.hooks.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log, overlap=a.overlap,
+with icemon.hooks.lammps.attach(lmp, every=a.every, oxygens=1, log=a.log, overlap=a.overlap,
                           source=f"examples/lammps_melting.py, mW at {a.temperature} K") as mon:
     if rank == 0:
         print(f"{len(crystal)} mW molecules, {MPI.COMM_WORLD.size} rank(s); log -> {a.log}")

@@ -19,20 +19,24 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING
 
-from icemon.core.frame import Frame, FrameError
 from icemon.errors import ConfigError, IcemonError, ModelFileError
-from icemon.io.log import LogError, LogWriter
-from icemon.io.readers import TrajectoryError, read_frames
 from icemon.phases import ICE_PHASES, LIQUID, PHASES
 
 if TYPE_CHECKING:
+    from icemon.core.frame import Frame, FrameError
     from icemon.core.modelfile import IcemonModel, default_model_path
     from icemon.core.pipeline import Pipeline, Result
+    from icemon.io.log import LogError, LogWriter
+    from icemon.io.readers import TrajectoryError, read_frames
 
-_LAZY = {"IcemonModel": "icemon.core.modelfile", "default_model_path": "icemon.core.modelfile",
-         "Pipeline": "icemon.core.pipeline", "Result": "icemon.core.pipeline"}
-"""Names whose modules load torch, e3nn and dscribe: imported on first use, so that
-reading a log, the CLI's help and the analysis do not pay for them."""
+_LAZY = {"Frame": "icemon.core.frame", "FrameError": "icemon.core.frame",
+         "IcemonModel": "icemon.core.modelfile", "default_model_path": "icemon.core.modelfile",
+         "Pipeline": "icemon.core.pipeline", "Result": "icemon.core.pipeline",
+         "LogError": "icemon.io.log", "LogWriter": "icemon.io.log",
+         "TrajectoryError": "icemon.io.readers", "read_frames": "icemon.io.readers"}
+"""Names imported on first use: ``import icemon`` loads neither numpy nor h5py, and
+nothing loads torch, e3nn or dscribe until a network runs (the CLI's help, reading a
+log and the analysis do not pay for them)."""
 
 
 def __getattr__(name: str):

@@ -24,9 +24,12 @@ def test_observer_on_ase_langevin(tmp_path):
                            atom_types={"O": 1}, atom_type_masses={"O": mw.MASS}, log_file=None)
     dyn = Langevin(atoms, 10 * units.fs, temperature_K=250, friction=0.01 / units.fs,
                    fixcm=False, rng=np.random.default_rng(0))
-    with icemon.hooks.ase.Observer(atoms, log=tmp_path / "a.h5", dyn=dyn) as obs:
-        dyn.attach(obs, interval=20)
+    seen = []
+    with icemon.hooks.ase.attach(dyn, tmp_path / "a.h5", every=20, oxygens="O",
+                                 on_frame=lambda res: seen.append(res.frame.step)) as obs:
         dyn.run(40)
+    assert seen == [0, 20, 40] and obs.n_frames == 3 and obs.errors == []
+    assert obs.paths == [tmp_path / "a.h5"]
     with open_log(tmp_path / "a.h5") as f:
         np.testing.assert_array_equal(f["step"][()], [0, 20, 40])
         np.testing.assert_allclose(f["time"][()], [0.0, 0.2, 0.4])

@@ -47,7 +47,7 @@ def _log(path):
 def test_serial_run_logs_ice_and_adds_no_force(tmp_path, ih_data):
     def positions(monitored):
         lmp = _lmp(ih_data)
-        mon = (icemon.hooks.lammps.attach(lmp, every=20, oxygen_type=1, log=tmp_path / "a.h5")
+        mon = (icemon.hooks.lammps.attach(lmp, every=20, oxygens=1, log=tmp_path / "a.h5")
                if monitored else None)
         lmp.command("run 40")
         if mon:
@@ -68,7 +68,7 @@ def test_serial_run_logs_ice_and_adds_no_force(tmp_path, ih_data):
 
 def test_consecutive_runs_log_each_step_once(tmp_path, ih_data):
     lmp = _lmp(ih_data)
-    mon = icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "r.h5")
+    mon = icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "r.h5")
     lmp.command("run 20")
     lmp.command("run 20")  # its setup calls back at step 20 again
     mon.close()
@@ -115,7 +115,7 @@ def test_triclinic_box_with_atoms_outside_it(tmp_path, model):
     # at step 10 the hook sees atoms beyond the +x and the tilted +y faces
     lmp.commands_list(["timestep 10.0", "velocity all set 0.05 0.03 0.0 units box",
                        "neigh_modify every 1000 delay 0 check no", "fix md all nve"])
-    mon = icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "t.h5",
+    mon = icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "t.h5",
                                model=model, denoise_steps=0)
     lmp.command("run 10")
     mon.close()
@@ -169,17 +169,17 @@ def test_overlap_mpi_run(tmp_path, ih_data):
 def test_bad_input_fails_before_the_run(tmp_path, ih_data):
     lmp = _lmp(ih_data)
     with pytest.raises(LammpsError, match="not an atom type"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=2, log=tmp_path / "x.h5")
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=2, log=tmp_path / "x.h5")
     with pytest.raises(LammpsError, match="no fix with ID 'ext'"):
-        icemon.hooks.lammps.attach(lmp, oxygen_type=1, log=tmp_path / "x.h5", fix_id="ext")
+        icemon.hooks.lammps.attach(lmp, oxygens=1, log=tmp_path / "x.h5", fix_id="ext")
     with pytest.raises(LammpsError, match="cannot create log"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "no" / "dir" / "x.h5")
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "no" / "dir" / "x.h5")
     with pytest.raises(LammpsError, match="every must be"):
-        icemon.hooks.lammps.attach(lmp, every=0, oxygen_type=1, log=tmp_path / "x.h5")
+        icemon.hooks.lammps.attach(lmp, every=0, oxygens=1, log=tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
     lmp.command("fix notext all nve")
     with pytest.raises(LammpsError, match="cannot take the icemon callback"):
-        icemon.hooks.lammps.attach(lmp, oxygen_type=1, log=tmp_path / "y.h5", fix_id="notext")
+        icemon.hooks.lammps.attach(lmp, oxygens=1, log=tmp_path / "y.h5", fix_id="notext")
     lmp.command("run 5")  # the simulation itself is unharmed
     lmp.close()
     # a type that exists but has no atoms
@@ -189,20 +189,20 @@ def test_bad_input_fails_before_the_run(tmp_path, ih_data):
     lmp.commands_list(["units real", "atom_style atomic", f"read_data {two}", "mass * 18.015",
                        "pair_style sw", f"pair_coeff * * {mw.POTENTIAL} O O"])
     with pytest.raises(LammpsError, match="no atoms of oxygen type 2"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=2, log=tmp_path / "z.h5")
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=2, log=tmp_path / "z.h5")
     lmp.close()
 
 
 def test_log_from_another_model_fails_before_the_run(tmp_path, ih_data):
     log = tmp_path / "m.h5"
     lmp = _lmp(ih_data)
-    icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=log).close()
+    icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=log).close()
     lmp.close()
     with h5py.File(log, "r+") as f:
         f.attrs["model"] = json.dumps({"name": "other", "sha256": "0" * 64})
     lmp = _lmp(ih_data)
     with pytest.raises(LammpsError, match="written with model 'other'"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=log)
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=log)
     lmp.close()
 
 
@@ -224,7 +224,7 @@ def test_transfer_to_mw_water(tmp_path, phase, temperature, expected):
         for c in mw.setup_commands(data, temperature, barostat="aniso"):
             lmp.command(c)
     lmp.command("run 2000")
-    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygen_type=1, log=tmp_path / "t.h5")
+    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygens=1, log=tmp_path / "t.h5")
     lmp.command("run 1500")
     mon.close()
     lmp.close()

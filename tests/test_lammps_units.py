@@ -53,7 +53,7 @@ def _lmp(units, positions, cell, time_ps=0.0):
 
 
 def _logged(lmp, path, model, **kwargs):
-    mon = icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=path, model=model,
+    mon = icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=path, model=model,
                                denoise_steps=0, **kwargs)
     lmp.command("run 0")
     mon.close()
@@ -94,12 +94,12 @@ def test_lj_units_refused_before_the_run_without_scales(tmp_path, structure):
     x, cell = structure
     lmp = _lmp("lj", x, cell)
     with pytest.raises(LammpsError, match=r"units lj.*lj_length=σ in Å.*lj_time"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "a.h5")
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "a.h5")
     with pytest.raises(LammpsError, match=r"missing: lj_time\)"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "a.h5",
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "a.h5",
                              lj_length=3.1)
     with pytest.raises(LammpsError, match="lj_length must be a positive number"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "a.h5",
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "a.h5",
                              lj_length=-1.0, lj_time=2.0)
     assert not (tmp_path / "a.h5").exists()
     assert not lmp.has_id("fix", "icemon")  # nothing was added to the simulation
@@ -107,7 +107,7 @@ def test_lj_units_refused_before_the_run_without_scales(tmp_path, structure):
     lmp.close()
     lmp = _lmp("real", x, cell)  # the LJ scales are refused where units have a scale
     with pytest.raises(LammpsError, match="lj_length: only for 'units lj'.*units real"):
-        icemon.hooks.lammps.attach(lmp, every=10, oxygen_type=1, log=tmp_path / "b.h5",
+        icemon.hooks.lammps.attach(lmp, every=10, oxygens=1, log=tmp_path / "b.h5",
                              lj_length=3.1)
     lmp.close()
 
@@ -120,7 +120,7 @@ def test_times_follow_lammps_after_timestep_changes_and_reset_timestep(tmp_path,
 
     def monitored(log, runs):
         """Run ``runs`` ([(LAMMPS commands, steps, [(step, time in ps) logged]), ...])."""
-        mon = icemon.hooks.lammps.attach(lmp, every=5, oxygen_type=1, log=log, model=model,
+        mon = icemon.hooks.lammps.attach(lmp, every=5, oxygens=1, log=log, model=model,
                                    denoise_steps=0)
         expected = []
         for commands, steps, frames in runs:

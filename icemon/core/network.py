@@ -171,11 +171,19 @@ class ScoreNet(nn.Module):
             shifts: (E, 3) Cartesian periodic image offsets in Å: the edge vector is
                 ``pos[src] + shifts - pos[dst]``.
         """
-        vec = pos[src] + shifts - pos[dst]
-        r = vec.norm(dim=1)
-        sh = self.sh(vec)
-        basis = self.basis(r)
-        x = torch.ones(pos.shape[0], 1, dtype=pos.dtype, device=pos.device)
+        sh, basis, x = self.embed(pos, src, dst, shifts)
         for layer in self.layers:
             x = layer(x, sh, basis, src, dst)
         return self.readout(x)
+
+    def embed(self, pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+              shifts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the blocks take: edge spherical harmonics, edge radial basis and the
+        initial node features (one scalar per atom). Split out so that a caller can run
+        the blocks one by one (:mod:`icemon.core.parallel` exchanges node features
+        between MPI ranks after each)."""
+        vec = pos[src] + shifts - pos[dst]
+        sh = self.sh(vec)
+        basis = self.basis(vec.norm(dim=1))
+        x = torch.ones(pos.shape[0], 1, dtype=pos.dtype, device=pos.device)
+        return sh, basis, x

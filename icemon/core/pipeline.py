@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -73,6 +74,10 @@ class Pipeline:
             (0 = classify the raw positions).
         tol: override the model's convergence tolerance (Å) on the largest update.
         device: torch device for the network ("cpu" or "cuda").
+        comm: an mpi4py communicator: every rank of it calls :meth:`process` with the
+            same frame, each does the per-atom work of a share of the atoms, and every
+            rank gets the same result (:mod:`icemon.core.parallel`; no SOAP helper
+            processes then).
 
     The network uses ``torch.get_num_threads()`` threads and SOAP as many processes
     (see :mod:`icemon.core.descriptors`); set them with ``torch.set_num_threads``.
@@ -84,12 +89,13 @@ class Pipeline:
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
                  denoise_steps: int | None = None, tol: float | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", comm: Any | None = None) -> None:
         self.model = model if isinstance(model, IcemonModel) else IcemonModel.load(model)
         m = self.model
         self.denoiser = Denoiser(m.net, m.denoise_steps if denoise_steps is None else denoise_steps,
                                  m.denoise_tol if tol is None else tol, device)
-        self.soap = Soap(m.soap)
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        self.soap = Soap(m.soap, processes=1 if self.comm is not None else None)
         self.classifier = m.classifier
         # numpy/scikit-learn BLAS runs single-threaded here: its idle OpenBLAS threads
         # keep spinning after a call and steal the cores from the next network pass
@@ -127,6 +133,10 @@ class Pipeline:
         self.close()
 
     def _process(self, frame: Frame) -> Result:
+        if self.comm is not None:
+            from icemon.core import parallel
+
+            return parallel.process(self, frame, self.comm)
         t0 = time.perf_counter()
         den = self.denoiser(frame.positions, frame.cell)
         t1 = time.perf_counter()

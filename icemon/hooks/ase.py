@@ -1,9 +1,10 @@
 """Live monitoring of ASE molecular dynamics.
 
->>> obs = icemon.hooks.ase.Observer(atoms, log="run.h5", dyn=dyn)   # oxygens = element O
->>> dyn.attach(obs, interval=100)
->>> dyn.run(10000)
->>> obs.close()
+>>> with icemon.hooks.ase.attach(dyn, "run.h5", every=100, oxygens="O") as obs:
+...     dyn.run(10000)
+
+(``attach`` makes an :class:`Observer` and registers it with ``dyn.attach(obs,
+interval=every)``; an :class:`Observer` can also be called by hand.)
 
 Every call takes the selected oxygens of ``atoms`` (by element, default "O", or by
 index), builds a :class:`~icemon.core.frame.Frame` (Å; time in ps from ``dyn`` when given)
@@ -12,7 +13,7 @@ and hands it to a :class:`~icemon.hooks.monitor.Monitor`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ from ase import Atoms, units
 
 from icemon.core.frame import Frame, FrameError
 from icemon.core.modelfile import IcemonModel
+from icemon.errors import ConfigError
+from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 
 
-class Observer:
+class Observer(Hook):
     """An ASE dynamics observer that appends each call's classification to a log.
 
     Args:
@@ -32,13 +35,16 @@ class Observer:
         log: ``icemon/1`` HDF5 log (created, or appended to after checks).
         oxygens: element symbol of the water oxygens, or a sequence of atom indices.
         dyn: the dynamics object, to record step (``dyn.nsteps``) and time (ps).
-        model, positions, overlap, denoise_steps: as for :class:`Monitor`.
+        model, threads, device, positions, overlap, denoise_steps, source, on_frame: the
+            keywords every hook shares (:mod:`icemon.hooks.base`).
     """
 
     def __init__(self, atoms: Atoms, log: str | Path, *, oxygens: str | Sequence[int] = "O",
                  dyn: Any | None = None, model: str | Path | IcemonModel | None = None,
-                 positions: bool = True, overlap: bool = False,
-                 denoise_steps: int | None = None) -> None:
+                 threads: int | None = None, device: str = "cpu", positions: bool = True,
+                 overlap: bool = False, denoise_steps: int | None = None,
+                 source: str | None = None,
+                 on_frame: Callable[[Any], None] | None = None) -> None:
         self.atoms = atoms
         self.dyn = dyn
         if isinstance(oxygens, str):
@@ -56,9 +62,12 @@ class Observer:
         self._frame(0)  # validate cell and coordinates before the run starts
         self.n_calls = 0
         self.monitor = Monitor(log, self.indices, model=model, positions=positions,
-                               overlap=overlap, denoise_steps=denoise_steps,
-                               source=f"ASE {type(dyn).__name__ if dyn else 'dynamics'}, "
-                                      f"{self.indices.size} oxygens ({what})")
+                               overlap=overlap, denoise_steps=denoise_steps, threads=threads,
+                               device=device, on_frame=on_frame,
+                               source=source or
+                               f"ASE {type(dyn).__name__ if dyn else 'dynamics'}, "
+                               f"{self.indices.size} oxygens ({what})")
+        self.monitors = [self.monitor]
 
     def _frame(self, step: int) -> Frame:
         time = np.nan
@@ -77,15 +86,21 @@ class Observer:
             return
         self.monitor(frame)
 
-    @property
-    def errors(self) -> list[tuple[int, str]]:
-        return self.monitor.errors
 
-    def close(self) -> None:
-        self.monitor.close()
 
-    def __enter__(self) -> Observer:
-        return self
+def attach(dyn: Any, log: str | Path = "icemon.h5", *, every: int = 1,
+           oxygens: str | Sequence[int] = "O", atoms: Atoms | None = None,
+           **kwargs: Any) -> Observer:
+    """Monitor the ASE dynamics ``dyn`` every ``every`` steps into ``log``.
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    ``atoms`` defaults to the dynamics' own atoms; the other keywords are those every hook
+    shares (:mod:`icemon.hooks.base`). The state before the first step is classified too
+    (ASE calls observers at step 0)."""
+    if isinstance(every, bool) or int(every) != every or every < 1:
+        raise ConfigError(f"every must be a positive number of steps, not {every!r}")
+    atoms = atoms if atoms is not None else getattr(dyn, "atoms", None)
+    if atoms is None:
+        raise ConfigError("the dynamics object has no atoms; pass atoms=...")
+    obs = Observer(atoms, log, oxygens=oxygens, dyn=dyn, **kwargs)
+    dyn.attach(obs, interval=int(every))
+    return obs

@@ -4,7 +4,7 @@ Through i-PI's Python scripting interface::
 
     from ipi.scripting import InteractiveSimulation
     sim = InteractiveSimulation(xml_string)          # sockets open here; start the drivers
-    with icemon.hooks.ipi.IpiMonitor(sim, log="run.h5", every=100) as mon:
+    with icemon.hooks.ipi.attach(sim, "run.h5", every=100, oxygens="O") as mon:
         mon.run(10000)                               # i-PI steps, classified every 100
     sim.stop()
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from icemon.core.frame import Frame, FrameError, wrap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.pipeline import Pipeline
 from icemon.errors import ConfigError, IcemonError
+from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 
 
@@ -60,7 +62,7 @@ def centroid(beads: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return ref + d.mean(axis=0)
 
 
-class IpiMonitor:
+class IpiMonitor(Hook):
     """Classify an i-PI simulation every ``every`` steps into ``icemon/1`` log(s).
 
     Args:
@@ -70,14 +72,16 @@ class IpiMonitor:
         oxygens: element name of the oxygens in i-PI's atom names, or atom indices.
         beads: "centroid" (default) or "all".
         engine_timeout: seconds without any connected force engine before giving up.
-        model, positions, overlap, denoise_steps: as for :class:`~icemon.hooks.monitor.Monitor`.
+        model, threads, device, positions, overlap, denoise_steps, source, on_frame: the
+            keywords every hook shares (:mod:`icemon.hooks.base`).
     """
 
     def __init__(self, sim: Any, log: str | Path, *, every: int = 100,
-                 oxygens: str | list[int] = "O", beads: str = "centroid",
-                 model: str | Path | IcemonModel | None = None, positions: bool = True,
+                 oxygens: str | list[int] = "O", model: str | Path | IcemonModel | None = None,
+                 threads: int | None = None, device: str = "cpu", positions: bool = True,
                  overlap: bool = False, denoise_steps: int | None = None,
-                 engine_timeout: float = 60.0) -> None:
+                 source: str | None = None, on_frame: Callable[[Any], None] | None = None,
+                 beads: str = "centroid", engine_timeout: float = 60.0) -> None:
         if beads not in ("centroid", "all"):
             raise ConfigError(f"beads must be 'centroid' or 'all', not {beads!r}")
         if int(every) < 1:
@@ -100,7 +104,7 @@ class IpiMonitor:
                              f"{len(names)} atoms ({', '.join(sorted(set(names)))})")
         self.nbeads = int(self.system.beads.nbeads)
         self.frames()  # validate coordinates and cell before any step
-        pipe = Pipeline(model, denoise_steps=denoise_steps)
+        pipe = Pipeline(model, denoise_steps=denoise_steps, device=device)
         log = Path(log)
         kind = "path-integral" if self.nbeads > 1 else "classical"
         if beads == "centroid" or self.nbeads == 1:
@@ -113,16 +117,17 @@ class IpiMonitor:
         self.monitors = []
         try:
             for p, src in zip(paths, sources):
-                self.monitors.append(Monitor(p, self.indices, pipeline=pipe, source=src,
-                                             positions=positions, overlap=overlap))
+                self.monitors.append(Monitor(p, self.indices, pipeline=pipe,
+                                             source=f"{source}; {src}" if source else src,
+                                             positions=positions, overlap=overlap,
+                                             # the first sets torch's threads, and
+                                             # restores them last (closed in order)
+                                             threads=None if self.monitors else threads,
+                                             on_frame=on_frame))
         except Exception:
             self.close()
             raise
         self._observed_step: int | None = None
-
-    @property
-    def paths(self) -> list[Path]:
-        return [m.path for m in self.monitors]
 
     def frames(self) -> list[Frame]:
         """The current frame(s): one centroid frame, or one per bead with ``beads="all"``."""
@@ -203,19 +208,14 @@ class IpiMonitor:
                 if int(self.sim.step) % self.every == 0 or done == steps:
                     self.observe()
 
-    @property
-    def errors(self) -> list[tuple[int, str]]:
-        return [e for m in self.monitors for e in m.errors]
 
-    def close(self) -> None:
-        for m in self.monitors:
-            m.close()
 
-    def __enter__(self) -> IpiMonitor:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+def attach(sim: Any, log: str | Path = "icemon.h5", *, every: int = 100,
+           oxygens: str | list[int] = "O", **kwargs: Any) -> IpiMonitor:
+    """Monitor the i-PI ``InteractiveSimulation`` ``sim`` every ``every`` steps into
+    ``log``; advance it with the returned handle's ``run(steps)``. Keywords: those every
+    hook shares (:mod:`icemon.hooks.base`), plus ``beads`` and ``engine_timeout``."""
+    return IpiMonitor(sim, log, every=every, oxygens=oxygens, **kwargs)
 
 
 def run_xml(xml: str | Path, log: str | Path, every: int = 100, steps: int | None = None,
@@ -228,7 +228,7 @@ def run_xml(xml: str | Path, log: str | Path, every: int = 100, steps: int | Non
         raise IpiError(f"no such i-PI input: {str(xml)!r}")
     sim = InteractiveSimulation(xml.read_text())
     total = int(steps if steps is not None else sim.tsteps)
-    mon = IpiMonitor(sim, log, every=every, **kwargs)
+    mon = attach(sim, log, every=every, **kwargs)
     try:
         mon.run(total - int(sim.step), progress=progress)
     finally:

