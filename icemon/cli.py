@@ -6,27 +6,40 @@ import argparse
 import json
 import shlex
 import sys
-import time
-from importlib.resources import files
 from pathlib import Path
 
-import numpy as np
-
 from icemon.errors import IcemonError
-from icemon.io.log import LogError
-from icemon.io.readers import TrajectoryError
-
-DEMO_SNAPSHOT = "demo-snapshots.extxyz"
 
 
-def _pipeline(args):
+def _pipeline(args, comm=None):
     import torch
 
     from icemon.core.pipeline import Pipeline
 
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
-    return Pipeline(args.model, denoise_steps=args.denoise_steps, device=args.device)
+    elif comm is not None:
+        torch.set_num_threads(1)  # one rank per core
+    return Pipeline(args.model, denoise_steps=args.denoise_steps, device=args.device,
+                    comm=comm)
+
+
+MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+
+
+def _mpi_comm():
+    """MPI.COMM_WORLD when started by ``mpirun -np P`` with P > 1, else None (mpi4py is
+    imported only then: a core install has no MPI)."""
+    import os
+
+    if not any(int(os.environ.get(v, "1") or 1) > 1 for v in MPI_SIZE_VARIABLES[:3]):
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise IcemonError("started under mpirun but mpi4py is not installed: "
+                          "pip install \"icemon[lammps]\" (or your cluster's mpi4py)") from exc
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.size > 1 else None
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -38,70 +51,105 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args) -> int:
-    """Classify the bundled TIP4P/Ice snapshots with the shipped model and print tables."""
-    from icemon.io.readers import read_frames
+    """Watch an mW ice slab melt in a short LAMMPS run with icemon attached (--snapshots:
+    classify the bundled TIP4P/Ice snapshots instead)."""
+    if args.snapshots:
+        from icemon.demo.snapshots import run_snapshots
 
-    pipe = _pipeline(args)
-    path = Path(str(files("icemon") / "data" / DEMO_SNAPSHOT))
-    print(f"model: {pipe.model.name} (sha256 {pipe.model.sha256[:12]}…), "
-          f"liquid threshold {pipe.threshold:.3f}")
-    from ase.io import iread
+        run_snapshots(_pipeline(args))
+        return 0
+    from icemon.demo.live import run_demo
 
-    for atoms, frame in zip(iread(str(path), index=":"), read_frames(path)):
-        t0 = time.perf_counter()
-        res = pipe.process(frame)
-        dt = time.perf_counter() - t0
-        print(f"\n{atoms.info.get('title', 'snapshot')}: {frame.n_atoms} oxygens, "
-              f"{res.n_denoise_steps} denoising steps, {frame.n_atoms / dt:.0f} O/s")
-        print(res.table())
+    run_demo(Path(args.outdir), steps=args.steps, every=args.every, model=args.model,
+             denoise_steps=args.denoise_steps, device=args.device, threads=args.threads or None)
     return 0
 
 
 def cmd_classify(args) -> int:
     """Classify every K-th frame of a trajectory into an icemon/1 log (and extxyz)."""
-    from tqdm.auto import tqdm
+    from icemon.errors import ConfigError
+    from icemon.io.log import LogError
+    from icemon.io.readers import TrajectoryError, mda_oxygens, read_frames, uses_ase
 
-    from icemon.io.log import LogWriter
-    from icemon.io.readers import read_frames
-
-    pipe = _pipeline(args)
     out = Path(args.output)
     if out.exists() and not args.append:
         raise LogError(f"{str(out)!r} exists; pass --append to extend it or choose another name")
-    frames = read_frames(args.traj, args.top, args.select, args.start, args.stop, args.every)
-    writer = None
+    if args.every < 1:
+        raise ConfigError(f"--every must be at least 1, got {args.every}")
+    # under mpirun every rank reads the frames and takes a share of each frame's atoms;
+    # rank 0 writes the log (and extxyz) in frame order
+    comm = _mpi_comm()
+    root = comm is None or comm.rank == 0
+    if comm is not None:
+        comm.Barrier()  # every rank has checked the output before rank 0 creates it
+    source = f"icemon classify {args.traj}"
     xyz = None
+    n_logged = 0  # frames this run appended to the log
+
+    def on_frame(res) -> None:
+        """After each logged frame: the extxyz copy (opened with the first frame)."""
+        nonlocal xyz
+        if args.extxyz and root:
+            if xyz is None:
+                xyz = open(args.extxyz, "w")  # noqa: SIM115 - closed in the finally below
+            from icemon.io.extxyz import write_result
+
+            write_result(xyz, res)
+
     try:
-        for frame in tqdm(frames, desc="classify", unit="frame", disable=args.quiet):
-            res = pipe.process(frame)
-            if writer is None:
-                writer = LogWriter(out, frame.atom_ids, **pipe.log_settings(),
-                                   source=f"icemon classify {args.traj}",
-                                   positions=not args.no_positions)
-                if args.extxyz:
-                    xyz = open(args.extxyz, "w")
-            writer.append(res)
-            if xyz is not None:
-                write_extxyz(xyz, res)
+        if uses_ase(args.traj, args.top):
+            from tqdm.auto import tqdm
+
+            from icemon.io.log import LogWriter
+
+            pipe = _pipeline(args, comm)
+            frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
+                                 args.every)
+            writer = None
+            try:
+                for frame in tqdm(frames, desc="classify", unit="frame",
+                                  disable=args.quiet or not root):
+                    res = pipe.process(frame)
+                    if not root:
+                        n_logged += 1
+                        continue
+                    if writer is None:
+                        writer = LogWriter(out, frame.atom_ids, **pipe.log_settings(),
+                                           source=source, positions=not args.no_positions)
+                    writer.append(res)
+                    n_logged += 1
+                    on_frame(res)
+            finally:
+                if writer is not None:
+                    writer.close()
+                pipe.close()
+            n_frames = n_logged
+        else:
+            # MDAnalysis reads it: its AnalysisBase slices the trajectory and shows progress
+            from icemon.mdanalysis import IcePhases
+
+            oxygens = mda_oxygens(args.traj, args.top, args.select)
+            threads = args.threads or (1 if comm is not None else None)
+            ice = IcePhases(oxygens, args.model, threads=threads,
+                            device=args.device, denoise_steps=args.denoise_steps, log=out,
+                            positions=not args.no_positions, source=source, on_frame=on_frame,
+                            comm=comm)
+            try:
+                ice.run(args.start, args.stop, args.every, verbose=not args.quiet and root,
+                        progressbar_kwargs={"desc": "classify", "unit": "frame"})
+            finally:
+                n_logged = ice.n_logged
+            n_frames = ice.n_frames
     finally:
-        if writer is not None:
-            n = writer.n_frames
-            writer.close()
-            print(f"wrote {n} frame(s) to {out}", file=sys.stderr)
+        if n_logged and root:
+            ranks = f" ({comm.size} MPI ranks)" if comm is not None else ""
+            print(f"wrote {n_logged} frame(s) to {out}{ranks}", file=sys.stderr)
         if xyz is not None:
             xyz.close()
-    if writer is None:
+    if n_frames == 0:
         raise TrajectoryError(f"{args.traj!r} yielded no frames with start={args.start} "
                               f"stop={args.stop} every={args.every}")
     return 0
-
-
-def write_extxyz(fh, res) -> None:
-    """One classified frame with per-atom ``phase`` and ``score`` columns (OVITO/ASE)."""
-    from icemon.analysis.report import write_extxyz_frame
-
-    write_extxyz_frame(fh, res.frame.positions, res.frame.cell, res.labels, res.scores,
-                       res.frame.atom_ids, res.frame.step, res.frame.time)
 
 
 def cmd_train(args) -> int:
@@ -131,6 +179,8 @@ def cmd_train(args) -> int:
         trainer = Trainer(TrainConfig.from_dict(cfg), workdir)
     trainer.commands.append("icemon " + " ".join(shlex.quote(a) for a in args.argv))
     trainer.run(progress=not args.quiet)
+    import numpy as np
+
     hist = np.array(trainer.history[-200:])[:, 1] if trainer.history else np.array([np.nan])
     info = {
         "command": trainer.commands[0],
@@ -188,14 +238,12 @@ def cmd_export(args) -> int:
 
 def cmd_ipi(args) -> int:
     """Run an i-PI XML input (instead of `i-pi input.xml`) with the monitor attached."""
-    from icemon.hooks.ipi import IpiError, run_xml
+    from icemon.hooks.ipi import run_xml
 
-    try:
-        mon = run_xml(args.input, args.output, every=args.every, steps=args.steps,
-                      beads=args.beads, model=args.model, oxygens=args.oxygens,
-                      engine_timeout=args.engine_timeout, progress=not args.quiet)
-    except IpiError as exc:
-        raise LogError(str(exc)) from exc
+    # an IpiError (an IcemonError) is printed by main as one line
+    mon = run_xml(args.input, args.output, every=args.every, steps=args.steps,
+                  beads=args.beads, model=args.model, oxygens=args.oxygens,
+                  engine_timeout=args.engine_timeout, progress=not args.quiet)
     print(f"wrote {', '.join(map(str, mon.paths))}", file=sys.stderr)
     return 0
 
@@ -204,7 +252,19 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="icemon", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
+    from icemon.demo import live  # light: no LAMMPS or torch until run_demo
+
     d = sub.add_parser("demo", help=cmd_demo.__doc__)
+    d.add_argument("--outdir", default="icemon-demo",
+                   help="folder for the log, the PNG plots and the LAMMPS files "
+                        "(default: ./icemon-demo)")
+    d.add_argument("--steps", type=int, default=live.DEFAULT_STEPS,
+                   help=f"MD steps of 10 fs at {live.TEMPERATURE:g} K "
+                        f"(default {live.DEFAULT_STEPS})")
+    d.add_argument("--every", type=int, default=live.DEFAULT_EVERY,
+                   help=f"classify every N steps (default {live.DEFAULT_EVERY})")
+    d.add_argument("--snapshots", action="store_true",
+                   help="classify the bundled TIP4P/Ice snapshots instead: one table")
     _add_model_args(d)
     d.set_defaults(func=cmd_demo)
 

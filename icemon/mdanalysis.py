@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
@@ -59,6 +59,9 @@ class IcePhases(AnalysisBase):
         keep_denoised: also keep the denoised positions in ``results.denoised``
             (n_frames × N × 3 floats, off by default to save memory).
         verbose: MDAnalysis's default for ``run(verbose=...)``.
+        comm: an mpi4py communicator whose ranks all run the same analysis: they share
+            each frame's atoms (:mod:`icemon.core.parallel`), rank 0 writes the log and
+            calls ``on_frame``; every rank gets the same results.
 
     After :meth:`run`, ``results`` holds
 
@@ -81,7 +84,8 @@ class IcePhases(AnalysisBase):
                  denoise_steps: int | None = None, log: str | Path | None = None,
                  positions: bool = True, source: str | None = None,
                  on_frame: Callable[[Result], None] | None = None,
-                 keep_denoised: bool = False, verbose: bool = False) -> None:
+                 keep_denoised: bool = False, verbose: bool = False,
+                 comm: Any | None = None) -> None:
         from MDAnalysis.core.groups import UpdatingAtomGroup
 
         if isinstance(atomgroup, UpdatingAtomGroup):  # (its .atoms would freeze it silently)
@@ -109,7 +113,8 @@ class IcePhases(AnalysisBase):
         self._ag = atomgroup
         self._ids = ids
         self._has_time = has_time
-        self.pipeline = Pipeline(model, denoise_steps=denoise_steps, device=device)
+        self.pipeline = Pipeline(model, denoise_steps=denoise_steps, device=device, comm=comm)
+        self._root = comm is None or comm.rank == 0  # writes the log, calls on_frame
         self._threads = threads
         self._log = None if log is None else Path(log)
         self._positions = positions
@@ -157,7 +162,7 @@ class IcePhases(AnalysisBase):
         elif "denoised" in r:
             del r["denoised"]  # left from an earlier run with other settings
         self.n_logged = 0
-        if self._log is not None and n > 0:  # no frames: no (empty) log file either
+        if self._log is not None and n > 0 and self._root:  # no frames: no (empty) log file either
             from icemon.io.log import LogWriter
 
             # opened before the first frame: a log of another model, settings or atoms
@@ -180,7 +185,7 @@ class IcePhases(AnalysisBase):
         if self._writer is not None:
             self._writer.append(res)
             self.n_logged += 1
-        if self._on_frame is not None:
+        if self._on_frame is not None and self._root:
             self._on_frame(res)
 
     def _conclude(self) -> None:

@@ -9,8 +9,16 @@ HEAVY = ("torch", "e3nn", "dscribe", "sklearn")
 
 
 def test_light_imports_do_not_load_torch():
-    code = ("import sys, icemon, icemon.io.log, icemon.analysis.fronts, icemon.analysis.report, icemon.cli; "
+    code = ("import sys, icemon, icemon.io.log, icemon.io.log_reader, icemon.analysis, "
+            "icemon.analysis.report, icemon.analysis.plots, icemon.cli, icemon.hooks.base; "
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_import_icemon_and_the_help_load_not_even_numpy():
+    code = ("import sys, icemon; from icemon.cli import parser; parser().format_help(); "
+            "print([m for m in ('numpy', 'h5py', 'mpi4py') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

@@ -112,3 +112,37 @@ def test_a_fault_on_one_rank_is_recorded_once_and_every_rank_goes_on(tmp_path, b
     with open_log(tmp_path / "fault.h5") as f:
         np.testing.assert_array_equal(f["step"][: complete_frames(f)], [0, 100])
         assert len(f["errors"]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["xtc", "extxyz"])
+def test_mpirun_icemon_classify_writes_the_serial_labels(tmp_path, gcicenet, suffix):
+    """``mpirun -np 2 icemon classify`` (MDAnalysis and ASE readers) shares each frame's
+    atoms and writes the same log as the serial command."""
+    if suffix == "xtc":
+        traj = [str(gcicenet / "md_w_dev.xtc"), "--top", str(gcicenet / "md_w.tpr")]
+    else:
+        from ase import Atoms
+        from ase.io import write
+
+        from icemon.io.readers import read_frames
+
+        frames = list(read_frames(gcicenet / "md_1c_dev.xtc", gcicenet / "md_1c.tpr",
+                                  stop=2))
+        write(tmp_path / "ic.extxyz", [Atoms("O" * f.n_atoms, positions=f.positions,
+                                             cell=f.cell, pbc=True) for f in frames])
+        traj = [str(tmp_path / "ic.extxyz")]
+    args = [*traj, "--stop", "2", "--quiet"]
+    exe = [sys.executable, "-m", "icemon", "classify"]
+    serial = subprocess.run([*exe, *args, "-o", str(tmp_path / "s.h5")], capture_output=True,
+                            text=True, timeout=600)
+    assert serial.returncode == 0, serial.stderr[-2000:]
+    par = subprocess.run([_mpirun(), "-np", "2", *exe, *args, "-o", str(tmp_path / "p.h5")],
+                         capture_output=True, text=True, timeout=600)
+    assert par.returncode == 0, par.stderr[-2000:]
+    assert "(2 MPI ranks)" in par.stderr
+    with open_log(tmp_path / "s.h5") as s, open_log(tmp_path / "p.h5") as p:
+        assert complete_frames(s) == complete_frames(p) == 2
+        np.testing.assert_array_equal(s["labels"][()], p["labels"][()])
+        np.testing.assert_array_equal(s["step"][()], p["step"][()])
+        np.testing.assert_allclose(s["denoised"][()], p["denoised"][()], atol=2e-5)

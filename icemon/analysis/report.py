@@ -74,66 +74,6 @@ def front_summary(res: FrontResults, axis: int) -> str:
     return "\n".join(lines)
 
 
-def plot_fractions(log: Log, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t, t_label = log.times_or_steps()
-    fr = log.fractions
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i in phase_names_present(fr):
-        ax.plot(t, 100 * fr[:, i], marker="o", ms=3, label=PHASES[i])
-    ax.set_xlabel(t_label)
-    ax.set_ylabel("fraction of molecules (%)")
-    ax.set_ylim(-2, 102)
-    ax.set_title(f"{log.path.name}: phase fractions ({log.n_atoms} molecules)")
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_front_map(log: Log, tracker: FrontTracker, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    res = tracker.results
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    t = res.times
-    height = res.centres[-1] + res.centres[0]
-    dt = np.diff(t).mean() if len(t) > 1 else 1.0
-    im = ax.imshow(res.profiles.T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1,
-                   extent=(t[0] - dt / 2, t[-1] + dt / 2, 0, height), interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="solid (ice) fraction")
-    colors = ("tab:red", "tab:orange")
-    for j in range(2):
-        z = res.positions[:, j]
-        ok = np.isfinite(z)
-        if ok.sum() < 2:
-            continue
-        ax.plot(t[ok], z[ok] % height, "o", ms=3, color=colors[j], label=f"front {j + 1}")
-        coef = np.polyfit(t[ok], z[ok], 1)
-        tt = np.linspace(t[ok][0], t[ok][-1], 100)
-        ax.plot(tt, np.polyval(coef, tt) % height, "-", color=colors[j], lw=1,
-                label=f"fit {res.velocities[j]:+.3f} ± {res.velocity_errors[j]:.3f} Å/"
-                      f"{'ps' if res.time_label.startswith('time') else 'step'}")
-    ax.set_xlabel(res.time_label)
-    ax.set_ylabel(f"position along the normal ({AXIS_NAMES[tracker.axis]}*) (Å)")
-    ax.set_ylim(0, height)
-    ax.set_title(f"{log.path.name}: solid fraction along the interface normal")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def report(path: str | Path, outdir: str | Path | None, normal: str | None = None,
            bin_width: float = 2.0, out: TextIO | None = None) -> list[Path]:
     """Print the report of a log and write its PNG plots into ``outdir``."""
@@ -156,12 +96,16 @@ def report(path: str | Path, outdir: str | Path | None, normal: str | None = Non
                   f"{log.errors[0][0]}: {log.errors[0][1]}", file=out)
         written = []
         if outdir is not None:
+            from icemon.analysis import plots  # matplotlib only when plotting
+
             outdir = Path(outdir)
             outdir.mkdir(parents=True, exist_ok=True)
             stem = log.path.stem
-            written.append(plot_fractions(log, outdir / f"{stem}-fractions.png"))
+            written.append(plots.save_figure(plots.plot_fractions(log),
+                                             outdir / f"{stem}-fractions.png"))
             if tracker is not None and not reason:
-                written.append(plot_front_map(log, tracker, outdir / f"{stem}-fronts.png"))
+                written.append(plots.save_figure(plots.plot_front_map(log, tracker),
+                                                 outdir / f"{stem}-fronts.png"))
             for p in written:
                 print(f"wrote {p}", file=out)
         return written
@@ -245,26 +189,12 @@ def parse_frames(spec: str | None, n: int) -> list[int]:
     return out
 
 
-def write_extxyz_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray,
-                       labels: np.ndarray, scores: np.ndarray, atom_ids: np.ndarray,
-                       step: int, time: float, info: dict[str, str] | None = None) -> None:
-    """Append one frame as extended XYZ with per-atom ``phase`` (int code), ``score`` and
-    ``atom_id`` columns (OVITO colours ``phase``); ``info`` goes into the comment line."""
-    from ase import Atoms
-    from ase.io import write
-
-    atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell, pbc=True)
-    atoms.new_array("phase", np.asarray(labels).astype(np.int32))
-    atoms.new_array("score", np.asarray(scores).astype(np.float64))
-    atoms.new_array("atom_id", np.asarray(atom_ids).astype(np.int64))
-    atoms.info.update(step=int(step), time=float(time), phases=" ".join(PHASES), **(info or {}))
-    write(fh, atoms, format="extxyz")
-
-
 def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
            denoised: bool = False) -> int:
-    """Write frames of a log as extended XYZ (see :func:`write_extxyz_frame`).
-    Returns the number of frames written."""
+    """Write frames of a log as extended XYZ (see :func:`icemon.io.extxyz.write_frame`:
+    OVITO reads the phase names). Returns the number of frames written."""
+    from icemon.io.extxyz import write_frame
+
     with Log(path) as log:
         if not log.has_positions:
             raise LogError(f"{str(path)!r} has no positions (written with positions=False): "
@@ -274,7 +204,7 @@ def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
         steps, times = log.steps, log.times
         with open(extxyz, "w") as fh:
             for k in ks:
-                write_extxyz_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
-                                   log.scores(k), ids, steps[k], times[k],
-                                   {"positions": "denoised" if denoised else "as simulated"})
+                write_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
+                            log.scores(k), ids, steps[k], times[k],
+                            {"positions": "denoised" if denoised else "as simulated"})
         return len(ks)

@@ -200,7 +200,7 @@ class LammpsMonitor(Hook):
         tags, _ = self._local_oxygens()
         n_total = self.comm.allreduce(len(tags))
         if n_total == 0:
-            raise LammpsError(f"oxygens={oxygens}: no atoms of that type in the system")
+            raise LammpsError(f"oxygens={oxygens}: no atoms of oxygen type {oxygens} in the system")
 
         if self._owns_fix:
             if every is None or int(every) < 1:

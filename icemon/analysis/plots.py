@@ -1,0 +1,103 @@
+"""The plots of a log, as :class:`matplotlib.figure.Figure` objects.
+
+>>> fig = plot_fractions(log)                  # phase fractions against time
+>>> save_figure(fig, "plots/run-fractions.png")
+
+The figures are built on :class:`~matplotlib.figure.Figure` directly, never through
+``pyplot``: no global figure registry to leak into, and the backend of the user's
+session (Jupyter, Qt, ...) is never switched. Saving a ``Figure`` to PNG uses the Agg
+renderer whatever that backend is; in a notebook the returned figure displays itself.
+
+Phase colours come from :data:`icemon.phases.PHASE_COLORS` (OVITO-like, one fixed
+colour per phase in every plot) when that table exists, else from matplotlib's default
+colour cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from icemon.analysis.fronts import FrontTracker, phase_names_present
+from icemon.io.log_reader import Log
+from icemon.phases import PHASES
+
+AXIS_NAMES = "abc"
+#: the two fronts' colours in the front map (on the blue solid-fraction map)
+FRONT_COLORS = ("tab:red", "tab:orange")
+
+
+def phase_color(code: int) -> str | tuple[float, float, float]:
+    """Colour of phase ``code``: ``PHASE_COLORS[name]`` (RGB in 0..1) if icemon.phases has
+    that table, else matplotlib's default cycle colour ``C<code>``."""
+    from icemon import phases
+
+    table = getattr(phases, "PHASE_COLORS", None)  # looked up per call: never stale
+    if table and PHASES[code] in table:
+        return tuple(float(c) for c in table[PHASES[code]])
+    return f"C{code}"
+
+
+def _time_unit(label: str) -> str:
+    return "ps" if label.startswith("time") else "step"
+
+
+def plot_fractions(log: Log, title: str | None = None) -> Figure:
+    """Percentage of molecules in each phase present (≥ 0.1 % in some frame) against the
+    simulation time (ps; MD steps for a log without times): one line per phase."""
+    t, t_label = log.times_or_steps()
+    fr = log.fractions
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for i in phase_names_present(fr):
+        ax.plot(t, 100 * fr[:, i], marker="o", ms=3, label=PHASES[i], color=phase_color(i))
+    ax.set_xlabel(t_label)
+    ax.set_ylabel("fraction of molecules (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title or f"{log.path.name}: phase fractions ({log.n_atoms} molecules)")
+    if ax.lines:
+        ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_front_map(log: Log, tracker: FrontTracker, title: str | None = None) -> Figure:
+    """Solid (any ice) fraction along the interface normal (Å) against time as a map,
+    with the two fronts' positions per frame (points) and their least-squares lines
+    (legend: velocity ± standard error, Å/ps). Positions are drawn modulo the box height."""
+    res = tracker.results
+    t = res.times
+    height = res.centres[-1] + res.centres[0]
+    dt = np.diff(t).mean() if len(t) > 1 else 1.0
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(res.profiles.T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                   extent=(t[0] - dt / 2, t[-1] + dt / 2, 0, height), interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="solid (ice) fraction")
+    unit = _time_unit(res.time_label)
+    for j in range(2):
+        z = res.positions[:, j]
+        ok = np.isfinite(z)
+        if ok.sum() < 2:
+            continue
+        ax.plot(t[ok], z[ok] % height, "o", ms=3, color=FRONT_COLORS[j], label=f"front {j + 1}")
+        coef = np.polyfit(t[ok], z[ok], 1)
+        tt = np.linspace(t[ok][0], t[ok][-1], 100)
+        ax.plot(tt, np.polyval(coef, tt) % height, "-", color=FRONT_COLORS[j], lw=1,
+                label=f"fit {res.velocities[j]:+.3f} ± {res.velocity_errors[j]:.3f} Å/{unit}")
+    ax.set_xlabel(res.time_label)
+    ax.set_ylabel(f"position along the normal ({AXIS_NAMES[tracker.axis]}*) (Å)")
+    ax.set_ylim(0, height)
+    ax.set_title(title or f"{log.path.name}: solid fraction along the interface normal")
+    if ax.lines:
+        ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix, e.g. PNG) and return the path."""
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    return path
