@@ -8,6 +8,7 @@ import torch
 
 from icemon import IcemonModel
 from icemon.cli import main
+from icemon.training.references import reference
 from icemon.training.train import TrainConfig, Trainer, apply_override
 
 TINY = {"steps": 8, "batch_size": 2, "checkpoint_every": 4, "min_height": 8.0,
@@ -151,3 +152,26 @@ def test_few_pass_training_lowers_the_error_after_k_passes(tmp_path):
     before = after_two_passes(t)
     t.run(progress=False)
     assert after_two_passes(t) < 0.8 * before
+
+
+@pytest.mark.parametrize("phase, n_unit, density", [("sII", 136, 0.81), ("sH", 68, 0.756),
+                                                    ("V", 28, 1.24)])
+def test_references_of_phases_beyond_the_seven(phase, n_unit, density):
+    """sII, sH and ice V (and any GenIce2 lattice name) build as the seven do, with
+    GenIce's own density; an unknown name is a PhaseError naming the choices."""
+    from icemon.training.references import reference_density, unit_cell
+
+    assert len(unit_cell(phase)) == n_unit
+    assert reference_density(phase) == pytest.approx(density, abs=0.005)
+    big = reference(phase, 15.0)
+    cell = np.asarray(big.cell[:])
+    heights = abs(np.linalg.det(cell)) / np.linalg.norm(
+        [np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]) for k in range(3)], axis=1)
+    assert heights.min() >= 15.0 - 1e-9 and len(big) % n_unit == 0
+
+
+def test_unknown_phase_is_a_clear_error():
+    from icemon.errors import PhaseError
+
+    with pytest.raises(PhaseError, match="neither a named phase"):
+        reference("ice-XLII")

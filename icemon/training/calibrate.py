@@ -40,11 +40,12 @@ ice exists over a range of densities)."""
 
 def fit_classifier(soap: Soap, n_components: int = 30,
                    scales: tuple[float, ...] = REFERENCE_SCALES,
-                   shell: float = 0.0) -> PhaseClassifier:
+                   shell: float = 0.0, phases: tuple[str, ...] = ICE_PHASES) -> PhaseClassifier:
     """Scaler + PCA + reference environments from the ideal references only (their
-    descriptors shell-averaged over ``shell`` Å, as frames will be)."""
+    descriptors shell-averaged over ``shell`` Å, as frames will be); the reference of
+    ``phases[k]`` gets code k."""
     feats, labels = [], []
-    for code, phase in enumerate(ICE_PHASES):
+    for code, phase in enumerate(phases):
         atoms = reference(phase, min_height=2 * soap.config.r_cut)
         for s in scales:
             pos, cell = atoms.positions * s, np.asarray(atoms.cell[:]) * s

@@ -21,8 +21,10 @@ from icemon.phases import ICE_PHASES
 
 GENICE_LATTICES: dict[str, str] = {
     "Ih": "1h", "Ic": "1c", "II": "2", "III": "3", "VI": "6", "VII": "7", "sI": "CS1",
+    "sII": "CS2", "sH": "HS3", "V": "5",
 }
-"""GenIce2 lattice plugin behind each reference phase (sI = CS1, the empty clathrate)."""
+"""GenIce2 lattice plugin behind each named phase (sI = CS1, sII = CS2, sH = HS3: empty
+clathrates); any other GenIce2 lattice name is accepted as is (e.g. "12", "XVI")."""
 
 
 def genice_version() -> str:
@@ -35,9 +37,12 @@ def _unit_cell(phase: str) -> tuple[np.ndarray, np.ndarray, float]:
     from genice2.genice import GenIce
     from genice2.plugin import safe_import
 
-    if phase not in GENICE_LATTICES:
-        raise PhaseError(f"no reference for phase {phase!r}; references: {', '.join(ICE_PHASES)}")
-    lattice = safe_import("lattice", GENICE_LATTICES[phase]).Lattice()
+    name = GENICE_LATTICES.get(phase, phase)
+    try:
+        lattice = safe_import("lattice", name).Lattice()
+    except Exception as exc:  # noqa: BLE001 - GenIce raises various errors for unknown names
+        raise PhaseError(f"no reference for phase {phase!r}: neither a named phase "
+                         f"({', '.join(GENICE_LATTICES)}) nor a GenIce2 lattice ({exc})") from exc
     formatter = safe_import("format", "raw").Format(stage=(1,))
     root = logging.getLogger()
     level = root.level
@@ -82,6 +87,7 @@ def reference(phase: str, min_height: float = 12.0) -> Atoms:
     return atoms
 
 
-def references(min_height: float = 12.0) -> dict[str, Atoms]:
-    """All seven reference supercells, in phase-code order."""
-    return {p: reference(p, min_height) for p in ICE_PHASES}
+def references(min_height: float = 12.0,
+               phases: tuple[str, ...] = ICE_PHASES) -> dict[str, Atoms]:
+    """Reference supercells of ``phases`` (default: the seven), in phase-code order."""
+    return {p: reference(p, min_height) for p in phases}
