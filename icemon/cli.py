@@ -152,6 +152,21 @@ def cmd_classify(args) -> int:
     return 0
 
 
+def _phase_list(spec: str) -> list[str]:
+    """``Ih,Ic,...`` → names, each checked to build a GenIce2 reference (PhaseError)."""
+    from icemon.errors import ConfigError
+    from icemon.phases import LIQUID_NAME
+    from icemon.training.references import unit_cell
+
+    names = [p.strip() for p in spec.split(",") if p.strip()]
+    if not names or LIQUID_NAME in names or len(set(names)) != len(names):
+        raise ConfigError(f"--phases needs distinct ice phases (liquid is added by itself), "
+                          f"not {spec!r}")
+    for name in names:
+        unit_cell(name)
+    return names
+
+
 def cmd_train(args) -> int:
     """Algorithm 1 on the references, then classifier + threshold → model file."""
     import torch
@@ -173,6 +188,8 @@ def cmd_train(args) -> int:
             apply_override(cfg, assignment)
         if args.steps is not None:
             cfg["steps"] = args.steps
+        if args.phases:
+            cfg["phases"] = _phase_list(args.phases)
         cfg["device"] = args.device
         if args.threads:
             cfg["threads"] = args.threads
@@ -291,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set model.n_layers=3 (repeatable)")
     t.add_argument("--steps", type=int, default=None, help="total number of updates")
+    t.add_argument("--phases", default=None,
+                   help="reference phases, comma-separated, in code order (liquid comes "
+                        "after them): Ih,Ic,II,III,VI,VII,sI (default), sII, sH, V or any "
+                        "GenIce2 lattice name")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--workdir", default="icemon-train", help="checkpoints go here")

@@ -25,7 +25,6 @@ from MDAnalysis.analysis.base import AnalysisBase
 from icemon.core.frame import FrameError
 from icemon.errors import ConfigError
 from icemon.io.readers import mda_atom_ids, mda_frame, mda_has_times
-from icemon.phases import N_PHASES, PHASES
 
 if TYPE_CHECKING:
     from icemon.core.modelfile import IcemonModel
@@ -72,7 +71,7 @@ class IcePhases(AnalysisBase):
     - ``frames``: (n_frames,) trajectory frame indices; ``times``: (n_frames,) ps (NaN
       for LAMMPS dumps, which record no time); ``steps``: (n_frames,) MD steps (the frame
       index where the trajectory records none);
-    - ``phases``: the phase names (``icemon.phases.PHASES``), ``atom_ids``: (N,) ids;
+    - ``phases``: the phase names (the model's vocabulary), ``atom_ids``: (N,) ids;
     - ``denoised``: (n_frames, N, 3) float32 Å, only with ``keep_denoised``.
 
     The pipeline's SOAP helper processes and the log are closed when :meth:`run` ends,
@@ -151,11 +150,11 @@ class IcePhases(AnalysisBase):
     def _prepare(self) -> None:
         n, m = self.n_frames, len(self._ag)
         r = self.results
-        r.phases = PHASES
+        r.phases = self.pipeline.model.phases
         r.atom_ids = self._ids.copy()
         r.labels = np.full((n, m), -1, dtype=np.int8)
         r.scores = np.full((n, m), np.nan, dtype=np.float32)
-        r.fractions = np.full((n, N_PHASES), np.nan, dtype=np.float32)
+        r.fractions = np.full((n, len(r.phases)), np.nan, dtype=np.float32)
         r.steps = np.full(n, -1, dtype=np.int64)
         if self._keep_denoised:
             r.denoised = np.full((n, m, 3), np.nan, dtype=np.float32)

@@ -11,11 +11,11 @@ The modifier classifies the selected oxygens of each frame with one icemon
 :class:`~icemon.core.pipeline.Pipeline` and writes, like OVITO's own structure
 identification:
 
-- ``Structure Type`` (int): one named, coloured type per phase, whose id is the phase
-  code (0 ``Ih`` … 7 ``liquid``, :data:`icemon.phases.PHASES`); every particle that is not
-  a selected oxygen (hydrogens, ions, ...) gets the type ``Other`` with id 8
-  (``len(PHASES)``). OVITO's own modifiers number "Other" 0, but here 0 is Ih, so that the
-  ids equal the codes of icemon's logs and extxyz ``phase`` column.
+- ``Structure Type`` (int): one named, coloured type per phase of the model's vocabulary,
+  whose id is the phase code (shipped model: 0 ``Ih`` … 7 ``liquid``); every particle that
+  is not a selected oxygen (hydrogens, ions, ...) gets the type ``Other``, whose id follows
+  the phases (8 for the shipped model). OVITO's own modifiers number "Other" 0, but here 0
+  is Ih, so that the ids equal the codes of icemon's logs and extxyz ``phase`` column.
 - ``Color`` (when ``color_by_type``): each particle's type colour
   (:data:`icemon.phases.PHASE_COLORS`; Other in OVITO's near-white).
 - ``icemon Score`` (float): distance to the nearest reference environment (NaN for
@@ -41,7 +41,7 @@ from traits.api import Bool, Int, Str, Union
 
 from icemon.core.frame import Frame
 from icemon.errors import ConfigError, IcemonError
-from icemon.phases import N_PHASES, PHASE_COLORS, PHASES
+from icemon.phases import phase_color
 
 if TYPE_CHECKING:
     from icemon.core.pipeline import Pipeline
@@ -49,9 +49,9 @@ if TYPE_CHECKING:
 STRUCTURE_TYPE = "Structure Type"
 SCORE = "icemon Score"
 
-OTHER = N_PHASES
-"""``Structure Type`` id of the particles that are not classified (not selected oxygens)."""
 OTHER_NAME = "Other"
+"""``Structure Type`` of the particles that are not classified (not selected oxygens); its
+id is the number of phases of the model."""
 OTHER_COLOR = (0.95, 0.95, 0.95)
 """OVITO's colour of its "Other" structure type."""
 
@@ -101,14 +101,16 @@ class IcePhasesModifier(ModifierInterface):
         result = pipe.process(Frame(positions[select] - origin, cell, ids, step))
 
         n = data.particles.count
-        labels = np.full(n, OTHER, dtype=np.int32)
+        names = result.phases  # the model's vocabulary; "Other" after it
+        other = len(names)
+        labels = np.full(n, other, dtype=np.int32)
         labels[select] = result.labels
         particles = data.particles_
         if STRUCTURE_TYPE in particles:
             del particles[STRUCTURE_TYPE]  # an upstream one's types would linger
         prop = particles.create_property(STRUCTURE_TYPE, data=labels)
-        colors = [PHASE_COLORS[name] for name in PHASES] + [OTHER_COLOR]
-        for code, name in enumerate((*PHASES, OTHER_NAME)):
+        colors = [phase_color(name) for name in names] + [OTHER_COLOR]
+        for code, name in enumerate((*names, OTHER_NAME)):
             prop.types.append(ParticleType(id=code, name=name, color=colors[code]))
         if self.color_by_type:
             particles.create_property("Color", data=np.asarray(colors)[labels])
@@ -123,7 +125,7 @@ class IcePhasesModifier(ModifierInterface):
             particles.create_property("Position", data=moved)
 
         counts = result.counts
-        for code, name in enumerate(PHASES):
+        for code, name in enumerate(names):
             data.attributes[f"icemon.fraction.{name}"] = float(result.fractions[code])
             data.attributes[f"icemon.count.{name}"] = int(counts[code])
         data.attributes["icemon.model"] = pipe.model.name

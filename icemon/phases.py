@@ -1,9 +1,14 @@
-"""The phase vocabulary of icemon, defined once.
+"""Phase names, codes and colours.
 
-Codes are stable: they are written into HDF5 logs (``labels`` int8) and model files.
+The vocabulary of a classification belongs to its model file (:attr:`IcemonModel.phases
+<icemon.core.modelfile.IcemonModel.phases>`): ice phases in code order, then ``liquid``;
+logs record it (``phases`` attribute) and every reader takes names from there. Models
+without a recorded vocabulary use :data:`PHASES`, the seven ices of the shipped model.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from icemon.errors import PhaseError
 
@@ -17,6 +22,16 @@ LIQUID: int = PHASES.index("liquid")
 """Code of the liquid (= not any reference ice) class."""
 
 N_PHASES: int = len(PHASES)
+
+LIQUID_NAME = "liquid"
+
+
+def liquid_code(phases: Sequence[str]) -> int:
+    """Code of ``liquid`` in a vocabulary (the label of atoms far from every reference)."""
+    try:
+        return list(phases).index(LIQUID_NAME)
+    except ValueError:
+        raise PhaseError(f"the phase vocabulary {list(phases)} has no {LIQUID_NAME!r}") from None
 
 
 def phase_code(name: str) -> int:
@@ -36,6 +51,9 @@ PHASE_COLORS: dict[str, tuple[float, float, float]] = {
     "VI": (0.000, 0.447, 0.698),      # blue
     "VII": (0.835, 0.369, 0.000),     # vermillion
     "sI": (0.941, 0.894, 0.259),      # yellow
+    "sII": (0.600, 0.600, 0.200),     # olive
+    "sH": (0.550, 0.340, 0.150),      # brown
+    "V": (0.330, 0.330, 0.600),       # slate
     "liquid": (0.760, 0.800, 0.860),  # light grey-blue: the background the ices stand out on
 }
 """RGB (0-1) display colour of each phase, used by the OVITO modifier's ``Structure Type``
@@ -47,3 +65,15 @@ diamond identification — an ice Ih oxygen lattice is hexagonal diamond (OVITO:
 Ic cubic diamond (OVITO: blue) — so a picture reads the same with either analysis
 (OVITO's Chill+ modifier colours them the other way round: hexagonal ice cyan, cubic ice
 orange). Liquid is a pale grey-blue that recedes behind the crystals."""
+
+
+_EXTRA_COLORS = ((0.55, 0.80, 0.25), (0.95, 0.45, 0.55), (0.35, 0.75, 0.70), (0.65, 0.45, 0.85),
+                 (0.85, 0.70, 0.45), (0.45, 0.55, 0.35))
+
+
+def phase_color(name: str) -> tuple[float, float, float]:
+    """Display colour of a phase: :data:`PHASE_COLORS`, or for a phase it does not list
+    one of a few more (the same for the same name in every run)."""
+    if name in PHASE_COLORS:
+        return PHASE_COLORS[name]
+    return _EXTRA_COLORS[sum(name.encode()) % len(_EXTRA_COLORS)]

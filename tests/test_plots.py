@@ -38,7 +38,7 @@ def test_figures_hold_one_line_per_phase_and_the_front_fits(tmp_path):
             "liquid")])
         from matplotlib.colors import to_rgb
 
-        assert to_rgb(ax.lines[0].get_color()) == to_rgb(phase_color(0))
+        assert to_rgb(ax.lines[0].get_color()) == to_rgb(phase_color("Ih"))
 
         tracker = FrontTracker(normal="z").compute(log)
         fig = plot_front_map(log, tracker)

@@ -175,3 +175,26 @@ def test_unknown_phase_is_a_clear_error():
 
     with pytest.raises(PhaseError, match="neither a named phase"):
         reference("ice-XLII")
+
+
+@pytest.mark.slow
+def test_train_phases_puts_the_vocabulary_in_the_model_file(tmp_path, capsys):
+    """``icemon train --phases Ih,sII,V``: references, classifier codes and the model's
+    names follow the list; liquid comes after them."""
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    out = tmp_path / "three.npz"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 updates of a tiny net separate nothing
+        main(["train", "--config", str(cfg), "--set", "steps=2", "--phases", "Ih,sII,V",
+              "--workdir", str(tmp_path / "w"), "-o", str(out), "-q"])
+    m = IcemonModel.load(out)
+    assert m.phases == ("Ih", "sII", "V", "liquid")
+    assert m.classifier.liquid == 3 and set(m.classifier.ref_labels.tolist()) == {0, 1, 2}
+    assert m.meta["train"]["config"]["phases"] == ["Ih", "sII", "V"]
+    rc = main(["train", "--config", str(cfg), "--phases", "Ih,notalattice",
+               "--workdir", str(tmp_path / "x"), "-o", str(tmp_path / "x.npz"), "-q"])
+    assert rc != 0 and "neither a named phase" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before any training

@@ -22,22 +22,24 @@ import numpy as np
 from icemon.errors import ConfigError, IcemonError
 from icemon.io.log import LogError
 from icemon.io.log_reader import Log
-from icemon.phases import LIQUID, PHASES
+from icemon.phases import LIQUID
 
 AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
 
 
 def solid_profile(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, axis: int,
-                  bin_width: float) -> tuple[np.ndarray, np.ndarray, float]:
+                  bin_width: float, liquid: int = LIQUID
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """Solid fraction per slab along the normal of the cell face spanned by the two
-    other lattice vectors: (bin centres Å, solid fraction per bin (NaN if empty), height Å)."""
+    other lattice vectors: (bin centres Å, solid fraction per bin (NaN if empty), height Å).
+    Solid = any label but ``liquid`` (its code in the model's vocabulary)."""
     frac = np.linalg.solve(cell.T, positions.T).T[:, axis] % 1.0
     recip = np.linalg.inv(cell).T
     height = 1.0 / np.linalg.norm(recip[axis])
     n_bins = max(4, int(round(height / bin_width)))
     idx = np.minimum((frac * n_bins).astype(np.int64), n_bins - 1)
     total = np.bincount(idx, minlength=n_bins).astype(np.float64)
-    solid = np.bincount(idx, weights=(labels >= 0) & (labels != LIQUID), minlength=n_bins)
+    solid = np.bincount(idx, weights=(labels >= 0) & (labels != liquid), minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         s = solid / total
     centres = (np.arange(n_bins) + 0.5) * height / n_bins
@@ -160,11 +162,12 @@ class FrontTracker:
         if self.normal is not None:
             return AXES[self.normal]
         fractions = log.file["fractions"]  # row reads: `watch` calls this once per frame
-        k = next((k for k in frames if 0.05 < 1 - fractions[k, LIQUID] < 0.95), frames[0])
+        liquid = log.liquid
+        k = next((k for k in frames if 0.05 < 1 - fractions[k, liquid] < 0.95), frames[0])
         pos, cell, lab = log.positions(k, self.denoised), log.cell(k), log.labels(k)
         spread = []
         for axis in range(3):
-            _, s, _ = solid_profile(pos, cell, lab, axis, self.bin_width * 2)
+            _, s, _ = solid_profile(pos, cell, lab, axis, self.bin_width * 2, liquid)
             spread.append(np.nanvar(s))
         return int(np.argmax(spread))
 
@@ -182,10 +185,11 @@ class FrontTracker:
         n_bins = None
         width = self.bin_width
         profiles, fronts, heights, solid = [], [], [], []
+        liquid = log.liquid
         for k in frames:
             lab = log.labels(k)
             _, s, h = solid_profile(log.positions(k, self.denoised), log.cell(k), lab,
-                                    self.axis, width)
+                                    self.axis, width, liquid)
             if n_bins is None:  # later frames use the first frame's number of bins
                 n_bins = len(s)
                 width = h / n_bins
@@ -195,7 +199,7 @@ class FrontTracker:
             profiles.append(_fill_empty(s))
             heights.append(h)
             fronts.append(find_fronts(s, h, self.window))
-            solid.append(((lab >= 0) & (lab != LIQUID)).sum())
+            solid.append(((lab >= 0) & (lab != liquid)).sum())
         positions = np.array(fronts, dtype=np.float64)
         heights = np.array(heights)
         for j in range(2):  # unwrap across the periodic boundary
@@ -241,4 +245,6 @@ class FrontTracker:
 
 def phase_names_present(fractions: np.ndarray, min_fraction: float = 1e-3) -> list[int]:
     """Codes of the phases that reach ``min_fraction`` in some frame."""
-    return [i for i in range(len(PHASES)) if fractions.size and fractions[:, i].max() >= min_fraction]
+    if not fractions.size:
+        return []
+    return [i for i in range(fractions.shape[1]) if fractions[:, i].max() >= min_fraction]

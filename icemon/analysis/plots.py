@@ -20,24 +20,18 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from icemon import phases
 from icemon.analysis.fronts import FrontTracker, phase_names_present
 from icemon.io.log_reader import Log
-from icemon.phases import PHASES
 
 AXIS_NAMES = "abc"
 #: the two fronts' colours in the front map (on the blue solid-fraction map)
 FRONT_COLORS = ("tab:red", "tab:orange")
 
 
-def phase_color(code: int) -> str | tuple[float, float, float]:
-    """Colour of phase ``code``: ``PHASE_COLORS[name]`` (RGB in 0..1) if icemon.phases has
-    that table, else matplotlib's default cycle colour ``C<code>``."""
-    from icemon import phases
-
-    table = getattr(phases, "PHASE_COLORS", None)  # looked up per call: never stale
-    if table and PHASES[code] in table:
-        return tuple(float(c) for c in table[PHASES[code]])
-    return f"C{code}"
+def phase_color(name: str) -> tuple[float, float, float]:
+    """Colour of a phase (RGB in 0..1; :func:`icemon.phases.phase_color`)."""
+    return tuple(float(c) for c in phases.phase_color(name))  # type: ignore[return-value]
 
 
 def _time_unit(label: str) -> str:
@@ -52,7 +46,8 @@ def plot_fractions(log: Log, title: str | None = None) -> Figure:
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
     for i in phase_names_present(fr):
-        ax.plot(t, 100 * fr[:, i], marker="o", ms=3, label=PHASES[i], color=phase_color(i))
+        name = log.phases[i]
+        ax.plot(t, 100 * fr[:, i], marker="o", ms=3, label=name, color=phase_color(name))
     ax.set_xlabel(t_label)
     ax.set_ylabel("fraction of molecules (%)")
     ax.set_ylim(-2, 102)

@@ -12,7 +12,6 @@ import numpy as np
 from icemon.analysis.fronts import FrontResults, FrontTracker, phase_names_present
 from icemon.io.log import LogError, open_for_writing
 from icemon.io.log_reader import Log
-from icemon.phases import PHASES
 
 AXIS_NAMES = "abc"
 
@@ -39,7 +38,7 @@ def table(log: Log, tracker: FrontTracker | None, max_rows: int = 25) -> str:
     rows = np.unique(np.linspace(0, log.n_frames - 1, min(max_rows, log.n_frames)).astype(int))
     res = tracker.results if tracker is not None else None
     head = f"{'frame':>5s} {'step':>9s} {'time/ps':>9s} " + " ".join(
-        f"{PHASES[i]:>7s}" for i in present)
+        f"{log.phases[i]:>7s}" for i in present)
     if res is not None:
         head += f" {'front 1/Å':>10s} {'front 2/Å':>10s}"
     lines = [head]
@@ -160,8 +159,8 @@ def _frame_line(log: Log, k: int, normal: str | None) -> str:
     f = log.file
     fr = f["fractions"][k]
     line = (f"frame {k:5d} step {f['step'][k]:9d} t {f['time'][k]:9.2f} ps  "
-            + "  ".join(f"{PHASES[i]} {100 * fr[i]:.1f}%"
-                        for i in range(len(PHASES)) if fr[i] >= 5e-4))
+            + "  ".join(f"{name} {100 * fr[i]:.1f}%"
+                        for i, name in enumerate(log.phases) if fr[i] >= 5e-4))
     if log.has_positions:
         try:
             z = FrontTracker(normal=normal).compute(log, start=k, stop=k + 1).positions[0]
@@ -206,5 +205,6 @@ def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
             for k in ks:
                 write_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
                             log.scores(k), ids, steps[k], times[k],
-                            {"positions": "denoised" if denoised else "as simulated"})
+                            {"positions": "denoised" if denoised else "as simulated"},
+                            log.phases)
         return len(ks)

@@ -29,6 +29,9 @@ class PhaseClassifier:
     ref_labels: np.ndarray  # (M,) phase code of each
     threshold: float = float("inf")
     """Score above which an atom is liquid (set by :mod:`icemon.training.calibrate`)."""
+    liquid: int = LIQUID
+    """Label of atoms whose score is above the threshold: the code of ``liquid`` in the
+    model's vocabulary (the number of reference phases)."""
     shell: float = 0.0
     """Radius (Å) over which each atom's SOAP descriptor is averaged with its neighbours'
     before the nearest-reference search, for the references too (0 = per-atom
@@ -77,7 +80,7 @@ class PhaseClassifier:
 
     def label(self, nearest: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """int8 labels: the nearest reference phase, or ``liquid`` where score > threshold."""
-        return np.where(scores > self.threshold, LIQUID, nearest).astype(np.int8)
+        return np.where(scores > self.threshold, self.liquid, nearest).astype(np.int8)
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels with ``liquid`` where score > threshold, scores)."""
@@ -95,13 +98,14 @@ class PhaseClassifier:
             "mean": self.mean, "scale": self.scale, "components": self.components,
             "pca_mean": self.pca_mean, "ref_features": self.ref_features,
             "ref_labels": self.ref_labels, "threshold": np.array(self.threshold),
-            "shell": np.array(self.shell),
+            "shell": np.array(self.shell), "liquid": np.array(self.liquid),
         }
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> PhaseClassifier:
         return cls(a["mean"], a["scale"], a["components"], a["pca_mean"], a["ref_features"],
                    a["ref_labels"].astype(np.int64), float(a["threshold"]),
+                   int(a["liquid"]) if "liquid" in a else LIQUID,
                    float(a["shell"]) if "shell" in a else 0.0)
 
 

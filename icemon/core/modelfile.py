@@ -27,6 +27,7 @@ from icemon.core.classify import PhaseClassifier
 from icemon.core.descriptors import SoapConfig
 from icemon.core.network import ScoreNet, ScoreNetConfig
 from icemon.errors import ModelFileError
+from icemon.phases import LIQUID_NAME, PHASES
 
 FORMAT = "icemon-model/1"
 DEFAULT_MODEL = "ice-denoiser.npz"
@@ -66,6 +67,12 @@ class IcemonModel:
     def threshold(self) -> float:
         return self.classifier.threshold
 
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The label vocabulary: reference phases in code order, then ``liquid`` (recorded
+        in the file; :data:`~icemon.phases.PHASES` for files from before it was)."""
+        return tuple(self.meta.get("phases", PHASES))
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +83,7 @@ class IcemonModel:
             "soap": self.soap.to_dict(),
             "denoise": {"max_steps": self.denoise_steps, "tol": self.denoise_tol},
             "threshold": self.classifier.threshold,
+            "phases": list(self.phases),
         })
         arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, indent=1))}
         for k, v in self.net.state_dict().items():
@@ -119,6 +127,11 @@ class IcemonModel:
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{str(path)!r} is an incomplete or incompatible icemon "
                                  f"model file: {exc}") from exc
+        phases = tuple(meta.get("phases", PHASES))
+        if LIQUID_NAME not in phases or phases.index(LIQUID_NAME) != clf.liquid or \
+                int(clf.ref_labels.max(initial=-1)) >= clf.liquid:
+            raise ModelFileError(f"{str(path)!r}: its phase vocabulary {list(phases)} does not "
+                                 f"match its classifier (liquid code {clf.liquid})")
         net.eval()
         return cls(net, clf, soap, int(meta["denoise"]["max_steps"]),
                    float(meta["denoise"]["tol"]), meta, path, sha256(path))

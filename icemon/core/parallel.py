@@ -291,7 +291,8 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
     t4 = time.perf_counter()
     return Result(frame, labels, scores.astype(np.float32), denoised, nearest, len(history),
                   {"neighbors": 0.0, "network": t_net, "denoise": t2 - t0, "soap": t3 - t2,
-                   "classify": t4 - t3, "total": t4 - t0}, atom_scores.astype(np.float32))
+                   "classify": t4 - t3, "total": t4 - t0}, pipe.model.phases,
+                  atom_scores.astype(np.float32))
 
 
 def _largest_move(pos: np.ndarray, start: np.ndarray) -> float:

@@ -20,7 +20,7 @@ from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.frame import Frame
 from icemon.core.modelfile import IcemonModel
-from icemon.phases import N_PHASES, PHASES
+from icemon.phases import PHASES
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Result:
 
     frame: Frame
     labels: np.ndarray
-    """(N,) int8 phase codes (see :data:`icemon.phases.PHASES`)."""
+    """(N,) int8 phase codes: indices into :attr:`phases`."""
     scores: np.ndarray
     """(N,) float32 score behind the liquid decision: the distance (standardised SOAP) to
     the nearest reference environment, of the atom's descriptor averaged over its
@@ -42,6 +42,8 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
     soap, classify, total."""
+    phases: tuple[str, ...] = PHASES
+    """The model's phase vocabulary (name of each code)."""
     atom_scores: np.ndarray | None = None
     """(N,) float32 distance of the atom's own, not averaged, descriptor to the nearest
     reference: a diagnostic of single-atom order at interfaces, not the decision (None =
@@ -49,18 +51,18 @@ class Result:
 
     @property
     def counts(self) -> np.ndarray:
-        """(8,) number of atoms of each phase."""
-        return np.bincount(self.labels.astype(np.int64), minlength=N_PHASES)
+        """(n_phases,) number of atoms of each phase."""
+        return np.bincount(self.labels.astype(np.int64), minlength=len(self.phases))
 
     @property
     def fractions(self) -> np.ndarray:
-        """(8,) float32 fraction of atoms of each phase (sums to 1)."""
+        """(n_phases,) float32 fraction of atoms of each phase (sums to 1)."""
         return (self.counts / len(self.labels)).astype(np.float32)
 
     def table(self) -> str:
         """A human-readable phase table."""
         lines = [f"{'phase':>8s} {'atoms':>8s} {'fraction':>9s}"]
-        for name, n, f in zip(PHASES, self.counts, self.fractions):
+        for name, n, f in zip(self.phases, self.counts, self.fractions):
             lines.append(f"{name:>8s} {n:8d} {100 * f:8.2f}%")
         return "\n".join(lines)
 
@@ -114,7 +116,7 @@ class Pipeline:
         return {"model_name": self.model.name, "model_sha256": self.model.sha256,
                 "threshold": self.threshold,
                 "denoise": {"max_steps": d.max_steps, "tol": d.tol, "device": str(d.device)},
-                "atom_scores": self.classifier.shell > 0}
+                "atom_scores": self.classifier.shell > 0, "phases": self.model.phases}
 
     def process(self, frame: Frame) -> Result:
         """Labels, scores, fractions and denoised positions of one frame."""
@@ -151,7 +153,7 @@ class Pipeline:
                       nearest.astype(np.int8), den.n_steps,
                       {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
                        "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
-                       "total": t3 - t0}, atom_scores.astype(np.float32))
+                       "total": t3 - t0}, self.model.phases, atom_scores.astype(np.float32))
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray,
                  atom_ids: np.ndarray | None = None) -> Result:

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-
 from icemon.errors import ConfigError, IcemonError
 
 #: production MD steps (10 fs each: 100 ps, in which each front moves ~10 Å into the ice)
@@ -83,14 +82,15 @@ def frame_line(result: Any, elapsed: float | None = None, axis: int = 2,
     import numpy as np
 
     from icemon.analysis.fronts import find_fronts, solid_profile
-    from icemon.phases import PHASES
+    from icemon.phases import liquid_code
 
     frame = result.frame
     fr = np.asarray(result.fractions)
-    phases = "  ".join(f"{PHASES[i]} {100 * fr[i]:5.1f}%" for i in range(len(PHASES))
+    phases = "  ".join(f"{name} {100 * fr[i]:5.1f}%" for i, name in enumerate(result.phases)
                        if fr[i] >= MIN_FRACTION)
     _, s, height = solid_profile(np.asarray(frame.positions), np.asarray(frame.cell),
-                                 np.asarray(result.labels), axis, bin_width)
+                                 np.asarray(result.labels), axis, bin_width,
+                                 liquid_code(result.phases))
     z = find_fronts(s, height)
     fronts = (f"fronts {z[0]:5.1f} {z[1]:5.1f} Å" if np.isfinite(z).all()
               else "fronts   –     –  ")

@@ -61,7 +61,7 @@ def snapshot_table(snapshots: list[Classified]) -> str:
 
     head = row("phase", [s.title for s in snapshots])
     lines = [head, "-" * len(head)]
-    for code, name in enumerate(PHASES):
+    for code, name in enumerate(snapshots[0].result.phases if snapshots else PHASES):
         lines.append(row(name, [f"{100 * s.result.fractions[code]:.1f} %"
                                 if s.result.counts[code] else "-" for s in snapshots]))
     lines.append("-" * len(head))

@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np

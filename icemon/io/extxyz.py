@@ -2,7 +2,8 @@
 
 Per-atom columns, one oxygen a row (element O, positions in Å):
 
-- ``phase``           int, the phase code (index into :data:`icemon.phases.PHASES`);
+- ``phase``           int, the phase code (index into the model's ``phases``, also in the
+                      comment line);
 - ``structure_type``  str, the phase name (``Ih``, ``Ic``, …, ``liquid``);
 - ``score``           float, distance to the nearest reference environment;
 - ``atom_id``         int, the atom's id in the simulation (e.g. LAMMPS tag);
@@ -21,11 +22,12 @@ the file renders in the icemon palette as it opens. The comment line holds ``ste
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from icemon.phases import PHASE_COLORS, PHASES
+from icemon.phases import PHASES, phase_color
 
 if TYPE_CHECKING:
     from icemon.core.pipeline import Result
@@ -41,23 +43,24 @@ UNKNOWN_COLOR = (0.95, 0.95, 0.95)
 """OVITO's colour of its "Other" structure type."""
 
 
-def phase_names(labels: np.ndarray) -> np.ndarray:
-    """(N,) phase names of integer codes; :data:`UNKNOWN_NAME` for a code out of range."""
+def phase_names(labels: np.ndarray, phases: Sequence[str] = PHASES) -> np.ndarray:
+    """(N,) phase names of integer codes in the vocabulary ``phases``;
+    :data:`UNKNOWN_NAME` for a code out of range."""
     codes = np.asarray(labels).astype(np.int64)
-    names = np.array(PHASES + (UNKNOWN_NAME,))
-    return names[np.where((codes >= 0) & (codes < len(PHASES)), codes, len(PHASES))]
+    names = np.array((*phases, UNKNOWN_NAME))
+    return names[np.where((codes >= 0) & (codes < len(phases)), codes, len(phases))]
 
 
-def phase_colors(labels: np.ndarray) -> np.ndarray:
-    """(N, 3) RGB (0-1) colours of integer phase codes (:data:`PHASE_COLORS`)."""
+def phase_colors(labels: np.ndarray, phases: Sequence[str] = PHASES) -> np.ndarray:
+    """(N, 3) RGB (0-1) colours of integer phase codes (:func:`icemon.phases.phase_color`)."""
     codes = np.asarray(labels).astype(np.int64)
-    table = np.array([PHASE_COLORS[p] for p in PHASES] + [UNKNOWN_COLOR])
-    return table[np.where((codes >= 0) & (codes < len(PHASES)), codes, len(PHASES))]
+    table = np.array([phase_color(p) for p in phases] + [UNKNOWN_COLOR])
+    return table[np.where((codes >= 0) & (codes < len(phases)), codes, len(phases))]
 
 
 def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.ndarray,
                 scores: np.ndarray, atom_ids: np.ndarray, step: int, time: float,
-                info: dict[str, str] | None = None) -> None:
+                info: dict[str, str] | None = None, phases: Sequence[str] = PHASES) -> None:
     """Append one frame to an open text file.
 
     Args:
@@ -67,17 +70,18 @@ def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.
         labels: (N,) phase codes; scores: (N,) scores; atom_ids: (N,) atom ids.
         step: MD step; time: simulation time in ps (NaN if unknown).
         info: extra ``key=value`` pairs for the comment line.
+        phases: the vocabulary of the labels (the model's; a log's ``phases``).
     """
     from ase import Atoms
     from ase.io import write
 
     atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell, pbc=True)
     atoms.new_array("phase", np.asarray(labels).astype(np.int32))
-    atoms.new_array(NAME_COLUMN, phase_names(labels))
+    atoms.new_array(NAME_COLUMN, phase_names(labels, phases))
     atoms.new_array("score", np.asarray(scores).astype(np.float64))
     atoms.new_array("atom_id", np.asarray(atom_ids).astype(np.int64))
-    atoms.new_array("color", phase_colors(labels))
-    atoms.info.update(step=int(step), time=float(time), phases=" ".join(PHASES), **(info or {}))
+    atoms.new_array("color", phase_colors(labels, phases))
+    atoms.info.update(step=int(step), time=float(time), phases=" ".join(phases), **(info or {}))
     write(fh, atoms, format="extxyz")
 
 
@@ -86,4 +90,4 @@ def write_result(fh: TextIO, result: Result, info: dict[str, str] | None = None)
     positions as simulated, not denoised (see :func:`write_frame`)."""
     f = result.frame
     write_frame(fh, f.positions, f.cell, result.labels, result.scores, f.atom_ids, f.step,
-                f.time, info)
+                f.time, info, result.phases)

@@ -2,7 +2,9 @@
 
 Layout (first axis of every per-frame dataset = monitored frame, chunked, resizable)::
 
-    /                      attrs: schema="icemon/1", phases (names, index = code),
+    /                      attrs: schema="icemon/1", phases (the model's vocabulary:
+                                  names, index = code; the seven-ice models: Ih Ic II
+                                  III VI VII sI liquid),
                                   model (JSON {"name", "sha256"}), threshold, source,
                                   icemon_version, denoise (JSON {"max_steps", "tol",
                                   "device"}; absent = unknown)
@@ -11,7 +13,7 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
     /step       int64 (n)          MD step (-1 if unknown)
     /time       float64 (n)        ps (NaN if unknown)
     /cell       float32 (n, 3, 3)  Å, lattice vectors as rows
-    /fractions  float32 (n, 8)     fraction of each phase
+    /fractions  float32 (n, P)     fraction of each phase (P = len(phases))
     /labels     int8 (n, N)        phase code per atom
     /scores     float32 (n, N)     the score behind the liquid decision: distance to the
                                    nearest reference environment (of the shell-averaged
@@ -60,7 +62,7 @@ import json
 import os
 import socket
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,7 @@ import h5py
 import numpy as np
 
 from icemon.errors import IcemonError
-from icemon.phases import N_PHASES, PHASES
+from icemon.phases import LIQUID_NAME, PHASES
 
 SCHEMA = "icemon/1"
 ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
@@ -105,9 +107,17 @@ def check_schema(f: h5py.File, path: str | Path) -> None:
     missing = [k for k in REQUIRED if k not in f]
     if missing:
         raise LogError(f"{str(path)!r} is an incomplete icemon/1 log: missing {missing}")
-    phases = [p.decode() if isinstance(p, bytes) else str(p) for p in f.attrs.get("phases", [])]
-    if tuple(phases) != PHASES:
-        raise LogError(f"{str(path)!r} uses phases {phases}, this icemon knows {list(PHASES)}")
+    phases = log_phases(f)
+    if LIQUID_NAME not in phases or f["fractions"].shape[1:] != (len(phases),):
+        raise LogError(f"{str(path)!r}: its phase vocabulary {list(phases)} does not match its "
+                       f"fractions ({f['fractions'].shape[1:]} columns) or has no liquid")
+
+
+def log_phases(f: h5py.File) -> tuple[str, ...]:
+    """The phase names of an open log (its ``phases`` attribute: the model's vocabulary;
+    label k is ``phases[k]``, fractions column k its fraction)."""
+    return tuple(p.decode() if isinstance(p, bytes) else str(p)
+                 for p in f.attrs.get("phases", []))
 
 
 def complete_frames(f: h5py.File, refresh: bool = False) -> int:
@@ -306,12 +316,15 @@ class LogWriter:
     def __init__(self, path: str | Path, atom_ids: np.ndarray, *, model_name: str,
                  model_sha256: str, threshold: float, source: str = "",
                  positions: bool = True, denoise: Mapping[str, Any] | None = None,
-                 atom_scores: bool = False) -> None:
+                 atom_scores: bool = False, phases: Sequence[str] = PHASES) -> None:
         self.path = Path(path)
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
         self.model = {"name": model_name, "sha256": model_sha256}
         self.threshold = float(threshold)
+        self.phases = tuple(str(p) for p in phases)
+        if LIQUID_NAME not in self.phases:
+            raise LogError(f"the phase vocabulary {list(self.phases)} has no {LIQUID_NAME!r}")
         self.denoise = _denoise_settings(denoise)
         self._n = 0
         self._last_step: int | None = None  # the largest known step in the log
@@ -335,7 +348,7 @@ class LogWriter:
             raise LogError(f"cannot create log {str(self.path)!r}: {exc}") from exc
         f, n = self.file, self.n_atoms
         f.attrs["schema"] = SCHEMA
-        f.attrs["phases"] = np.array(PHASES, dtype=h5py.string_dtype())
+        f.attrs["phases"] = np.array(self.phases, dtype=h5py.string_dtype())
         f.attrs["model"] = json.dumps(self.model)
         f.attrs["threshold"] = self.threshold
         if self.denoise is not None:
@@ -354,7 +367,7 @@ class LogWriter:
         series("step", (), np.int64)
         series("time", (), np.float64)
         series("cell", (3, 3), np.float32)
-        series("fractions", (N_PHASES,), np.float32)
+        series("fractions", (len(self.phases),), np.float32)
         series("labels", (n,), np.int8)
         series("scores", (n,), np.float32)
         if atom_scores:
@@ -391,6 +404,10 @@ class LogWriter:
                 raise LogError(f"{str(self.path)!r} was written with model {model.get('name')!r} "
                                f"(sha256 {model.get('sha256', '')[:12]}…), not with "
                                f"{self.model['name']!r} (sha256 {self.model['sha256'][:12]}…)")
+            if log_phases(self.file) != self.phases:
+                raise LogError(f"{str(self.path)!r} has the phases "
+                               f"{list(log_phases(self.file))}, this model "
+                               f"{list(self.phases)}")
             self._check_settings()
             ids = self.file["atom_ids"][()]
             if not np.array_equal(ids, self.atom_ids):

@@ -12,7 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from icemon.io.log import STEP_FILL, LogError, complete_frames, open_log
+from icemon.io.log import STEP_FILL, LogError, complete_frames, log_phases, open_log
+from icemon.phases import LIQUID_NAME
 
 
 class Log:
@@ -42,6 +43,16 @@ class Log:
         return self.n_frames
 
     @property
+    def phases(self) -> tuple[str, ...]:
+        """The phase names of the model that wrote the log (label k is ``phases[k]``)."""
+        return log_phases(self.file)
+
+    @property
+    def liquid(self) -> int:
+        """The label code of liquid in this log."""
+        return self.phases.index(LIQUID_NAME)
+
+    @property
     def has_positions(self) -> bool:
         return "positions" in self.file
 
@@ -64,12 +75,12 @@ class Log:
 
     @property
     def fractions(self) -> np.ndarray:
-        """(n, 8) fraction of each phase per frame."""
+        """(n, n_phases) fraction of each phase (:attr:`phases`) per frame."""
         return self.file["fractions"][: self.n_frames]
 
     @property
     def counts(self) -> np.ndarray:
-        """(n, 8) number of molecules of each phase per frame."""
+        """(n, n_phases) number of molecules of each phase per frame."""
         return np.rint(self.fractions * self.n_atoms).astype(np.int64)
 
     @property

@@ -11,6 +11,7 @@ from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
+from icemon.phases import LIQUID_NAME
 from icemon.training.calibrate import calibrate, fit_classifier
 from icemon.training.references import genice_version
 from icemon.training.train import TrainConfig
@@ -34,13 +35,14 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     data, and bundle everything with the training record."""
     net = net.cpu().eval()
     soap = Soap(config.soap)
-    classifier = fit_classifier(soap, config.n_components, shell=config.shell)
+    phases = config.reference_phases
+    classifier = fit_classifier(soap, config.n_components, shell=config.shell, phases=phases)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,
                     ice_quantile=config.ice_quantile, ice_sigma=config.calibration_sigma,
                     ice_samples=config.calibration_samples,
-                    progress=progress)
+                    progress=progress, phases=phases)
     classifier.threshold = cal.threshold
     meta = {
         "name": name,
@@ -49,6 +51,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
         "genice2": genice_version(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
+        "phases": [*phases, LIQUID_NAME],
     }
     return IcemonModel(net, classifier, config.soap, config.denoise_steps, config.denoise_tol,
                        meta)

@@ -54,6 +54,7 @@ def fit_classifier(soap: Soap, n_components: int = 30,
             labels.append(np.full(len(f), code))
     clf = PhaseClassifier.fit(np.concatenate(feats), np.concatenate(labels), n_components)
     clf.shell = float(shell)
+    clf.liquid = len(phases)
     return clf
 
 
@@ -124,7 +125,8 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               sigma_max: float, strain: float, seed: int = 0, ice_samples: int = 6,
               disorder_samples: int = 2, disorder_atoms: int = 512,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
-              ice_sigma: float | None = None, progress: bool = True) -> Calibration:
+              ice_sigma: float | None = None, progress: bool = True,
+              phases: tuple[str, ...] = ICE_PHASES) -> Calibration:
     """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.
 
     ``ice_sigma`` sets the synthetic ice's noise (Å per component): None draws σ ~ U(0,
@@ -139,7 +141,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
                           f"{sigma_max} Å], the noise the denoiser was trained on")
     rng = np.random.default_rng(seed)
     jobs = []
-    for phase in ICE_PHASES:
+    for phase in phases:
         atoms = reference(phase, min_height=2 * soap.config.r_cut)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         for _ in range(ice_samples):

@@ -40,7 +40,7 @@ def _unit_cell(phase: str) -> tuple[np.ndarray, np.ndarray, float]:
     name = GENICE_LATTICES.get(phase, phase)
     try:
         lattice = safe_import("lattice", name).Lattice()
-    except Exception as exc:  # noqa: BLE001 - GenIce raises various errors for unknown names
+    except Exception as exc:
         raise PhaseError(f"no reference for phase {phase!r}: neither a named phase "
                          f"({', '.join(GENICE_LATTICES)}) nor a GenIce2 lattice ({exc})") from exc
     formatter = safe_import("format", "raw").Format(stage=(1,))

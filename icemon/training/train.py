@@ -79,8 +79,12 @@ class TrainConfig:
     """Random isotropic scaling in [1 - strain, 1 + strain] plus shear of strain / 4."""
     min_height: float = 10.0
     """Smallest perpendicular height (Å) of the training supercells."""
+    phases: list[str] | None = None
+    """Reference phases, any GenIce2 lattice (names as in
+    :data:`~icemon.training.references.GENICE_LATTICES`, or GenIce's own); their order
+    gives the codes, ``liquid`` comes after them. None = the seven ices (``ICE_PHASES``)."""
     phase_weights: list[float] | None = None
-    """Relative probability of drawing each ice phase (order of ``ICE_PHASES``); None =
+    """Relative probability of drawing each reference phase (order of ``phases``); None =
     uniform. Lets training spend more updates on the phases the iteration converges
     slowest on (ices II and III, whose cells hold 12 distinct sites)."""
     init: str = ""
@@ -93,6 +97,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def reference_phases(self) -> tuple[str, ...]:
+        """The phases of the references, in code order."""
+        return tuple(self.phases) if self.phases else ICE_PHASES
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -166,9 +175,10 @@ class Trainer:
             self.init_sha256 = start.sha256
         if config.phase_weights is not None:
             w = np.asarray(config.phase_weights, dtype=float)
-            if w.shape != (len(ICE_PHASES),) or (w < 0).any() or w.sum() <= 0:
-                raise ConfigError(f"phase_weights needs {len(ICE_PHASES)} non-negative "
-                                 f"numbers ({', '.join(ICE_PHASES)})")
+            names = config.reference_phases
+            if w.shape != (len(names),) or (w < 0).any() or w.sum() <= 0:
+                raise ConfigError(f"phase_weights needs {len(names)} non-negative "
+                                 f"numbers ({', '.join(names)})")
             self.phase_p = w / w.sum()
         else:
             self.phase_p = None
@@ -182,7 +192,7 @@ class Trainer:
         """Wall time spent in updates over all sessions (s)."""
         self.bases = [
             (a.positions.copy(), np.asarray(a.cell[:]))
-            for a in (reference(p, config.min_height) for p in ICE_PHASES)
+            for a in (reference(p, config.min_height) for p in config.reference_phases)
         ]
 
     def lr_at(self, step: int) -> float:
