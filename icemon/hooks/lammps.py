@@ -43,7 +43,7 @@ from icemon.core.modelfile import IcemonModel
 from icemon.core.pipeline import Pipeline
 from icemon.errors import IcemonError
 from icemon.hooks.base import Hook
-from icemon.hooks.monitor import Monitor
+from icemon.hooks.monitor import Monitor, torch_threads
 
 #: LAMMPS distance unit of each ``units`` style with a physical scale, in Å
 #: (electron: Bohr).
@@ -52,15 +52,6 @@ LENGTH_UNIT_A = {"real": 1.0, "metal": 1.0, "nano": 10.0, "electron": 0.52917721
 #: LAMMPS time unit of each ``units`` style with a physical scale, in ps.
 TIME_UNIT_PS = {"real": 1e-3, "metal": 1.0, "nano": 1e3, "electron": 1e-3, "si": 1e12,
                 "cgs": 1e12, "micro": 1e6}
-
-
-def torch_threads(n: int) -> int:
-    """Set torch's intra-op threads to ``n``; returns the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    return before
 
 
 class LammpsError(IcemonError, RuntimeError):

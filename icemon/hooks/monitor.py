@@ -43,6 +43,15 @@ def _close_at_exit(ref: weakref.ReferenceType) -> None:
         monitor.close()
 
 
+def torch_threads(n: int) -> int:
+    """Set torch's intra-op threads (process-wide) to ``n``; returns the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return before
+
+
 class MonitorWarning(UserWarning):
     """A frame the monitor had to skip (the simulation goes on)."""
 
@@ -95,10 +104,7 @@ class Monitor:
         self.last: Result | None = None
         """The most recent result."""
         if threads:
-            import torch
-
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(int(threads))
+            self._threads_before = torch_threads(int(threads))
         try:
             self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps,
                                                  device=device)
@@ -198,9 +204,7 @@ class Monitor:
         if self._own_pipeline and self.pipeline is not None:
             self.pipeline.close()
         if self._threads_before is not None:
-            import torch
-
-            torch.set_num_threads(self._threads_before)
+            torch_threads(self._threads_before)
             self._threads_before = None
 
     def __enter__(self) -> Monitor:
