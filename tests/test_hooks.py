@@ -10,7 +10,7 @@ import icemon.hooks.lammps
 from icemon.hooks.base import Hook
 
 SHARED = {"log", "every", "oxygens", "model", "threads", "device", "positions", "overlap",
-          "denoise_steps", "source", "on_frame"}
+          "denoise_steps", "compile", "source", "on_frame"}
 
 
 def _keywords(cls, attach) -> set[str]:

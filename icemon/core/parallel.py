@@ -220,10 +220,10 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float, cell: n
     shared.check(error)
     sub, own_local, p, src, dst, shifts = graph
     with torch.no_grad():
-        sh, basis, x = net.embed(p, src, dst, shifts)
-        for k, layer in enumerate(net.layers):
+        sh, basis, x = den.embed(p, src, dst, shifts)
+        for k, layer in enumerate(den.blocks):
             y, error = attempt(lambda f=layer, x=x: f(x, sh, basis, src, dst), rank)
-            if k == len(net.layers) - 1:
+            if k == len(den.blocks) - 1:
                 shared.check(error)
                 x = y
                 break

@@ -76,6 +76,8 @@ class Pipeline:
             (0 = classify the raw positions).
         tol: override the model's convergence tolerance (Å) on the largest update.
         device: torch device for the network ("cpu" or "cuda").
+        compile: run the network through ``torch.compile`` (faster per frame after a
+            one-time compilation of about a minute; :class:`~icemon.core.network.Compiled`).
         comm: an mpi4py communicator: every rank of it calls :meth:`process` with the
             same frame, each does the per-atom work of a share of the atoms, and every
             rank gets the same result (:mod:`icemon.core.parallel`; no SOAP helper
@@ -91,11 +93,12 @@ class Pipeline:
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
                  denoise_steps: int | None = None, tol: float | None = None,
-                 device: str = "cpu", comm: Any | None = None) -> None:
+                 device: str = "cpu", comm: Any | None = None, compile: bool = False) -> None:
         self.model = model if isinstance(model, IcemonModel) else IcemonModel.load(model)
         m = self.model
         self.denoiser = Denoiser(m.net, m.denoise_steps if denoise_steps is None else denoise_steps,
-                                 m.denoise_tol if tol is None else tol, device)
+                                 m.denoise_tol if tol is None else tol, device,
+                                 compile=compile)
         self.comm = comm if comm is not None and comm.size > 1 else None
         self.soap = Soap(m.soap, processes=1 if self.comm is not None else None)
         self.classifier = m.classifier

@@ -35,15 +35,15 @@ class Observer(Hook):
         log: ``icemon/1`` HDF5 log (created, or appended to after checks).
         oxygens: element symbol of the water oxygens, or a sequence of atom indices.
         dyn: the dynamics object, to record step (``dyn.nsteps``) and time (ps).
-        model, threads, device, positions, overlap, denoise_steps, source, on_frame: the
-            keywords every hook shares (:mod:`icemon.hooks.base`).
+        model, threads, device, positions, overlap, denoise_steps, compile, source,
+            on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
     """
 
     def __init__(self, atoms: Atoms, log: str | Path, *, oxygens: str | Sequence[int] = "O",
                  dyn: Any | None = None, model: str | Path | IcemonModel | None = None,
                  threads: int | None = None, device: str = "cpu", positions: bool = True,
                  overlap: bool = False, denoise_steps: int | None = None,
-                 source: str | None = None,
+                 compile: bool = False, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None) -> None:
         self.atoms = atoms
         self.dyn = dyn
@@ -63,7 +63,7 @@ class Observer(Hook):
         self.n_calls = 0
         self.monitor = Monitor(log, self.indices, model=model, positions=positions,
                                overlap=overlap, denoise_steps=denoise_steps, threads=threads,
-                               device=device, on_frame=on_frame,
+                               device=device, compile=compile, on_frame=on_frame,
                                source=source or
                                f"ASE {type(dyn).__name__ if dyn else 'dynamics'}, "
                                f"{self.indices.size} oxygens ({what})")

@@ -17,6 +17,8 @@ same keywords for the same things, is a context manager and reads back the same 
 ``positions``   also log given and denoised positions (fronts, export)
 ``overlap``     classify in a worker thread while the simulation goes on
 ``denoise_steps`` denoising passes (default: the model's)
+``compile``     run the network through torch.compile: faster frames after a
+                one-time compilation of about a minute
 ``source``      free text recorded in the log
 ``on_frame``    callable receiving each logged :class:`~icemon.core.pipeline.Result`
 =============== ==============================================================

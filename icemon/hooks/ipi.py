@@ -72,16 +72,17 @@ class IpiMonitor(Hook):
         oxygens: element name of the oxygens in i-PI's atom names, or atom indices.
         beads: "centroid" (default) or "all".
         engine_timeout: seconds without any connected force engine before giving up.
-        model, threads, device, positions, overlap, denoise_steps, source, on_frame: the
-            keywords every hook shares (:mod:`icemon.hooks.base`).
+        model, threads, device, positions, overlap, denoise_steps, compile, source,
+            on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
     """
 
     def __init__(self, sim: Any, log: str | Path, *, every: int = 100,
                  oxygens: str | list[int] = "O", model: str | Path | IcemonModel | None = None,
                  threads: int | None = None, device: str = "cpu", positions: bool = True,
                  overlap: bool = False, denoise_steps: int | None = None,
-                 source: str | None = None, on_frame: Callable[[Any], None] | None = None,
-                 beads: str = "centroid", engine_timeout: float = 60.0) -> None:
+                 compile: bool = False, source: str | None = None,
+                 on_frame: Callable[[Any], None] | None = None, beads: str = "centroid",
+                 engine_timeout: float = 60.0) -> None:
         if beads not in ("centroid", "all"):
             raise ConfigError(f"beads must be 'centroid' or 'all', not {beads!r}")
         if int(every) < 1:
@@ -104,7 +105,7 @@ class IpiMonitor(Hook):
                              f"{len(names)} atoms ({', '.join(sorted(set(names)))})")
         self.nbeads = int(self.system.beads.nbeads)
         self.frames()  # validate coordinates and cell before any step
-        pipe = Pipeline(model, denoise_steps=denoise_steps, device=device)
+        pipe = Pipeline(model, denoise_steps=denoise_steps, device=device, compile=compile)
         log = Path(log)
         kind = "path-integral" if self.nbeads > 1 else "classical"
         if beads == "centroid" or self.nbeads == 1:

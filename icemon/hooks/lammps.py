@@ -154,10 +154,10 @@ class LammpsMonitor(Hook):
     def __init__(self, lmp: Any, log: str | Path, *, every: int | None, oxygens: int = 1,
                  model: str | Path | IcemonModel | None = None, threads: int | None = None,
                  device: str = "cpu", positions: bool = True, overlap: bool = False,
-                 denoise_steps: int | None = None, source: str | None = None,
-                 on_frame: Callable[[Any], None] | None = None, fix_id: str | None = None,
-                 comm: Any | None = None, lj_length: float | None = None,
-                 lj_time: float | None = None) -> None:
+                 denoise_steps: int | None = None, compile: bool = False,
+                 source: str | None = None, on_frame: Callable[[Any], None] | None = None,
+                 fix_id: str | None = None, comm: Any | None = None,
+                 lj_length: float | None = None, lj_time: float | None = None) -> None:
         self.lmp = lmp
         self.comm = _communicator(lmp, comm)
         self.rank = self.comm.rank
@@ -216,12 +216,12 @@ class LammpsMonitor(Hook):
                 if threads:
                     self._threads_before = torch_threads(int(threads))
                 self.pipeline = Pipeline(model, denoise_steps=denoise_steps, device=device,
-                                         comm=self.comm)
+                                         comm=self.comm, compile=compile)
             if self.rank == 0:
                 ids = np.sort(np.concatenate(all_tags))
                 self.monitor = Monitor(
                     log, ids, model=model, pipeline=self.pipeline, positions=positions,
-                    overlap=overlap, denoise_steps=denoise_steps,
+                    overlap=overlap, denoise_steps=denoise_steps, compile=compile,
                     threads=None if self.collective else threads, device=device,
                     on_frame=on_frame,
                     source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygens}, "
@@ -352,8 +352,8 @@ def attach(lmp: Any, log: str | Path = "icemon.h5", *, every: int | None = None,
 
     Call after the system is defined and before ``run``; close the returned handle after
     the last run (or use it as a context manager). The shared keywords (``model``,
-    ``threads``, ``device``, ``positions``, ``overlap``, ``denoise_steps``, ``source``,
-    ``on_frame``) are those of every hook (:mod:`icemon.hooks.base`); ``threads``
+    ``threads``, ``device``, ``positions``, ``overlap``, ``denoise_steps``, ``compile``,
+    ``source``, ``on_frame``) are those of every hook (:mod:`icemon.hooks.base`); ``threads``
     defaults to 1 under MPI, where every core already runs a rank. LAMMPS only:
     ``fix_id`` (use your own ``fix external pf/callback``), ``comm`` (an mpi4py
     communicator), and, for ``units lj`` only (required there), ``lj_length`` (σ: Å per

@@ -72,6 +72,8 @@ class Monitor:
         overlap: classify in a worker thread while the simulation goes on.
         queue_size: at most this many frames wait for the worker before the
             simulation is held back (bounds memory).
+        denoise_steps, device, compile: passed to :class:`Pipeline` (ignored when
+            ``pipeline`` is given).
         threads: torch threads (process-wide), which is also the number of processes
             sharing SOAP; default 1 with ``overlap`` (measured: 2 threads beside a
             running simulation on 2 cores made each frame 2-4x slower), else unchanged.
@@ -84,6 +86,7 @@ class Monitor:
                  pipeline: Pipeline | None = None, source: str = "",
                  positions: bool = True, overlap: bool = False, queue_size: int = 2,
                  denoise_steps: int | None = None, device: str = "cpu",
+                 compile: bool = False,
                  threads: int | None = None,
                  on_frame: Callable[[Result], None] | None = None) -> None:
         if threads is None and overlap:
@@ -107,7 +110,7 @@ class Monitor:
             self._threads_before = torch_threads(int(threads))
         try:
             self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps,
-                                                 device=device)
+                                                 device=device, compile=compile)
             self.writer = LogWriter(log, atom_ids, **self.pipeline.log_settings(),
                                     source=source, positions=positions)
         except BaseException:
