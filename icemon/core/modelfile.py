@@ -27,7 +27,7 @@ from icemon.core.classify import PhaseClassifier
 from icemon.core.descriptors import SoapConfig
 from icemon.core.network import ScoreNet, ScoreNetConfig
 from icemon.errors import ModelFileError
-from icemon.phases import LIQUID_NAME, PHASES
+from icemon.phases import LIQUID_NAME, PHASES, UNKNOWN_NAME
 
 FORMAT = "icemon-model/1"
 DEFAULT_MODEL = "ice-denoiser.npz"
@@ -128,10 +128,12 @@ class IcemonModel:
             raise ModelFileError(f"{str(path)!r} is an incomplete or incompatible icemon "
                                  f"model file: {exc}") from exc
         phases = tuple(meta.get("phases", PHASES))
+        unknown = phases.index(UNKNOWN_NAME) if UNKNOWN_NAME in phases else -1
         if LIQUID_NAME not in phases or phases.index(LIQUID_NAME) != clf.liquid or \
-                int(clf.ref_labels.max(initial=-1)) >= clf.liquid:
+                int(clf.ref_labels.max(initial=-1)) >= clf.liquid or unknown != clf.unknown:
             raise ModelFileError(f"{str(path)!r}: its phase vocabulary {list(phases)} does not "
-                                 f"match its classifier (liquid code {clf.liquid})")
+                                 f"match its classifier (liquid code {clf.liquid}, unknown code "
+                                 f"{clf.unknown})")
         net.eval()
         return cls(net, clf, soap, int(meta["denoise"]["max_steps"]),
                    float(meta["denoise"]["tol"]), meta, path, sha256(path))

@@ -148,9 +148,10 @@ class Pipeline:
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
         clf = self.classifier
-        nearest, scores = clf.nearest(clf.averaged(feats, den.positions, frame.cell))
+        avg = clf.averaged(feats, den.positions, frame.cell)
+        nearest, scores = clf.nearest(avg)
         atom_scores = clf.nearest(feats)[1] if clf.shell > 0 else scores
-        labels = self.classifier.label(nearest, scores)
+        labels = clf.label(nearest, scores, clf.coordinates(avg) if clf.unknown >= 0 else None)
         t3 = time.perf_counter()
         return Result(frame, labels, scores.astype(np.float32), den.positions,
                       nearest.astype(np.int8), den.n_steps,

@@ -11,7 +11,7 @@ from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
-from icemon.phases import LIQUID_NAME
+from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
 from icemon.training.calibrate import calibrate, fit_classifier
 from icemon.training.references import genice_version
 from icemon.training.train import TrainConfig
@@ -44,6 +44,9 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     ice_samples=config.calibration_samples,
                     progress=progress, phases=phases)
     classifier.threshold = cal.threshold
+    if config.unknown_label:
+        classifier.unknown = len(phases) + 1
+        classifier.repeat_threshold = cal.repeat_threshold
     meta = {
         "name": name,
         "train": {"config": config.to_dict(), **train_info},
@@ -51,7 +54,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
         "genice2": genice_version(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
-        "phases": [*phases, LIQUID_NAME],
+        "phases": [*phases, LIQUID_NAME, *([UNKNOWN_NAME] if config.unknown_label else [])],
     }
     return IcemonModel(net, classifier, config.soap, config.denoise_steps, config.denoise_tol,
                        meta)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from icemon.core.classify import PhaseClassifier, shell_average
+from icemon.core.classify import PhaseClassifier, repeat_distance, shell_average
 from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.neighbors import neighbor_list
@@ -32,6 +32,12 @@ from icemon.errors import ConfigError
 from icemon.phases import ICE_PHASES
 from icemon.training.references import reference
 from icemon.training.train import noisy_sample
+
+CALIBRATION_HEIGHT = 20.0
+"""Å. Smallest height of the synthetic-ice supercells: large enough that every Wyckoff
+orbit of every reference has more than ``repeat_k`` atoms in one sample (sH's smallest
+orbit has 2 of its 34 molecules per cell), so that the repeat check sees crystals as
+crystals."""
 
 REFERENCE_SCALES: tuple[float, ...] = (0.97, 1.0, 1.03)
 """Isotropic scalings of each reference included as reference environments (the same
@@ -81,6 +87,12 @@ class Calibration:
     ice_scores: np.ndarray
     disorder_scores: np.ndarray
     rule: str = "ice_quantile"
+    repeat_threshold: float = float("inf")
+    """The ``ice_quantile`` quantile of the synthetic-ice repeat distances
+    (:func:`~icemon.core.classify.repeat_distance`): at most this far, an environment
+    above the liquid threshold is ordered (``unknown``), beyond it liquid."""
+    ice_repeats: np.ndarray | None = None
+    disorder_repeats: np.ndarray | None = None
 
     @property
     def separated(self) -> bool:
@@ -103,6 +115,16 @@ class Calibration:
             "disorder_q50": q(self.disorder_scores, 0.5),
             "ice_above": float(np.mean(self.ice_scores > self.threshold)),
             "disorder_below": float(np.mean(self.disorder_scores <= self.threshold)),
+            **({} if self.ice_repeats is None or self.disorder_repeats is None else {
+                "repeat_threshold": self.repeat_threshold,
+                "repeat_ice_q50": q(self.ice_repeats, 0.5),
+                "repeat_ice_max": float(self.ice_repeats.max()),
+                "repeat_disorder_q001": q(self.disorder_repeats, 0.001),
+                "repeat_disorder_q50": q(self.disorder_repeats, 0.5),
+                # random packings that would be called an unknown crystal (at the threshold)
+                "repeat_disorder_below": float(np.mean(
+                    self.disorder_repeats <= self.repeat_threshold)),
+            }),
         }
 
 
@@ -142,7 +164,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     rng = np.random.default_rng(seed)
     jobs = []
     for phase in phases:
-        atoms = reference(phase, min_height=2 * soap.config.r_cut)
+        atoms = reference(phase, min_height=max(2 * soap.config.r_cut, CALIBRATION_HEIGHT))
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         for _ in range(ice_samples):
             sigma = rng.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
@@ -153,18 +175,24 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
             cell = np.eye(3) * side
             jobs.append(("disorder", (random_packing(rng, cell, disorder_atoms), cell)))
     scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
+    repeats: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
         feats = classifier.averaged(soap(den.positions, cell), den.positions, cell)
         scores[kind].append(classifier.nearest(feats)[1])
+        # every atom of a sample is a candidate, as every atom of an unknown crystal is
+        repeats[kind].append(repeat_distance(classifier.coordinates(feats),
+                                             classifier.repeat_k))
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
+    ice_rep, dis_rep = np.concatenate(repeats["ice"]), np.concatenate(repeats["disorder"])
     if rule == "ice_quantile":
         threshold = float(np.quantile(ice, ice_quantile))
     elif rule == "valley":
         threshold = valley_threshold(ice, dis)
     else:
         raise ConfigError(f"unknown threshold rule {rule!r} (ice_quantile or valley)")
-    cal = Calibration(threshold, ice, dis, rule)
+    cal = Calibration(threshold, ice, dis, rule, float(np.quantile(ice_rep, ice_quantile)),
+                      ice_rep, dis_rep)
     if not cal.separated:
         warnings.warn(f"poor calibration: the liquid threshold {threshold:.3f} is above the "
                       f"median score of synthetic disorder ({np.median(dis):.3f}); this "

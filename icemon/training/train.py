@@ -59,11 +59,19 @@ class TrainConfig:
     shell: float = 0.0
     """Radius (Å) over which SOAP descriptors are averaged with the neighbours' before
     the nearest-reference search (0 = none); recorded in the classifier."""
+    unknown_label: bool = True
+    """Label ordered environments that match no reference ``unknown`` instead of liquid
+    (:func:`icemon.core.classify.repeat_distance`; its threshold is calibrated on the same
+    synthetic ice as the liquid threshold)."""
     steps: int = 6000
     batch_size: int = 8
     lr: float = 3e-3
     lr_final: float = 1e-5
     weight_decay: float = 1e-4
+    grad_clip: float = 0.0
+    """Largest gradient norm of an update (0 = no clipping). A rare sample that the first
+    pass throws far (a dense phase at large σ) can otherwise give one update that undoes
+    hundreds (seen as a jump of the running loss from 0.03 to 0.14 Å)."""
     sigma_max: float = 0.2
     """Largest noise scale σ (Å, per component); σ ~ U(0, sigma_max) per structure."""
     sigma_min: float = 0.0
@@ -251,6 +259,8 @@ class Trainer:
         loss = self.loss(g, target, weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.opt.step()
         self.step += 1
         return float(loss.detach())

@@ -1,0 +1,92 @@
+"""The ``unknown`` label: above the liquid threshold, an environment that repeats among the
+other far atoms (a crystal the model has no reference for) is unknown, one that does not
+(a liquid) stays liquid."""
+
+import numpy as np
+import pytest
+
+from icemon.core.classify import PhaseClassifier, repeat_distance
+
+
+def _crystal_like(rng, n_orbits=3, copies=60, dim=31, noise=0.02):
+    """Points of a crystal in descriptor space: a few orbits, each many near-copies."""
+    centres = rng.normal(0, 3, size=(n_orbits, dim))
+    return np.repeat(centres, copies, axis=0) + rng.normal(0, noise, (n_orbits * copies, dim))
+
+
+def test_repeated_environments_are_close_unrepeated_ones_far():
+    rng = np.random.default_rng(0)
+    crystal = repeat_distance(_crystal_like(rng), k=4)
+    liquid = repeat_distance(rng.normal(0, 1, size=(180, 31)), k=4)
+    assert crystal.max() < 0.2 < 3.0 < liquid.min()
+
+
+def test_an_atom_is_not_its_own_copy():
+    """Four copies of one environment (k = 4 others needed) do not repeat; five do."""
+    rng = np.random.default_rng(1)
+    far = rng.normal(0, 5, size=(40, 8))
+    four = np.vstack([np.zeros((4, 8)), far])
+    five = np.vstack([np.zeros((5, 8)), far])
+    assert np.all(repeat_distance(four, k=4)[:4] > 1)
+    np.testing.assert_allclose(repeat_distance(five, k=4)[:5], 0.0, atol=1e-3)
+    assert np.all(np.isinf(repeat_distance(np.zeros((4, 8)), k=4)))
+
+
+def test_big_frames_compare_with_a_deterministic_subset():
+    """Above ``sample`` candidates the comparison set is every s-th point: same answer on
+    a rerun, and still small for a crystal and large for a liquid."""
+    rng = np.random.default_rng(2)
+    crystal = _crystal_like(rng, n_orbits=5, copies=2000)
+    a = repeat_distance(crystal, k=4, sample=512)
+    np.testing.assert_array_equal(a, repeat_distance(crystal, k=4, sample=512))
+    assert a.max() < 0.2
+    brute = repeat_distance(crystal[::20], k=4, sample=10_000)
+    assert brute.max() < 0.2
+
+
+def _classifier(unknown: int) -> PhaseClassifier:
+    d = 6
+    clf = PhaseClassifier(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),
+                          np.eye(d)[:2] * 10, np.array([0, 1]), threshold=1.0, liquid=2,
+                          unknown=unknown, repeat_threshold=0.5)
+    return clf
+
+
+def test_far_repeated_atoms_are_unknown_far_unrepeated_ones_liquid():
+    rng = np.random.default_rng(3)
+    near_ref = np.eye(6)[0] * 10 + rng.normal(0, 0.01, (20, 6))  # phase 0
+    ordered = np.full((30, 6), 4.0) + rng.normal(0, 0.01, (30, 6))  # far, repeated
+    disordered = rng.normal(0, 4, (30, 6)) + 20  # far, each its own
+    feats = np.vstack([near_ref, ordered, disordered])
+    labels, _ = _classifier(unknown=3).predict(feats)
+    assert np.all(labels[:20] == 0)
+    assert np.all(labels[20:50] == 3)
+    assert np.all(labels[50:] == 2)
+    # a model without the label calls every far atom liquid
+    labels, _ = _classifier(unknown=-1).predict(feats)
+    assert np.all(labels[20:] == 2)
+
+
+def test_unknown_is_stored_in_the_classifier_arrays():
+    clf = _classifier(unknown=3)
+    back = PhaseClassifier.from_arrays(clf.to_arrays())
+    assert (back.unknown, back.repeat_threshold, back.repeat_k) == (3, 0.5, clf.repeat_k)
+    old = {k: v for k, v in clf.to_arrays().items()
+           if k not in ("unknown", "repeat_threshold", "repeat_k")}
+    assert PhaseClassifier.from_arrays(old).unknown == -1  # files from before the label
+
+
+@pytest.mark.parametrize("unknown", [3, -1])
+def test_model_file_vocabulary_must_name_unknown_where_the_classifier_has_it(tmp_path, unknown):
+    from icemon import IcemonModel
+    from icemon.core.modelfile import ModelFileError
+
+    model = IcemonModel.load(None)
+    clf = model.classifier
+    clf = PhaseClassifier.from_arrays({**clf.to_arrays(), "unknown": np.array(
+        clf.liquid + 1 if unknown >= 0 else -1), "repeat_threshold": np.array(0.5)})
+    wrong = [*model.phases] if unknown >= 0 else [*model.phases, "unknown"]
+    bad = IcemonModel(model.net, clf, model.soap, model.denoise_steps, model.denoise_tol,
+                      {**model.meta, "phases": wrong})
+    with pytest.raises(ModelFileError, match="unknown code"):
+        IcemonModel.load(bad.save(tmp_path / "bad.npz"))
