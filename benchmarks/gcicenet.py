@@ -1,14 +1,15 @@
 """Accuracy and speed of icemon on the GCIceNet TIP4P/Ice trajectories, against CHILL+.
 
 Prints, per model and phase: accuracy on the raw frames (no denoising) and after denoising,
-over the seven ices (7 classes: the nearest reference, no liquid) and with liquid (8
-classes, the model's automatic threshold); what the extra phase T becomes; where the time
+over the seven ices (the nearest of the model's references, no liquid) and with liquid
+(the model's automatic threshold; and its ``unknown`` label, if it has one); what the
+extra phase T becomes; where the time
 goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
 threads. OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
 same run, and each model's throughput is printed as a ratio to it. A closing Pareto table
 lists every model on one line.
 
-    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR]
+    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile]
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from icemon import PHASES, Frame, Pipeline, read_frames
-from icemon.phases import LIQUID
+from icemon import Frame, Pipeline, read_frames
 
-TAGS = {"1h": 0, "1c": 1, "2": 2, "3": 3, "6": 4, "7": 5, "sI": 6, "w": 7, "T": -1}
+TAGS = {"1h": "Ih", "1c": "Ic", "2": "II", "3": "III", "6": "VI", "7": "VII", "sI": "sI",
+        "w": "liquid", "T": "T"}
+"""File tag → the phase its frames hold (T: an extra dense phase no model has a reference
+for; what it becomes is reported)."""
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gcicenet"
 
 
@@ -66,15 +69,19 @@ def chillplus_rate(frames: dict[str, list[Frame]]) -> tuple[float, dict[str, flo
 
 
 def evaluate(model: str | None, frames: dict[str, list[Frame]], steps: int | None,
-             threads: list[int]) -> dict:
+             threads: list[int], compile: bool = False) -> dict:
     torch.set_num_threads(max(threads))
-    pipe = Pipeline(model, denoise_steps=steps)
+    pipe = Pipeline(model, denoise_steps=steps, compile=compile)
     raw = Pipeline(pipe.model, denoise_steps=0)
+    names = pipe.model.phases
     rows = {}
     times: dict[str, float] = defaultdict(float)
     n_total = 0
-    pipe.process(frames["1h"][0])  # warm-up (helper processes, allocator)
-    for tag, code in TAGS.items():
+    # warm-up (helper processes, allocator; compilation, on two frame sizes)
+    pipe.process(frames["1h"][0])
+    pipe.process(frames["w"][0])
+    for tag, phase in TAGS.items():
+        code = names.index(phase) if phase in names else -1
         acc = defaultdict(list)
         for frame in frames[tag]:
             r0 = raw.process(frame)
@@ -108,6 +115,9 @@ def evaluate(model: str | None, frames: dict[str, list[Frame]], steps: int | Non
 
 def report(name: str, res: dict, chill: float | None) -> dict:
     pipe = res["pipe"]
+    names = pipe.model.phases
+    liquid = names.index("liquid")
+    unknown = names.index("unknown") if "unknown" in names else -1
     c = pipe.model.net.config
     s = pipe.model.soap
     print(f"\n== model {name}: {c.hidden}, {c.n_layers} blocks, l ≤ {c.lmax}, cutoff {c.cutoff} Å, "
@@ -117,33 +127,36 @@ def report(name: str, res: dict, chill: float | None) -> dict:
     print(f"{'data':>6s} {'phase':>7s} {'frames':>6s} | {'raw 7cl':>8s} {'den 7cl':>8s} "
           f"{'worst fr':>8s} | {'raw 8cl':>8s} {'den 8cl':>8s} {'worst fr':>8s} | steps | "
           f"labels after denoising")
-    ice7, ice8, liq8, ice_as_liq, t_liq = [], [], [], [], float("nan")
+    ice7, ice8, liq8, ice_as_liq, t_liq, t_unk = [], [], [], [], float("nan"), float("nan")
     for tag, r in res["rows"].items():
-        code = TAGS[tag]
+        code = names.index(TAGS[tag]) if TAGS[tag] in names else -1
         counts = r["counts"].sum(axis=0)
-        dist = ", ".join(f"{PHASES[i]} {100 * counts[i] / counts.sum():.2f}%"
+        dist = ", ".join(f"{names[i]} {100 * counts[i] / counts.sum():.2f}%"
                          for i in np.argsort(-counts) if counts[i])
         if code >= 0:
-            print(f"{tag:>6s} {PHASES[code]:>7s} {len(r['den8']):6d} | {100 * r['raw7'].mean():8.2f} "
+            print(f"{tag:>6s} {names[code]:>7s} {len(r['den8']):6d} | {100 * r['raw7'].mean():8.2f} "
                   f"{100 * r['den7'].mean():8.2f} {100 * r['den7'].min():8.2f} | "
                   f"{100 * r['raw8'].mean():8.2f} {100 * r['den8'].mean():8.2f} "
                   f"{100 * r['den8'].min():8.2f} | {r['steps'].mean():5.1f} | {dist}")
-            if code == LIQUID:
+            if code == liquid:
                 liq8.append(r["den8"].mean())
             else:
                 ice7.append(r["den7"].mean())
                 ice8.append(r["den8"].mean())
-                ice_as_liq.append(counts[LIQUID] / counts.sum())
+                ice_as_liq.append(counts[liquid] / counts.sum())
         else:
-            t_liq = counts[LIQUID] / counts.sum()
+            t_liq = counts[liquid] / counts.sum()
+            t_unk = counts[unknown] / counts.sum() if unknown >= 0 else 0.0
             print(f"{tag:>6s} {'T':>7s} {len(r['counts']):6d} | {'':>8s} {'':>8s} {'':>8s} | "
                   f"{'':>8s} {'':>8s} {'':>8s} | {r['steps'].mean():5.1f} | {dist}")
-    worst7 = min(r["den7"].min() for tag, r in res["rows"].items() if 0 <= TAGS[tag] < LIQUID)
+    worst7 = min(r["den7"].min() for tag, r in res["rows"].items()
+                 if TAGS[tag] not in ("liquid", "T"))
     summary = {"ice7": np.mean(ice7), "worst7": worst7, "ice8": np.mean(ice8),
                "liq8": np.mean(liq8), "ice_as_liq": np.mean(ice_as_liq), "T_liq": t_liq,
-               "rate": res["rate"], "chill": chill}
-    print(f"seven ices, 7 classes after denoising: {100 * summary['ice7']:.3f} % (worst frame "
-          f"{100 * worst7:.3f} %)  |  8 classes: ices {100 * summary['ice8']:.3f} %, liquid "
+               "T_unknown": t_unk, "rate": res["rate"], "chill": chill}
+    print(f"phase T: {100 * t_liq:.2f} % liquid, {100 * t_unk:.2f} % unknown")
+    print(f"seven ices, nearest reference ({len(names) - 1 - (unknown >= 0)} classes) after denoising: {100 * summary['ice7']:.3f} % (worst frame "
+          f"{100 * worst7:.3f} %)  |  with liquid: ices {100 * summary['ice8']:.3f} %, liquid "
           f"{100 * summary['liq8']:.3f} %, ice labelled liquid {100 * summary['ice_as_liq']:.3f} %")
     t, n = res["times"], res["atoms"]
     rates = ", ".join(f"{r:.3g} O/s with {k} thread{'s' if k > 1 else ''}"
@@ -160,14 +173,14 @@ def report(name: str, res: dict, chill: float | None) -> dict:
 def pareto(summaries: dict[str, dict]) -> None:
     threads = sorted({k for s in summaries.values() for k in s["rate"]})
     head = (f"{'model':>28s} | {'7cl ices':>8s} {'worst fr':>8s} | {'8cl ices':>8s} "
-            f"{'liquid':>8s} {'ice→liq':>8s} {'T→liq':>6s} | "
+            f"{'liquid':>8s} {'ice→liq':>8s} {'T→liq':>6s} {'T→unk':>6s} | "
             + " ".join(f"{f'O/s {t}thr':>10s}" for t in threads) + " | ×CHILL+")
     print("\n== Pareto table (accuracy in %, throughput end to end)\n" + head)
     for name, s in summaries.items():
         ratio = (f"{s['rate'][max(threads)] / s['chill']:.3f}" if s["chill"] else "n/a")
         print(f"{name[-28:]:>28s} | {100 * s['ice7']:8.3f} {100 * s['worst7']:8.3f} | "
               f"{100 * s['ice8']:8.3f} {100 * s['liq8']:8.3f} {100 * s['ice_as_liq']:8.3f} "
-              f"{100 * s['T_liq']:6.1f} | "
+              f"{100 * s['T_liq']:6.1f} {100 * s['T_unknown']:6.1f} | "
               + " ".join(f"{s['rate'].get(t, float('nan')):10.3g}" for t in threads)
               + f" | {ratio}")
 
@@ -181,6 +194,8 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=None, help="frames per file (default all)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                    help="thread counts to time (accuracy uses the largest)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the network through torch.compile (compiled in the warm-up)")
     args = p.parse_args()
     frames = load(args.data, args.frames)
     chill = chillplus_rate(frames)
@@ -192,8 +207,8 @@ def main() -> int:
     summaries = {}
     for m in args.model or [None]:
         t0 = time.perf_counter()
-        res = evaluate(m, frames, args.denoise_steps, args.threads)
-        name = Path(m).stem if m else "shipped"
+        res = evaluate(m, frames, args.denoise_steps, args.threads, args.compile)
+        name = (Path(m).stem if m else "shipped") + (" (compiled)" if args.compile else "")
         summaries[name] = report(name, res, chill[0] if chill else None)
         print(f"({time.perf_counter() - t0:.0f} s)")
     pareto(summaries)
