@@ -20,7 +20,10 @@ by default; ``beads="all"`` classifies every bead into its own log
 
 i-PI blocks while it waits for a force engine; the monitor runs i-PI's steps in a worker
 thread and raises :class:`IpiError` when no engine has been connected to a socket
-forcefield for ``engine_timeout`` seconds (the engine stopped or never came).
+forcefield for ``engine_timeout`` seconds (the engine stopped or never came), or when
+i-PI has not completed a step for ``STALL_FACTOR × engine_timeout`` seconds although an
+engine still looks connected (a killed engine can stay listed by i-PI while its socket
+is polled; seen as an intermittent hang of the engine-stop test).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ from icemon.core.pipeline import Pipeline
 from icemon.errors import ConfigError, IcemonError
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
+
+
+STALL_FACTOR = 10
+"""No step for this many ``engine_timeout`` s with an engine listed ⇒ the engine is gone
+(default 10 × 60 s: a force call of ab initio MD can take minutes, not ten)."""
 
 
 class IpiError(IcemonError, RuntimeError):
@@ -71,7 +79,8 @@ class IpiMonitor(Hook):
         every: i-PI steps between classified frames (used by :meth:`run`).
         oxygens: element name of the oxygens in i-PI's atom names, or atom indices.
         beads: "centroid" (default) or "all".
-        engine_timeout: seconds without any connected force engine before giving up.
+        engine_timeout: seconds without any connected force engine before giving up (and
+            ``STALL_FACTOR`` times that without a completed step).
         model, threads, device, positions, overlap, denoise_steps, compile, source,
             on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
     """
@@ -177,18 +186,28 @@ class IpiMonitor(Hook):
         worker = threading.Thread(target=target, name="icemon-ipi", daemon=True)
         worker.start()
         lost_since = None
+        last_step, stepped_at = int(self.sim.step), time.monotonic()
         while worker.is_alive():
             worker.join(0.2)
             if not worker.is_alive():
                 break
+            now = time.monotonic()
+            if int(self.sim.step) != last_step:
+                last_step, stepped_at = int(self.sim.step), now
             if self._engines_connected():
                 lost_since = None
             elif lost_since is None:
-                lost_since = time.monotonic()
-            elif time.monotonic() - lost_since > self.engine_timeout:
+                lost_since = now
+            logged = ", ".join(map(str, self.paths))
+            if lost_since is not None and now - lost_since > self.engine_timeout:
                 raise IpiError(f"the force engine stopped: no driver connected to i-PI for "
                                f"{self.engine_timeout:g} s (at step {self.sim.step}); the "
-                               f"frames logged so far are in {', '.join(map(str, self.paths))}")
+                               f"frames logged so far are in {logged}")
+            if now - stepped_at > STALL_FACTOR * self.engine_timeout:
+                raise IpiError(f"the force engine stopped: no i-PI step completed for "
+                               f"{STALL_FACTOR * self.engine_timeout:g} s (at step "
+                               f"{self.sim.step}; engine_timeout = {self.engine_timeout:g} s); "
+                               f"the frames logged so far are in {logged}")
         if error:
             raise IpiError(f"i-PI stopped with {type(error[0]).__name__}: {error[0]}") \
                 from error[0]
