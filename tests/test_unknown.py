@@ -90,3 +90,27 @@ def test_model_file_vocabulary_must_name_unknown_where_the_classifier_has_it(tmp
                       {**model.meta, "phases": wrong})
     with pytest.raises(ModelFileError, match="unknown code"):
         IcemonModel.load(bad.save(tmp_path / "bad.npz"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lattice", ["4", "12"])
+def test_lattices_the_shipped_model_does_not_know_are_unknown(pipeline, lattice):
+    """Ice IV and XII (GenIce2 "4", "12"), noised as thermal motion would: ordered, no
+    reference ⇒ unknown, neither liquid nor the nearest ice."""
+    from icemon import Frame
+    from icemon.training.references import reference
+
+    assert "unknown" in pipeline.model.phases
+    a = reference(lattice, 18.0)
+    x = a.positions + np.random.default_rng(7).normal(0, 0.12, a.positions.shape)
+    res = pipeline.process(Frame(x, a.cell[:]))
+    unknown = res.fractions[pipeline.model.phases.index("unknown")]
+    assert unknown >= 0.99, res.table()
+
+
+@pytest.mark.slow
+def test_liquid_stays_liquid_with_the_unknown_label(pipeline, gcicenet):
+    from .conftest import gcicenet_frame
+
+    res = pipeline.process(gcicenet_frame(gcicenet, "w"))
+    assert res.fractions[pipeline.model.phases.index("liquid")] >= 0.999, res.table()

@@ -42,7 +42,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,
                     ice_quantile=config.ice_quantile, ice_sigma=config.calibration_sigma,
                     ice_samples=config.calibration_samples,
-                    progress=progress, phases=phases)
+                    progress=progress, phases=phases, unknown=config.unknown_label)
     classifier.threshold = cal.threshold
     if config.unknown_label:
         classifier.unknown = len(phases) + 1

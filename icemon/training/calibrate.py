@@ -33,11 +33,13 @@ from icemon.phases import ICE_PHASES
 from icemon.training.references import reference
 from icemon.training.train import noisy_sample
 
-CALIBRATION_HEIGHT = 20.0
-"""Å. Smallest height of the synthetic-ice supercells: large enough that every Wyckoff
-orbit of every reference has more than ``repeat_k`` atoms in one sample (sH's smallest
-orbit has 2 of its 34 molecules per cell), so that the repeat check sees crystals as
-crystals."""
+REPEAT_HEIGHT = 20.0
+"""Å. Smallest height of the synthetic-ice supercells the repeat threshold is derived
+from: large enough that every Wyckoff orbit of every reference has more than ``repeat_k``
+atoms in one sample (sH's smallest orbit has 2 of its 34 molecules per cell), so that the
+repeat check sees crystals as crystals. (The liquid threshold keeps its own supercells of
+2 r_cut: measured, deriving it from these larger ones moved the shipped model's threshold
+from 2.76 to 4.15, the pooled quantile then being set by other phases' strain tails.)"""
 
 REFERENCE_SCALES: tuple[float, ...] = (0.97, 1.0, 1.03)
 """Isotropic scalings of each reference included as reference environments (the same
@@ -145,7 +147,8 @@ def valley_threshold(ice: np.ndarray, disorder: np.ndarray) -> float:
 
 def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               sigma_max: float, strain: float, seed: int = 0, ice_samples: int = 6,
-              disorder_samples: int = 2, disorder_atoms: int = 512,
+              disorder_samples: int = 2, disorder_atoms: int = 512, repeat_samples: int = 2,
+              unknown: bool = True,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
               ice_sigma: float | None = None, progress: bool = True,
               phases: tuple[str, ...] = ICE_PHASES) -> Calibration:
@@ -157,42 +160,56 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     is set by nearly ideal samples and real thermal motion lands above it; a fixed σ of
     the size of thermal motion near melting (≈ 0.15 Å for oxygen in ice Ih) calibrates on
     the case the monitor meets. Descriptors are shell-averaged as in :class:`Pipeline`
-    (``classifier.shell``)."""
+    (``classifier.shell``).
+
+    ``unknown``: also derive the repeat threshold of the ``unknown`` label, from
+    ``repeat_samples`` larger supercells per phase (:data:`REPEAT_HEIGHT`), noised and
+    strained the same way (their own random numbers, so the liquid threshold is the same
+    with or without)."""
     if ice_sigma is not None and not 0 < ice_sigma <= sigma_max:
         raise ConfigError(f"calibration σ {ice_sigma} Å is outside (0, sigma_max = "
                           f"{sigma_max} Å], the noise the denoiser was trained on")
     rng = np.random.default_rng(seed)
+    rng_repeat = np.random.default_rng(seed + 1)
     jobs = []
     for phase in phases:
-        atoms = reference(phase, min_height=max(2 * soap.config.r_cut, CALIBRATION_HEIGHT))
+        atoms = reference(phase, min_height=2 * soap.config.r_cut)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         for _ in range(ice_samples):
             sigma = rng.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
             jobs.append(("ice", noisy_sample(rng, base, sigma, strain)[:2]))
+        big = reference(phase, min_height=REPEAT_HEIGHT)
+        for _ in range(repeat_samples if unknown else 0):  # own RNG: the other jobs unchanged
+            sigma = rng_repeat.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
+            jobs.append(("repeat", noisy_sample(
+                rng_repeat, (big.positions.copy(), np.asarray(big.cell[:])), sigma, strain)[:2]))
         number_density = len(atoms) / atoms.get_volume()
         for _ in range(disorder_samples):
             side = (disorder_atoms / number_density) ** (1 / 3)
             cell = np.eye(3) * side
             jobs.append(("disorder", (random_packing(rng, cell, disorder_atoms), cell)))
-    scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
-    repeats: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
+    scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": [], "repeat": []}
+    repeats: dict[str, list[np.ndarray]] = {"ice": [], "disorder": [], "repeat": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
         feats = classifier.averaged(soap(den.positions, cell), den.positions, cell)
         scores[kind].append(classifier.nearest(feats)[1])
-        # every atom of a sample is a candidate, as every atom of an unknown crystal is
-        repeats[kind].append(repeat_distance(classifier.coordinates(feats),
-                                             classifier.repeat_k))
+        if kind != "ice" and unknown:
+            # every atom of a sample is a candidate, as every atom of an unknown crystal is
+            repeats[kind].append(repeat_distance(classifier.coordinates(feats),
+                                                 classifier.repeat_k))
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
-    ice_rep, dis_rep = np.concatenate(repeats["ice"]), np.concatenate(repeats["disorder"])
     if rule == "ice_quantile":
         threshold = float(np.quantile(ice, ice_quantile))
     elif rule == "valley":
         threshold = valley_threshold(ice, dis)
     else:
         raise ConfigError(f"unknown threshold rule {rule!r} (ice_quantile or valley)")
-    cal = Calibration(threshold, ice, dis, rule, float(np.quantile(ice_rep, ice_quantile)),
-                      ice_rep, dis_rep)
+    cal = Calibration(threshold, ice, dis, rule)
+    if unknown:
+        ice_rep, dis_rep = np.concatenate(repeats["repeat"]), np.concatenate(repeats["disorder"])
+        cal.repeat_threshold = float(np.quantile(ice_rep, ice_quantile))
+        cal.ice_repeats, cal.disorder_repeats = ice_rep, dis_rep
     if not cal.separated:
         warnings.warn(f"poor calibration: the liquid threshold {threshold:.3f} is above the "
                       f"median score of synthetic disorder ({np.median(dis):.3f}); this "
