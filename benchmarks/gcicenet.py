@@ -9,7 +9,7 @@ threads. OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same f
 same run, and each model's throughput is printed as a ratio to it. A closing Pareto table
 lists every model on one line.
 
-    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile]
+    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile no|yes|both]
 """
 
 from __future__ import annotations
@@ -194,8 +194,9 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=None, help="frames per file (default all)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                    help="thread counts to time (accuracy uses the largest)")
-    p.add_argument("--compile", action="store_true",
-                   help="run the network through torch.compile (compiled in the warm-up)")
+    p.add_argument("--compile", choices=["no", "yes", "both"], default="no",
+                   help="run the network through torch.compile (compiled in the warm-up); "
+                        "both: every model eager and compiled, in the same run")
     args = p.parse_args()
     frames = load(args.data, args.frames)
     chill = chillplus_rate(frames)
@@ -205,10 +206,11 @@ def main() -> int:
         print(f"CHILL+ (OVITO, cutoff 3.5 Å): {chill[0]:.3g} O/s; its ice fraction per file: "
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in chill[1].items()))
     summaries = {}
-    for m in args.model or [None]:
+    modes = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
+    for m, compiled in [(m, c) for m in args.model or [None] for c in modes]:
         t0 = time.perf_counter()
-        res = evaluate(m, frames, args.denoise_steps, args.threads, args.compile)
-        name = (Path(m).stem if m else "shipped") + (" (compiled)" if args.compile else "")
+        res = evaluate(m, frames, args.denoise_steps, args.threads, compiled)
+        name = (Path(m).stem if m else "shipped") + (" (compiled)" if compiled else "")
         summaries[name] = report(name, res, chill[0] if chill else None)
         print(f"({time.perf_counter() - t0:.0f} s)")
     pareto(summaries)
