@@ -37,8 +37,9 @@ def _noisy(phase, seed=0):
     return Frame(pos, np.asarray(atoms.cell[:]), step=seed)
 
 
-def test_shipped_model_keeps_the_eight_names():
-    assert IcemonModel.load(None).phases == PHASES
+def test_shipped_model_keeps_the_eight_names_and_adds_unknown():
+    """Codes 0-7 as in every earlier log; ``unknown`` comes after liquid."""
+    assert IcemonModel.load(None).phases == (*PHASES, "unknown")
 
 
 def test_a_model_file_brings_its_own_names(ten_phase_model, tmp_path):
