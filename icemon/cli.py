@@ -139,7 +139,8 @@ def cmd_classify(args) -> int:
             threads = args.threads or (1 if comm is not None else None)
             ice = IcePhases(oxygens, args.model, threads=threads,
                             device=args.device, denoise_steps=args.denoise_steps,
-                            compile=args.compile, log=out, positions=not args.no_positions, source=source, on_frame=on_frame,
+                            compile=args.compile, log=out, positions=not args.no_positions,
+                            source=source, on_frame=on_frame,
                             comm=comm)
             try:
                 ice.run(args.start, args.stop, args.every, verbose=not args.quiet and root,

@@ -113,22 +113,28 @@ class PhaseClassifier:
         y, resid2 = self.project(features)
         return np.column_stack([y, np.sqrt(resid2)]).astype(np.float32)
 
+    def far(self, scores: np.ndarray) -> np.ndarray:
+        """(N,) bool: the atoms too far from every reference (liquid or unknown)."""
+        return scores > self.threshold
+
     def label(self, nearest: np.ndarray, scores: np.ndarray,
-              coordinates: np.ndarray | None = None) -> np.ndarray:
+              far_coordinates: np.ndarray | None = None) -> np.ndarray:
         """int8 labels: the nearest reference phase; where score > threshold, ``unknown``
-        if the environment repeats among the other atoms above the threshold (their
-        :meth:`coordinates` given, and the model has the label), else ``liquid``."""
-        far = scores > self.threshold
+        if the environment repeats among the other atoms above the threshold, else
+        ``liquid``. ``far_coordinates``: the :meth:`coordinates` of just the :meth:`far`
+        atoms, in order (None, or a model without the label: every far atom is liquid)."""
+        far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
-        if self.unknown >= 0 and coordinates is not None and far.any():
-            d = repeat_distance(coordinates[far], self.repeat_k)
+        if self.unknown >= 0 and far_coordinates is not None and far.any():
+            d = repeat_distance(far_coordinates, self.repeat_k)
             labels[np.flatnonzero(far)[d <= self.repeat_threshold]] = self.unknown
         return labels
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels with ``liquid`` (or ``unknown``) where score > threshold, scores)."""
         nearest, scores = self.nearest(features)
-        return self.label(nearest, scores, self.coordinates(features)), scores
+        far = self.far(scores)
+        return self.label(nearest, scores, self.coordinates(features[far])), scores
 
     def averaged(self, features: np.ndarray, positions: np.ndarray,
                  cell: np.ndarray) -> np.ndarray:

@@ -284,14 +284,20 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
         avg = shell_average(feats[sub], denoised[sub], cell, clf.shell)[rows]
         nearest, scores = clf.nearest(avg)
         atom_scores = clf.nearest(feats[own])[1] if clf.shell > 0 else scores
-        # the points the unknown-vs-liquid check compares (it needs every rank's atoms)
-        coords = clf.coordinates(avg) if clf.unknown >= 0 else np.zeros((len(own), 0))
+        # the points the unknown-vs-liquid check compares (far atoms of every rank; the
+        # other rows stay zero and are never read)
+        width = clf.components.shape[0] + 1 if clf.unknown >= 0 else 0
+        coords = np.zeros((len(own), width))
+        far = clf.far(scores)
+        if width and far.any():
+            coords[far] = clf.coordinates(avg[far])
         return np.column_stack([nearest, scores, atom_scores, coords])
 
     local, error = attempt(local_classify, rank)
     out = shared.rows(local, error, dtype=np.float64)
     nearest, scores, atom_scores = out[:, 0].astype(np.int8), out[:, 1], out[:, 2]
-    labels = clf.label(nearest, scores, out[:, 3:] if clf.unknown >= 0 else None)
+    far = out[clf.far(scores), 3:] if clf.unknown >= 0 else None
+    labels = clf.label(nearest, scores, far)
     t4 = time.perf_counter()
     return Result(frame, labels, scores.astype(np.float32), denoised, nearest, len(history),
                   {"neighbors": 0.0, "network": t_net, "denoise": t2 - t0, "soap": t3 - t2,

@@ -151,7 +151,9 @@ class Pipeline:
         avg = clf.averaged(feats, den.positions, frame.cell)
         nearest, scores = clf.nearest(avg)
         atom_scores = clf.nearest(feats)[1] if clf.shell > 0 else scores
-        labels = clf.label(nearest, scores, clf.coordinates(avg) if clf.unknown >= 0 else None)
+        # the unknown-vs-liquid check needs descriptor-space points of the far atoms only
+        far = clf.coordinates(avg[clf.far(scores)]) if clf.unknown >= 0 else None
+        labels = clf.label(nearest, scores, far)
         t3 = time.perf_counter()
         return Result(frame, labels, scores.astype(np.float32), den.positions,
                       nearest.astype(np.int8), den.n_steps,

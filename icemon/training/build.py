@@ -45,7 +45,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     progress=progress, phases=phases, unknown=config.unknown_label)
     classifier.threshold = cal.threshold
     if config.unknown_label:
-        classifier.unknown = len(phases) + 1
+        classifier.unknown = classifier.liquid + 1  # the code after liquid
         classifier.repeat_threshold = cal.repeat_threshold
     meta = {
         "name": name,

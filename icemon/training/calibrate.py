@@ -188,12 +188,13 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
             side = (disorder_atoms / number_density) ** (1 / 3)
             cell = np.eye(3) * side
             jobs.append(("disorder", (random_packing(rng, cell, disorder_atoms), cell)))
-    scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": [], "repeat": []}
+    scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     repeats: dict[str, list[np.ndarray]] = {"ice": [], "disorder": [], "repeat": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
         feats = classifier.averaged(soap(den.positions, cell), den.positions, cell)
-        scores[kind].append(classifier.nearest(feats)[1])
+        if kind != "repeat":
+            scores[kind].append(classifier.nearest(feats)[1])
         if kind != "ice" and unknown:
             # every atom of a sample is a candidate, as every atom of an unknown crystal is
             repeats[kind].append(repeat_distance(classifier.coordinates(feats),
