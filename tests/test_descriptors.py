@@ -91,12 +91,27 @@ def test_an_error_leaves_the_helpers_in_step(model, structure):
         soap.close()
 
 
-def test_large_frames_are_one_plain_call(model, monkeypatch):
-    """Above PARALLEL_MAX_ATOMS no helper is used (dscribe 'centers' grow as centres × atoms)."""
-    import icemon.core.descriptors as d
+def test_shares_are_passed_as_centre_positions(model, monkeypatch):
+    """Helpers share a frame through centres given by position (dscribe's index centres
+    copy every position per centre: centres × atoms in time and memory), and the shared
+    result equals one plain call to the bit."""
+    from dscribe.descriptors import SOAP
 
     atoms = reference("VI", min_height=16.0)
-    monkeypatch.setattr(d, "PARALLEL_MAX_ATOMS", len(atoms) - 1)
+    pos, cell = atoms.positions, np.asarray(atoms.cell[:])
+    seen = []
+    create = SOAP.create
+
+    def spy(self, system, centers=None, **kw):
+        seen.append(None if centers is None else np.asarray(centers))
+        return create(self, system, centers=centers, **kw)
+
+    monkeypatch.setattr(SOAP, "create", spy)
     soap = Soap(model.soap, processes=2)
-    soap(atoms.positions, np.asarray(atoms.cell[:]))
-    assert not soap._helpers
+    try:
+        shared = soap(pos, cell)
+    finally:
+        soap.close()
+    assert len(seen) == 1 and seen[0] is not None  # this process's share
+    assert seen[0].dtype == np.float64 and seen[0].shape == (len(pos) - len(pos) // 2, 3)
+    np.testing.assert_array_equal(shared, Soap(model.soap, processes=1)(pos, cell))

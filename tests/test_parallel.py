@@ -81,8 +81,11 @@ def test_labels_equal_the_serial_pipeline_on_1_2_and_4_ranks(tmp_path, big_ih):
     for ranks in (1, 2, 4):
         name = f"np{ranks}.h5"
         res = _run(tmp_path, big_ih, ranks, name, "--every", "50", "--steps", "50",
-                   "--melt", "1500", "--temperature", "260")
+                   "--melt", "1500", "--temperature", "260", "--count-soap")
+        described = res.pop("described")
         assert res == {"ranks": ranks, "errors": [], "frames": 2}
+        if ranks > 1:  # each rank describes its own atoms only: no SOAP halo work
+            assert described == [len(mw.ice("Ih", 30.0))] * 2
         with open_log(tmp_path / name) as f:
             n = complete_frames(f)
             schemas[ranks] = {k: (v.dtype, v.shape[1:]) for k, v in f.items()

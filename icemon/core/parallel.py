@@ -14,9 +14,11 @@ halos). Each rank then does the per-atom work of its own atoms only:
   rank against 61 % for one cutoff (measured with :meth:`Decomposition.halo`), so
   per-block exchange it is. The updated
   positions are all-gathered after every pass; the stopping rule is an ``allreduce``.
-- **SOAP**: one dscribe call on the own atoms plus a halo of ``r_cut`` (all-atoms mode,
-  which is linear; dscribe's ``centers`` mode costs centres × atoms: 5.7 s against 1.0 s
-  for the same half of 8,064 O, measured); rows of the own atoms are all-gathered.
+- **SOAP**: one dscribe call per rank with the own atoms as centres (by position, which
+  is linear: :mod:`icemon.core.descriptors`) in the own atoms plus a halo of ``r_cut``;
+  rows of the own atoms are all-gathered. Each rank describes only its own atoms (until
+  session 8 it described its halo too, all-atoms mode: 69-72 % of the 8,064-O box per
+  rank on 2 ranks, because centres by index cost centres × atoms).
 - **classification**: shell averaging and the nearest-reference search for the own atoms;
   labels and scores are all-gathered, so every rank returns the same :class:`Result`.
 
@@ -271,8 +273,7 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
     # SOAP of the own atoms, from own + halo
     def local_soap():
         sub = dec.halo(rank, denoised, cell, soap.config.r_cut + moved + MARGIN)
-        feats = soap.plain(denoised[sub], cell)
-        return feats[np.searchsorted(sub, own)]
+        return soap.plain(denoised[sub], cell, centres=denoised[own])
 
     feats_own, error = attempt(local_soap, rank)
     feats = shared.rows(feats_own, error, dtype=np.float64)

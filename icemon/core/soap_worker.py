@@ -6,7 +6,8 @@ and dscribe — not torch, not the user's script) and talks to it
 over its stdin/stdout with pickled messages:
 
 * first message: the ``SoapConfig`` as a dict;
-* then per job: ``(positions (N, 3) Å, cell (3, 3) Å, centers (M,))`` → ``(M, F)`` array
+* then per job: ``(positions (N, 3) Å, cell (3, 3) Å, centres (M, 3) Å)`` → ``(M, F)``
+  array (centres by position: linear in M; by index dscribe would cost M × N)
   (or an exception, sent back and raised by the parent);
 * ``None`` ends the process.
 """

