@@ -5,11 +5,13 @@ over the seven ices (the nearest of the model's references, no liquid) and with 
 (the model's automatic threshold; and its ``unknown`` label, if it has one); what the
 extra phase T becomes; where the time
 goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
-threads. OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
+threads sharing each frame, and (``--workers``) with whole frames shared by one-thread
+worker processes (:class:`icemon.core.pool.FramePool`, what ``icemon classify --workers``
+does: wall time of every frame through the pool, pickling included). OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
 same run, and each model's throughput is printed as a ratio to it. A closing Pareto table
 lists every model on one line.
 
-    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile no|yes|both]
+    python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile no|yes|both] [--workers 2]
 """
 
 from __future__ import annotations
@@ -68,8 +70,22 @@ def chillplus_rate(frames: dict[str, list[Frame]]) -> tuple[float, dict[str, flo
     return n / seconds, ice
 
 
+def pool_rate(model: str | None, frames: dict[str, list[Frame]], steps: int | None,
+              workers: int, compile: bool) -> float:
+    """O/s of every frame through a :class:`FramePool` of ``workers`` processes (wall
+    time, after each worker has classified frames of both sizes)."""
+    from icemon.core.pool import FramePool
+
+    every = [fr for frs in frames.values() for fr in frs]
+    with FramePool(model, workers, denoise_steps=steps, compile=compile) as pool:
+        list(pool.imap([frames["1h"][0], frames["w"][0]] * (2 * workers)))  # warm-up
+        t0 = time.perf_counter()
+        n = sum(r.frame.n_atoms for r in pool.imap(every))
+        return n / (time.perf_counter() - t0)
+
+
 def evaluate(model: str | None, frames: dict[str, list[Frame]], steps: int | None,
-             threads: list[int], compile: bool = False) -> dict:
+             threads: list[int], compile: bool = False, workers: list[int] = ()) -> dict:
     torch.set_num_threads(max(threads))
     pipe = Pipeline(model, denoise_steps=steps, compile=compile)
     raw = Pipeline(pipe.model, denoise_steps=0)
@@ -110,7 +126,9 @@ def evaluate(model: str | None, frames: dict[str, list[Frame]], steps: int | Non
         rate[t] = n_total / total
     pipe.close()
     torch.set_num_threads(max(threads))
-    return {"rows": rows, "times": dict(times), "atoms": n_total, "pipe": pipe, "rate": rate}
+    pool = {w: pool_rate(model, frames, steps, w, compile) for w in workers}
+    return {"rows": rows, "times": dict(times), "atoms": n_total, "pipe": pipe, "rate": rate,
+            "pool": pool}
 
 
 def report(name: str, res: dict, chill: float | None) -> dict:
@@ -153,7 +171,7 @@ def report(name: str, res: dict, chill: float | None) -> dict:
                  if TAGS[tag] not in ("liquid", "T"))
     summary = {"ice7": np.mean(ice7), "worst7": worst7, "ice8": np.mean(ice8),
                "liq8": np.mean(liq8), "ice_as_liq": np.mean(ice_as_liq), "T_liq": t_liq,
-               "T_unknown": t_unk, "rate": res["rate"], "chill": chill}
+               "T_unknown": t_unk, "rate": res["rate"], "chill": chill, "pool": res["pool"]}
     print(f"phase T: {100 * t_liq:.2f} % liquid, {100 * t_unk:.2f} % unknown")
     print(f"seven ices, nearest reference ({len(names) - 1 - (unknown >= 0)} classes) after denoising: {100 * summary['ice7']:.3f} % (worst frame "
           f"{100 * worst7:.3f} %)  |  with liquid: ices {100 * summary['ice8']:.3f} %, liquid "
@@ -164,24 +182,31 @@ def report(name: str, res: dict, chill: float | None) -> dict:
     print(f"time per stage over {n} oxygens ({max(res['rate'])} threads): neighbour lists "
           f"{t['neighbors']:.2f} s, network {t['network']:.2f} s, SOAP {t['soap']:.2f} s, "
           f"classify {t['classify']:.2f} s; end to end {rates}")
+    for w, r in sorted(res["pool"].items()):
+        print(f"whole frames shared by {w} one-thread worker processes: {r:.3g} O/s")
     if chill:
         print("throughput / CHILL+: " + ", ".join(
-            f"{r / chill:.3f} ({k} thr)" for k, r in sorted(res["rate"].items())))
+            [f"{r / chill:.3f} ({k} thr)" for k, r in sorted(res["rate"].items())]
+            + [f"{r / chill:.3f} ({w} workers)" for w, r in sorted(res["pool"].items())]))
     return summary
 
 
 def pareto(summaries: dict[str, dict]) -> None:
     threads = sorted({k for s in summaries.values() for k in s["rate"]})
+    workers = sorted({k for s in summaries.values() for k in s["pool"]})
     head = (f"{'model':>28s} | {'7cl ices':>8s} {'worst fr':>8s} | {'8cl ices':>8s} "
             f"{'liquid':>8s} {'ice→liq':>8s} {'T→liq':>6s} {'T→unk':>6s} | "
-            + " ".join(f"{f'O/s {t}thr':>10s}" for t in threads) + " | ×CHILL+")
+            + " ".join(f"{f'O/s {t}thr':>10s}" for t in threads)
+            + "".join(f" {f'O/s {w}wkr':>10s}" for w in workers) + " | ×CHILL+ (best)")
     print("\n== Pareto table (accuracy in %, throughput end to end)\n" + head)
     for name, s in summaries.items():
-        ratio = (f"{s['rate'][max(threads)] / s['chill']:.3f}" if s["chill"] else "n/a")
+        best = max([s["rate"][max(threads)], *s["pool"].values()])
+        ratio = f"{best / s['chill']:.3f}" if s["chill"] else "n/a"
         print(f"{name[-28:]:>28s} | {100 * s['ice7']:8.3f} {100 * s['worst7']:8.3f} | "
               f"{100 * s['ice8']:8.3f} {100 * s['liq8']:8.3f} {100 * s['ice_as_liq']:8.3f} "
               f"{100 * s['T_liq']:6.1f} {100 * s['T_unknown']:6.1f} | "
               + " ".join(f"{s['rate'].get(t, float('nan')):10.3g}" for t in threads)
+              + "".join(f" {s['pool'].get(w, float('nan')):10.3g}" for w in workers)
               + f" | {ratio}")
 
 
@@ -197,6 +222,9 @@ def main() -> int:
     p.add_argument("--compile", choices=["no", "yes", "both"], default="no",
                    help="run the network through torch.compile (compiled in the warm-up); "
                         "both: every model eager and compiled, in the same run")
+    p.add_argument("--workers", type=int, nargs="*", default=[],
+                   help="also time whole frames shared by this many one-thread worker "
+                        "processes (FramePool; e.g. --workers 2)")
     args = p.parse_args()
     frames = load(args.data, args.frames)
     chill = chillplus_rate(frames)
@@ -209,7 +237,7 @@ def main() -> int:
     modes = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
     for m, compiled in [(m, c) for m in args.model or [None] for c in modes]:
         t0 = time.perf_counter()
-        res = evaluate(m, frames, args.denoise_steps, args.threads, compiled)
+        res = evaluate(m, frames, args.denoise_steps, args.threads, compiled, args.workers)
         name = (Path(m).stem if m else "shipped") + (" (compiled)" if compiled else "")
         summaries[name] = report(name, res, chill[0] if chill else None)
         print(f"({time.perf_counter() - t0:.0f} s)")

@@ -104,24 +104,36 @@ def cmd_classify(args) -> int:
             write_result(xyz, res)
 
     try:
-        if uses_ase(args.traj, args.top):
+        if args.workers > 1 and comm is not None:
+            raise ConfigError("--workers shares whole frames between processes; under "
+                              "mpirun the ranks already share each frame's atoms")
+        if uses_ase(args.traj, args.top) or args.workers > 1:
             from tqdm.auto import tqdm
 
             from icemon.io.log import LogWriter
 
-            pipe = _pipeline(args, comm)
+            if args.workers > 1:  # whole frames to one-thread worker processes
+                from icemon.core.pool import FramePool
+
+                pipe = FramePool(args.model, args.workers, denoise_steps=args.denoise_steps,
+                                 compile=args.compile, device=args.device)
+                settings = _pipeline_settings(args)
+            else:
+                pipe = _pipeline(args, comm)
+                settings = pipe.log_settings()
             frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
                                  args.every)
+            results = pipe.imap(frames) if args.workers > 1 else map(pipe.process, frames)
             writer = None
             try:
-                for frame in tqdm(frames, desc="classify", unit="frame",
-                                  disable=args.quiet or not root):
-                    res = pipe.process(frame)
+                for res in tqdm(results, desc="classify", unit="frame",
+                                disable=args.quiet or not root):
+                    frame = res.frame
                     if not root:
                         n_logged += 1
                         continue
                     if writer is None:
-                        writer = LogWriter(out, frame.atom_ids, **pipe.log_settings(),
+                        writer = LogWriter(out, frame.atom_ids, **settings,
                                            source=source, positions=not args.no_positions)
                     writer.append(res)
                     n_logged += 1
@@ -158,6 +170,16 @@ def cmd_classify(args) -> int:
         raise TrajectoryError(f"{args.traj!r} yielded no frames with start={args.start} "
                               f"stop={args.stop} every={args.every}")
     return 0
+
+
+def _pipeline_settings(args) -> dict:
+    """What the log records of the pipelines the workers build (the same arguments)."""
+    from icemon.core.pipeline import Pipeline
+
+    with Pipeline(args.model, denoise_steps=args.denoise_steps) as pipe:
+        settings = pipe.log_settings()
+    settings["denoise"]["device"] = args.device
+    return settings
 
 
 def _phase_list(spec: str) -> list[str]:
@@ -307,6 +329,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--extxyz", default=None, help="also write frames with phase/score columns")
     c.add_argument("--no-positions", action="store_true",
                    help="do not store positions/denoised in the log")
+    c.add_argument("--workers", type=int, default=1,
+                   help="classify whole frames in this many one-thread processes (a "
+                        "trajectory's throughput on several cores; not under mpirun)")
     c.add_argument("-q", "--quiet", action="store_true")
     _add_model_args(c)
     c.set_defaults(func=cmd_classify)
