@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from icemon.core.frame import Frame, FrameError
     from icemon.core.modelfile import IcemonModel, default_model_path
     from icemon.core.pipeline import Pipeline, Result
+    from icemon.core.pool import FramePool
     from icemon.io.log import LogError, LogWriter
     from icemon.io.readers import TrajectoryError, read_frames
 
 _LAZY = {"Frame": "icemon.core.frame", "FrameError": "icemon.core.frame",
          "IcemonModel": "icemon.core.modelfile", "default_model_path": "icemon.core.modelfile",
          "Pipeline": "icemon.core.pipeline", "Result": "icemon.core.pipeline",
+         "FramePool": "icemon.core.pool",
          "LogError": "icemon.io.log", "LogWriter": "icemon.io.log",
          "TrajectoryError": "icemon.io.readers", "read_frames": "icemon.io.readers"}
 """Names imported on first use: ``import icemon`` loads neither numpy nor h5py, and
@@ -55,6 +57,7 @@ __all__ = [
     "ConfigError",
     "Frame",
     "FrameError",
+    "FramePool",
     "IcemonError",
     "IcemonModel",
     "LogError",

@@ -120,8 +120,9 @@ def test_a_fault_on_one_rank_is_recorded_once_and_every_rank_goes_on(tmp_path, b
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["xtc", "extxyz"])
 def test_mpirun_icemon_classify_writes_the_serial_labels(tmp_path, gcicenet, suffix):
-    """``mpirun -np 2 icemon classify`` (MDAnalysis and ASE readers) shares each frame's
-    atoms and writes the same log as the serial command."""
+    """``mpirun -np 2 icemon classify`` (MDAnalysis and ASE readers) deals the frames to
+    the ranks and writes the same log as the serial command, in frame order (three frames:
+    one full round of two ranks and a partial one)."""
     if suffix == "xtc":
         traj = [str(gcicenet / "md_w_dev.xtc"), "--top", str(gcicenet / "md_w.tpr")]
     else:
@@ -131,11 +132,11 @@ def test_mpirun_icemon_classify_writes_the_serial_labels(tmp_path, gcicenet, suf
         from icemon.io.readers import read_frames
 
         frames = list(read_frames(gcicenet / "md_1c_dev.xtc", gcicenet / "md_1c.tpr",
-                                  stop=2))
+                                  stop=3))
         write(tmp_path / "ic.extxyz", [Atoms("O" * f.n_atoms, positions=f.positions,
                                              cell=f.cell, pbc=True) for f in frames])
         traj = [str(tmp_path / "ic.extxyz")]
-    args = [*traj, "--stop", "2", "--quiet"]
+    args = [*traj, "--stop", "3", "--quiet"]
     exe = [sys.executable, "-m", "icemon", "classify"]
     serial = subprocess.run([*exe, *args, "-o", str(tmp_path / "s.h5")], capture_output=True,
                             text=True, timeout=600)
@@ -145,7 +146,33 @@ def test_mpirun_icemon_classify_writes_the_serial_labels(tmp_path, gcicenet, suf
     assert par.returncode == 0, par.stderr[-2000:]
     assert "(2 MPI ranks)" in par.stderr
     with open_log(tmp_path / "s.h5") as s, open_log(tmp_path / "p.h5") as p:
-        assert complete_frames(s) == complete_frames(p) == 2
+        assert complete_frames(s) == complete_frames(p) == 3
         np.testing.assert_array_equal(s["labels"][()], p["labels"][()])
         np.testing.assert_array_equal(s["step"][()], p["step"][()])
         np.testing.assert_allclose(s["denoised"][()], p["denoised"][()], atol=2e-5)
+
+
+@pytest.mark.slow
+def test_mpirun_icemon_classify_stops_on_every_rank_at_a_bad_frame(tmp_path, gcicenet):
+    """A frame that fails on rank 1 (two atoms on one site) stops every rank with the
+    serial command's message, nobody left waiting, and the frame before it is logged."""
+    from ase import Atoms
+    from ase.io import write
+
+    from icemon.io.readers import read_frames
+
+    frames = list(read_frames(gcicenet / "md_1c_dev.xtc", gcicenet / "md_1c.tpr", stop=3))
+    atoms = [Atoms("O" * f.n_atoms, positions=f.positions, cell=f.cell, pbc=True)
+             for f in frames]
+    atoms[1].positions[1] = atoms[1].positions[0]
+    write(tmp_path / "bad.extxyz", atoms)
+    exe = [sys.executable, "-m", "icemon", "classify", str(tmp_path / "bad.extxyz"), "-q"]
+    serial = subprocess.run([*exe, "-o", str(tmp_path / "s.h5")], capture_output=True,
+                            text=True, timeout=600)
+    par = subprocess.run([_mpirun(), "-np", "2", *exe, "-o", str(tmp_path / "p.h5")],
+                         capture_output=True, text=True, timeout=600)
+    assert serial.returncode != 0 and par.returncode != 0
+    assert "overlapping oxygens" in serial.stderr and "overlapping oxygens" in par.stderr
+    with open_log(tmp_path / "s.h5") as s, open_log(tmp_path / "p.h5") as p:
+        assert complete_frames(s) == complete_frames(p) == 1
+        np.testing.assert_array_equal(s["labels"][()], p["labels"][()])
