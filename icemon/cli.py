@@ -32,11 +32,12 @@ def share_frames(pipe, frames, comm):
     whole by its rank's own pipeline; rank 0 yields the results in frame order, every
     other rank yields None per frame.
 
-    Why frames and not atoms: on the GCIceNet frames (~1,100 O) with the shipped model,
-    compiled, one thread per rank, sharing each frame's atoms gave 1.06×10⁴ O/s on 2
-    ranks (1.67× one rank), whole frames per process 1.26×10⁴ (1.84×): small frames
-    leave too little per-atom work to share, and the atoms path exchanges features after
-    every block. (In-situ there is one frame at a time, so the hooks share atoms.)
+    Why frames and not atoms: on the 54 GCIceNet frames (~1,100 O each), shipped model
+    compiled, 2 ranks of one thread, alternating runs: sharing each frame's atoms 8.5, 8.9,
+    9.0 and 10.6 ×10³ O/s, whole frames 9.4, 10.6 and 13.0 ×10³ (one rank: 6.4×10³).
+    Small frames leave little per-atom work to share, and the atoms path synchronises the
+    ranks after every network block. (In-situ there is one frame at a time, so the hooks
+    share atoms.)
 
     A frame that fails on any rank raises :class:`~icemon.core.parallel.CollectiveError`
     on every rank, after the results before it have been yielded; no rank waits."""
