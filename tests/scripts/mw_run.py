@@ -49,8 +49,8 @@ if a.count_soap:
 
     counted = Soap.plain
 
-    def counting(self, positions, cell, *centres):
-        out = counted(self, positions, cell, *centres)
+    def counting(self, positions, cell, *args, **kwargs):
+        out = counted(self, positions, cell, *args, **kwargs)
         described.append(len(out))
         return out
 
