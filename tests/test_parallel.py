@@ -168,9 +168,9 @@ def test_mpirun_icemon_classify_stops_on_every_rank_at_a_bad_frame(tmp_path, gci
     write(tmp_path / "bad.extxyz", atoms)
     exe = [sys.executable, "-m", "icemon", "classify", str(tmp_path / "bad.extxyz"), "-q"]
     serial = subprocess.run([*exe, "-o", str(tmp_path / "s.h5")], capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=600, check=False)
     par = subprocess.run([_mpirun(), "-np", "2", *exe, "-o", str(tmp_path / "p.h5")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert serial.returncode != 0 and par.returncode != 0
     assert "overlapping oxygens" in serial.stderr and "overlapping oxygens" in par.stderr
     with open_log(tmp_path / "s.h5") as s, open_log(tmp_path / "p.h5") as p:
