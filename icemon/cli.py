@@ -11,55 +11,19 @@ from pathlib import Path
 from icemon.errors import IcemonError
 
 
-def _pipeline(args, comm=None, share_atoms: bool = True):
-    """The pipeline the arguments ask for; under MPI (``comm``) one torch thread per rank
-    unless ``--threads`` says otherwise, and the ranks share each frame's atoms if
-    ``share_atoms``."""
+def _pipeline(args, mpi: bool = False):
+    """The (serial) pipeline the arguments ask for; under mpirun (``mpi``) one torch thread
+    per rank unless ``--threads`` says otherwise."""
     import torch
 
     from icemon.core.pipeline import Pipeline
 
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
-    elif comm is not None:
+    elif mpi:
         torch.set_num_threads(1)  # one rank per core
     return Pipeline(args.model, denoise_steps=args.denoise_steps, device=args.device,
-                    comm=comm if share_atoms else None, compile=args.compile)
-
-
-def share_frames(pipe, frames, comm):
-    """Frames dealt to the MPI ranks in turn (frame k to rank k mod P), each classified
-    whole by its rank's own pipeline; rank 0 yields the results in frame order, every
-    other rank yields None per frame.
-
-    Why frames and not atoms: on the 54 GCIceNet frames (~1,100 O each), shipped model
-    compiled, 2 ranks of one thread, alternating runs: sharing each frame's atoms 8.5, 8.9,
-    9.0 and 10.6 ×10³ O/s, whole frames 9.4, 10.6 and 13.0 ×10³ (one rank: 6.4×10³).
-    Small frames leave little per-atom work to share, and the atoms path synchronises the
-    ranks after every network block. (In-situ there is one frame at a time, so the hooks
-    share atoms.)
-
-    A frame that fails on any rank raises :class:`~icemon.core.parallel.CollectiveError`
-    on every rank, after the results before it have been yielded; no rank waits."""
-    import itertools
-
-    from icemon.core.parallel import CollectiveError
-
-    frames = iter(frames)
-    while batch := list(itertools.islice(frames, comm.size)):
-        result, error = None, None
-        if comm.rank < len(batch):
-            frame = batch[comm.rank]
-            try:
-                result = pipe.process(frame)
-            except Exception as exc:  # noqa: BLE001 - reported on every rank below
-                error = f"frame at step {frame.step}: {type(exc).__name__}: {exc}"
-        errors = comm.allgather(error)
-        results = comm.gather(result, root=0)
-        for k in range(len(batch)):
-            if errors[k]:
-                raise CollectiveError(errors[k])
-            yield results[k] if comm.rank == 0 else None
+                    compile=args.compile)
 
 
 MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
@@ -122,8 +86,8 @@ def cmd_classify(args) -> int:
     if args.every < 1:
         raise ConfigError(f"--every must be at least 1, got {args.every}")
     # under mpirun every rank reads the frames and classifies every P-th one whole
-    # (frames, not atoms: measured faster on trajectories, see share_frames); rank 0
-    # writes the log (and extxyz) in frame order
+    # (frames, not atoms: measured faster on trajectories, see core.pool.share_frames);
+    # rank 0 writes the log (and extxyz) in frame order
     comm = _mpi_comm()
     root = comm is None or comm.rank == 0
     if comm is not None:
@@ -149,22 +113,19 @@ def cmd_classify(args) -> int:
         if uses_ase(args.traj, args.top) or args.workers > 1 or comm is not None:
             from tqdm.auto import tqdm
 
+            from icemon.core.pool import FramePool, share_frames
             from icemon.io.log import LogWriter
 
             if args.workers > 1:  # whole frames to one-thread worker processes
-                from icemon.core.pool import FramePool
-
                 pipe = FramePool(args.model, args.workers, denoise_steps=args.denoise_steps,
                                  compile=args.compile, device=args.device)
-                settings = _pipeline_settings(args)
-            else:  # under mpirun: one thread per rank, each rank's frames whole
-                pipe = _pipeline(args, comm, share_atoms=False)
-                settings = pipe.log_settings()
+            else:
+                pipe = _pipeline(args, mpi=comm is not None)
             frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
                                  args.every)
             if args.workers > 1:
                 results = pipe.imap(frames)
-            elif comm is not None:
+            elif comm is not None:  # each rank classifies its frames whole
                 results = share_frames(pipe, frames, comm)
             else:
                 results = map(pipe.process, frames)
@@ -177,7 +138,7 @@ def cmd_classify(args) -> int:
                         continue
                     frame = res.frame
                     if writer is None:
-                        writer = LogWriter(out, frame.atom_ids, **settings,
+                        writer = LogWriter(out, frame.atom_ids, **pipe.log_settings(),
                                            source=source, positions=not args.no_positions)
                     writer.append(res)
                     n_logged += 1
@@ -192,12 +153,10 @@ def cmd_classify(args) -> int:
             from icemon.mdanalysis import IcePhases
 
             oxygens = mda_oxygens(args.traj, args.top, args.select)
-            threads = args.threads or (1 if comm is not None else None)
-            ice = IcePhases(oxygens, args.model, threads=threads,
+            ice = IcePhases(oxygens, args.model, threads=args.threads or None,
                             device=args.device, denoise_steps=args.denoise_steps,
                             compile=args.compile, log=out, positions=not args.no_positions,
-                            source=source, on_frame=on_frame,
-                            comm=comm)
+                            source=source, on_frame=on_frame)
             try:
                 ice.run(args.start, args.stop, args.every, verbose=not args.quiet and root,
                         progressbar_kwargs={"desc": "classify", "unit": "frame"})
@@ -214,16 +173,6 @@ def cmd_classify(args) -> int:
         raise TrajectoryError(f"{args.traj!r} yielded no frames with start={args.start} "
                               f"stop={args.stop} every={args.every}")
     return 0
-
-
-def _pipeline_settings(args) -> dict:
-    """What the log records of the pipelines the workers build (the same arguments)."""
-    from icemon.core.pipeline import Pipeline
-
-    with Pipeline(args.model, denoise_steps=args.denoise_steps) as pipe:
-        settings = pipe.log_settings()
-    settings["denoise"]["device"] = args.device
-    return settings
 
 
 def _phase_list(spec: str) -> list[str]:

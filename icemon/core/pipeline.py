@@ -67,6 +67,16 @@ class Result:
         return "\n".join(lines)
 
 
+def log_settings(model: IcemonModel, max_steps: int, tol: float, device: str) -> dict:
+    """What a :class:`~icemon.io.log.LogWriter` records of a pipeline running ``model``
+    with these denoising settings (shared by :class:`Pipeline` and, for the pipelines its
+    workers build, :class:`~icemon.core.pool.FramePool`)."""
+    return {"model_name": model.name, "model_sha256": model.sha256,
+            "threshold": model.threshold,
+            "denoise": {"max_steps": max_steps, "tol": tol, "device": device},
+            "atom_scores": model.classifier.shell > 0, "phases": model.phases}
+
+
 class Pipeline:
     """Denoise and classify oxygen frames with an :class:`IcemonModel`.
 
@@ -116,10 +126,7 @@ class Pipeline:
         """What a :class:`~icemon.io.log.LogWriter` records of this pipeline (keyword args):
         the model, its threshold, the denoising settings, whether scores are averaged."""
         d = self.denoiser
-        return {"model_name": self.model.name, "model_sha256": self.model.sha256,
-                "threshold": self.threshold,
-                "denoise": {"max_steps": d.max_steps, "tol": d.tol, "device": str(d.device)},
-                "atom_scores": self.classifier.shell > 0, "phases": self.model.phases}
+        return log_settings(self.model, d.max_steps, d.tol, str(d.device))
 
     def process(self, frame: Frame) -> Result:
         """Labels, scores, fractions and denoised positions of one frame."""
