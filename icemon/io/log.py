@@ -58,9 +58,11 @@ the process recorded as the writer is gone, and appends after the last complete 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -145,20 +147,45 @@ def complete_frames(f: h5py.File, refresh: bool = False) -> int:
     return min(rows)
 
 
-def open_log(path: str | Path) -> h5py.File:
+def open_log(path: str | Path, wait: float = 2.0) -> h5py.File:
     """Open an ``icemon/1`` log for reading, also while a run is still writing it (SWMR).
 
-    Raises :class:`LogError` for a missing, non-HDF5, truncated or foreign file."""
+    A writer that is reopening the log to append (after a restart) holds HDF5's file lock
+    until it switches to SWMR mode, and meanwhile its end-of-file address may run ahead of
+    the bytes on disk; both are retried for up to ``wait`` seconds.
+
+    Raises :class:`LogError` for a missing, non-HDF5, truncated, foreign or still-locked
+    file."""
     path = Path(path)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return _open_log_once(path)
+        except _Busy as exc:
+            if time.monotonic() >= deadline:
+                raise LogError(str(exc)) from exc.__cause__
+            time.sleep(0.05)
+
+
+class _Busy(Exception):
+    """A log a writer is setting up right now (lock held or not all bytes flushed)."""
+
+
+def _open_log_once(path: Path) -> h5py.File:
     if not path.exists():
         raise LogError(f"no such log: {str(path)!r}")
     _check_not_truncated(path)
     try:
         f = h5py.File(path, "r", swmr=True, libver="latest")
-    except OSError:
+    except OSError as first:
         try:
             f = h5py.File(path, "r")
         except OSError as exc:
+            if _locked(first) or _locked(exc):
+                raise _Busy(f"{str(path)!r} is locked (HDF5 file lock) by a process that "
+                            "holds it open for writing without SWMR mode; icemon's writers "
+                            "switch to SWMR within a second, so another program holds it "
+                            f"({exc})") from exc
             raise LogError(f"{str(path)!r} is not a readable HDF5 file (truncated or not "
                            f"HDF5?): {exc}") from exc
     try:
@@ -174,6 +201,11 @@ def open_log(path: str | Path) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def _locked(exc: OSError) -> bool:
+    """Whether an h5py open failed on another process's file lock."""
+    return exc.errno == errno.EAGAIN or "lock" in str(exc).lower()
 
 
 def _superblock(path: str | Path) -> bytes | None:
@@ -195,13 +227,18 @@ def open_for_writing(path: str | Path) -> bool:
 
 
 def _check_not_truncated(path: Path) -> None:
-    """Compare the file size with the end-of-file address in the superblock."""
+    """Compare the file size with the end-of-file address in the superblock (a log still
+    marked open for writing may be mid-flush: :class:`_Busy`, retried)."""
     head = _superblock(path)
     if head is not None:
         eof = int.from_bytes(head[28:36], "little")
         size = path.stat().st_size
         if size < eof:
-            raise LogError(f"{str(path)!r} is truncated: {size} bytes of {eof}")
+            message = f"{str(path)!r} is truncated: {size} bytes of {eof}"
+            if head[11] != 0:
+                raise _Busy(message + " (marked open for writing: a copy of a live log, or "
+                            "a writer killed mid-write)")
+            raise LogError(message)
 
 
 def _lookup3(data: bytes) -> int:
@@ -258,6 +295,22 @@ def clear_write_mark(path: str | Path) -> None:
         fh.write(fixed + _lookup3(fixed).to_bytes(4, "little"))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _publish(part: Path, path: Path) -> None:
+    """Give the finished file ``part`` its name ``path`` without replacing anything there."""
+    try:
+        os.link(part, path)
+    except FileExistsError as exc:
+        raise LogError(f"cannot create log {str(path)!r}: another process created it "
+                       "meanwhile") from exc
+    except OSError:  # a file system without hard links: rename (not atomic against a race)
+        if path.exists():
+            raise LogError(f"cannot create log {str(path)!r}: another process created it "
+                           "meanwhile") from None
+        os.rename(part, path)
+        return
+    part.unlink()
 
 
 def _writer_alive(path: Path) -> str | None:
@@ -331,21 +384,42 @@ class LogWriter:
         key = str(self.path.resolve())
         if key in LogWriter._open_paths:
             raise LogError(f"{str(self.path)!r} is already being written by this process")
+        part = None
         if self.path.exists():
             self._open_existing()
         else:
-            self._create(source, positions, atom_scores)
-        self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
-                                                "pid": os.getpid()})
-        self.file.swmr_mode = True
+            # built under a hidden name and published once in SWMR mode, so that a reader
+            # never finds a half-made log (locked, or its end address past its bytes)
+            part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+            self._create(part, source, positions, atom_scores)
+        try:
+            self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
+                                                    "pid": os.getpid()})
+            self.file.swmr_mode = True
+            if part is not None:
+                _publish(part, self.path)
+        except BaseException:
+            self.file.close()
+            if part is not None:
+                part.unlink(missing_ok=True)
+            raise
         self._key = key
         LogWriter._open_paths.add(key)
 
-    def _create(self, source: str, positions: bool, atom_scores: bool) -> None:
+    def _create(self, part: Path, source: str, positions: bool, atom_scores: bool) -> None:
+        """Create the log's layout in ``part`` (renamed to the log's path by the caller)."""
         try:
-            self.file = h5py.File(self.path, "w-", libver="latest")
+            self.file = h5py.File(part, "w-", libver="latest")
         except OSError as exc:
             raise LogError(f"cannot create log {str(self.path)!r}: {exc}") from exc
+        try:
+            self._layout(source, positions, atom_scores)
+        except BaseException:
+            self.file.close()
+            part.unlink(missing_ok=True)
+            raise
+
+    def _layout(self, source: str, positions: bool, atom_scores: bool) -> None:
         f, n = self.file, self.n_atoms
         f.attrs["schema"] = SCHEMA
         f.attrs["phases"] = np.array(self.phases, dtype=h5py.string_dtype())
