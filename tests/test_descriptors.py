@@ -115,3 +115,32 @@ def test_shares_are_passed_as_centre_positions(model, monkeypatch):
     assert len(seen) == 1 and seen[0] is not None  # this process's share
     assert seen[0].dtype == np.float64 and seen[0].shape == (len(pos) - len(pos) // 2, 3)
     np.testing.assert_array_equal(shared, Soap(model.soap, processes=1)(pos, cell))
+
+
+def test_centre_positions_skip_dscribes_per_centre_python_loop(model, monkeypatch):
+    """An (M, 3) float array of centres goes to dscribe's C++ without the Python check of
+    each centre (6 µs a centre, ~12 % of the cost), with the very same descriptors as
+    dscribe's own path; lists and indices still get dscribe's checks."""
+    from dscribe.descriptors import SOAP
+
+    atoms = reference("Ih", min_height=12.0)
+    pos, cell = atoms.positions, np.asarray(atoms.cell[:])
+    centres = pos + 0.05  # one per atom (128 or more)
+    c = model.soap
+    plain = SOAP(species=["O"], r_cut=c.r_cut, n_max=c.n_max, l_max=c.l_max, sigma=c.sigma,
+                 periodic=True, sparse=False, dtype="float64")
+    expected = plain.create(atoms, centers=centres)
+    checks = []
+    issubdtype = np.issubdtype
+    monkeypatch.setattr(np, "issubdtype", lambda *a: checks.append(a) or issubdtype(*a))
+    got = Soap(c, processes=1).plain(pos, cell, centres=centres)
+    assert len(centres) >= 128 and len(checks) < 20  # no Python check per centre
+    np.testing.assert_array_equal(got, expected)
+    soap = Soap(c, processes=1)._soap
+    from ase import Atoms
+
+    system = Atoms(numbers=[8] * len(pos), positions=pos, cell=cell, pbc=True)
+    np.testing.assert_array_equal(soap.create(system, centers=[0, 5]),
+                                  plain.create(system, centers=[0, 5]))
+    with pytest.raises(ValueError, match="non-empty"):
+        soap.create(system, centers=np.zeros((0, 3)))

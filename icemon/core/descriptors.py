@@ -99,13 +99,11 @@ class Soap:
     """
 
     def __init__(self, config: SoapConfig | None = None, processes: int | None = None) -> None:
-        from dscribe.descriptors import SOAP
+        from icemon.core.soap_worker import make_soap
 
         self.config = config or SoapConfig()
         self.processes = processes
-        c = self.config
-        self._soap = SOAP(species=["O"], r_cut=c.r_cut, n_max=c.n_max, l_max=c.l_max,
-                          sigma=c.sigma, periodic=True, sparse=False, dtype="float64")
+        self._soap = make_soap(self.config.to_dict())
         self._helpers: list[_Helper] = []
         self._finalizer = weakref.finalize(self, _close_all, self._helpers)
 
