@@ -190,6 +190,19 @@ def _phase_list(spec: str) -> list[str]:
     return names
 
 
+def _config_conflicts(new: dict, old: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, new value, old value) of every entry where two configs differ."""
+    out = []
+    for key in sorted(set(new) | set(old)):
+        a, b = new.get(key), old.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_conflicts(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+                             and list(a) == list(b)):
+            out.append((prefix + key, a, b))
+    return out
+
+
 def cmd_train(args) -> int:
     """Algorithm 1 on the references, then classifier + threshold → model file."""
     import torch
@@ -201,6 +214,20 @@ def cmd_train(args) -> int:
     ckpt = workdir / "checkpoint.pt"
     if args.resume and ckpt.exists():
         trainer = Trainer.resume(ckpt, steps=args.steps, overrides=args.set)
+        if args.config:  # a resume keeps its checkpoint's config: say so if the file differs
+            cfg = json.loads(Path(args.config).read_text())
+            for assignment in args.set or []:
+                apply_override(cfg, assignment)
+            differ = _config_conflicts(TrainConfig.from_dict(cfg).to_dict(),
+                                       trainer.config.to_dict())
+            differ = [d for d in differ if d[0] != "steps" or args.steps is None]
+            if differ:
+                listed = "; ".join(f"{k}: checkpoint {old!r}, {args.config} {new!r}"
+                                   for k, new, old in differ)
+                raise SystemExit(f"icemon: error: --resume continues {ckpt} with the config it "
+                                 f"was started with, which differs from --config ({listed}). "
+                                 "Change what may change on resume (SOAP, calibration, passes) "
+                                 "with --set KEY=VALUE, or train in another --workdir")
         print(f"resuming {ckpt} at update {trainer.step}/{trainer.config.steps}", file=sys.stderr)
     else:
         if ckpt.exists() and not args.resume:

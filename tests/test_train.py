@@ -79,6 +79,17 @@ def test_train_cli_writes_loadable_model(tmp_path, capsys):
     # a second run into the same workdir must not silently restart it
     with pytest.raises(SystemExit, match="--resume"):
         main(["train", "--config", str(cfg), "--workdir", str(tmp_path / "w"), "-o", str(out)])
+    # resuming with the same config file builds again; a changed one is refused, not ignored
+    again = tmp_path / "again.npz"
+    with pytest.warns(UserWarning, match="does not separate"):
+        assert main(["train", "--config", str(cfg), "--set", "steps=6", "--workdir",
+                     str(tmp_path / "w"), "--resume", "-o", str(again), "-q"]) == 0
+    assert IcemonModel.load(again).meta["train"]["updates"] == 6
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps({**TINY, "soap": {**TINY.get("soap", {}), "sigma": 0.3}}))
+    with pytest.raises(SystemExit, match=r"soap\.sigma: checkpoint 0\.5, .*changed\.json 0\.3"):
+        main(["train", "--config", str(changed), "--set", "steps=6", "--workdir",
+              str(tmp_path / "w"), "--resume", "-o", str(again), "-q"])
 
 
 def test_fine_tuning_starts_from_the_model_files_weights(tmp_path, model):
