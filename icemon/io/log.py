@@ -163,8 +163,20 @@ def open_log(path: str | Path, wait: float = 2.0) -> h5py.File:
             return _open_log_once(path)
         except _Busy as exc:
             if time.monotonic() >= deadline:
-                raise LogError(str(exc)) from exc.__cause__
+                raise LogError(_lock_message(path) or str(exc)) from exc.__cause__
             time.sleep(0.05)
+
+
+def _lock_message(path: Path) -> str | None:
+    """Why ``path`` cannot be opened if another process holds HDF5's lock on it, else None."""
+    try:
+        h5py.File(path, "r").close()
+    except OSError as exc:
+        if _locked(exc):
+            return (f"{str(path)!r} is locked (HDF5 file lock) by a process that holds it "
+                    "open for writing without SWMR mode; icemon's writers switch to SWMR "
+                    f"within a second, so another program holds it ({exc})")
+    return None
 
 
 class _Busy(Exception):
@@ -182,10 +194,7 @@ def _open_log_once(path: Path) -> h5py.File:
             f = h5py.File(path, "r")
         except OSError as exc:
             if _locked(first) or _locked(exc):
-                raise _Busy(f"{str(path)!r} is locked (HDF5 file lock) by a process that "
-                            "holds it open for writing without SWMR mode; icemon's writers "
-                            "switch to SWMR within a second, so another program holds it "
-                            f"({exc})") from exc
+                raise _Busy(_lock_message(path) or str(exc)) from exc
             raise LogError(f"{str(path)!r} is not a readable HDF5 file (truncated or not "
                            f"HDF5?): {exc}") from exc
     try:
