@@ -190,15 +190,30 @@ def _phase_list(spec: str) -> list[str]:
     return names
 
 
+def _train_config(args) -> dict:
+    """The training config the arguments describe: ``--config``, then ``--set``,
+    ``--steps`` and ``--phases`` (the machine settings, device and threads, apart)."""
+    from icemon.training.train import apply_override
+
+    cfg: dict = json.loads(Path(args.config).read_text()) if args.config else {}
+    for assignment in args.set or []:
+        apply_override(cfg, assignment)
+    if args.steps is not None:
+        cfg["steps"] = args.steps
+    if args.phases:
+        cfg["phases"] = _phase_list(args.phases)
+    return cfg
+
+
 def _config_conflicts(new: dict, old: dict, prefix: str = "") -> list[tuple[str, object, object]]:
-    """(dotted key, new value, old value) of every entry where two configs differ."""
+    """(dotted key, new value, old value) of every entry where two configs (both
+    ``TrainConfig.to_dict()``) differ."""
     out = []
     for key in sorted(set(new) | set(old)):
         a, b = new.get(key), old.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _config_conflicts(a, b, f"{prefix}{key}.")
-        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
-                             and list(a) == list(b)):
+        elif a != b:
             out.append((prefix + key, a, b))
     return out
 
@@ -208,19 +223,17 @@ def cmd_train(args) -> int:
     import torch
 
     from icemon.training.build import build_model
-    from icemon.training.train import TrainConfig, Trainer, apply_override
+    from icemon.training.train import TrainConfig, Trainer
 
     workdir = Path(args.workdir)
     ckpt = workdir / "checkpoint.pt"
     if args.resume and ckpt.exists():
         trainer = Trainer.resume(ckpt, steps=args.steps, overrides=args.set)
         if args.config:  # a resume keeps its checkpoint's config: say so if the file differs
-            cfg = json.loads(Path(args.config).read_text())
-            for assignment in args.set or []:
-                apply_override(cfg, assignment)
-            differ = _config_conflicts(TrainConfig.from_dict(cfg).to_dict(),
-                                       trainer.config.to_dict())
-            differ = [d for d in differ if d[0] != "steps" or args.steps is None]
+            machine = {"device": trainer.config.device, "threads": trainer.config.threads}
+            differ = _config_conflicts(
+                TrainConfig.from_dict({**_train_config(args), **machine}).to_dict(),
+                trainer.config.to_dict())
             if differ:
                 listed = "; ".join(f"{k}: checkpoint {old!r}, {args.config} {new!r}"
                                    for k, new, old in differ)
@@ -233,13 +246,7 @@ def cmd_train(args) -> int:
         if ckpt.exists() and not args.resume:
             raise SystemExit(f"icemon: error: {ckpt} exists; pass --resume to continue it "
                              f"or choose another --workdir")
-        cfg: dict = json.loads(Path(args.config).read_text()) if args.config else {}
-        for assignment in args.set or []:
-            apply_override(cfg, assignment)
-        if args.steps is not None:
-            cfg["steps"] = args.steps
-        if args.phases:
-            cfg["phases"] = _phase_list(args.phases)
+        cfg = _train_config(args)
         cfg["device"] = args.device
         if args.threads:
             cfg["threads"] = args.threads

@@ -69,7 +69,8 @@ def test_train_cli_writes_loadable_model(tmp_path, capsys):
     out = tmp_path / "tiny.npz"
     with pytest.warns(UserWarning, match="does not separate ice from disorder"):
         rc = main(["train", "--config", str(cfg), "--set", "steps=6", "--workdir",
-                   str(tmp_path / "w"), "-o", str(out), "--name", "tiny", "-q"])
+                   str(tmp_path / "w"), "-o", str(out), "--name", "tiny", "-q",
+                   "--threads", str(torch.get_num_threads())])  # machine settings: not config
     assert rc == 0
     m = IcemonModel.load(out)
     assert m.name == "tiny" and m.meta["train"]["updates"] == 6
