@@ -58,6 +58,15 @@ def _go_on(proc: subprocess.Popen, expect: str) -> None:
     assert proc.stdout.readline().strip() == expect, proc.poll()
 
 
+def _first_run(tmp_path: Path, log: Path) -> None:
+    """A whole run of the held writer: the log with one frame (step 0), closed."""
+    proc = _held_writer(tmp_path, log, step=0)
+    _go_on(proc, "swmr")
+    _go_on(proc, "appended")
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+
+
 def test_a_new_log_appears_only_once_readers_can_open_it(tmp_path):
     log = tmp_path / "new.h5"
     proc = _held_writer(tmp_path, log, step=0)
@@ -82,11 +91,7 @@ def test_a_new_log_appears_only_once_readers_can_open_it(tmp_path):
 
 def test_a_reader_waits_while_a_restarted_writer_reopens_the_log(tmp_path):
     log = tmp_path / "restart.h5"
-    first = _held_writer(tmp_path, log, step=0)
-    _go_on(first, "swmr")
-    _go_on(first, "appended")
-    first.stdin.close()
-    first.wait(timeout=60)
+    _first_run(tmp_path, log)
 
     second = _held_writer(tmp_path, log, step=10)  # holds the file open, not yet SWMR
     try:
@@ -106,11 +111,7 @@ def test_a_reader_waits_while_a_restarted_writer_reopens_the_log(tmp_path):
 
 def test_a_lock_that_is_never_released_is_named(tmp_path):
     log = tmp_path / "locked.h5"
-    first = _held_writer(tmp_path, log, step=0)
-    _go_on(first, "swmr")
-    _go_on(first, "appended")
-    first.stdin.close()
-    first.wait(timeout=60)
+    _first_run(tmp_path, log)
     second = _held_writer(tmp_path, log, step=10)
     try:
         t0 = time.monotonic()
@@ -133,11 +134,7 @@ def _frames(log: Path, wait: float) -> int | str:
 
 def test_a_cut_copy_of_a_closed_log_fails_at_once(tmp_path):
     log = tmp_path / "whole.h5"
-    proc = _held_writer(tmp_path, log, step=0)
-    _go_on(proc, "swmr")
-    _go_on(proc, "appended")
-    proc.stdin.close()
-    proc.wait(timeout=60)
+    _first_run(tmp_path, log)
     data = log.read_bytes()
     cut = tmp_path / "cut.h5"
     cut.write_bytes(data[: len(data) - 100])

@@ -194,7 +194,7 @@ def _open_log_once(path: Path) -> h5py.File:
             f = h5py.File(path, "r")
         except OSError as exc:
             if _locked(first) or _locked(exc):
-                raise _Busy(_lock_message(path) or str(exc)) from exc
+                raise _Busy(str(exc)) from exc  # named by open_log if it stays locked
             raise LogError(f"{str(path)!r} is not a readable HDF5 file (truncated or not "
                            f"HDF5?): {exc}") from exc
     try:
@@ -307,19 +307,15 @@ def clear_write_mark(path: str | Path) -> None:
 
 
 def _publish(part: Path, path: Path) -> None:
-    """Give the finished file ``part`` its name ``path`` without replacing anything there."""
+    """Give the finished file ``part`` the name ``path`` as well (a hard link: never
+    replaces a file there); the caller removes ``part``."""
     try:
         os.link(part, path)
-    except FileExistsError as exc:
-        raise LogError(f"cannot create log {str(path)!r}: another process created it "
-                       "meanwhile") from exc
-    except OSError:  # a file system without hard links: rename (not atomic against a race)
-        if path.exists():
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or path.exists():
             raise LogError(f"cannot create log {str(path)!r}: another process created it "
-                           "meanwhile") from None
-        os.rename(part, path)
-        return
-    part.unlink()
+                           "meanwhile") from exc
+        os.rename(part, path)  # a file system without hard links (not atomic against a race)
 
 
 def _writer_alive(path: Path) -> str | None:
@@ -393,42 +389,36 @@ class LogWriter:
         key = str(self.path.resolve())
         if key in LogWriter._open_paths:
             raise LogError(f"{str(self.path)!r} is already being written by this process")
-        part = None
-        if self.path.exists():
-            self._open_existing()
-        else:
-            # built under a hidden name and published once in SWMR mode, so that a reader
-            # never finds a half-made log (locked, or its end address past its bytes)
-            part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
-            self._create(part, source, positions, atom_scores)
+        # a new log is built under a hidden name and published once in SWMR mode, so that
+        # a reader never finds a half-made log (locked, or its end address past its bytes)
+        part = None if self.path.exists() else self.path.with_name(
+            f".{self.path.name}.{os.getpid()}.part")
         try:
+            if part is None:
+                self._open_existing()
+            else:
+                self._create(part, source, positions, atom_scores)
             self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
                                                     "pid": os.getpid()})
             self.file.swmr_mode = True
             if part is not None:
                 _publish(part, self.path)
         except BaseException:
-            self.file.close()
-            if part is not None:
-                part.unlink(missing_ok=True)
+            self.close()
             raise
+        finally:
+            if part is not None:
+                part.unlink(missing_ok=True)  # published under its name, or abandoned
         self._key = key
         LogWriter._open_paths.add(key)
 
     def _create(self, part: Path, source: str, positions: bool, atom_scores: bool) -> None:
-        """Create the log's layout in ``part`` (renamed to the log's path by the caller)."""
+        """Create the log's layout in ``part`` (published under the log's path by the
+        caller)."""
         try:
             self.file = h5py.File(part, "w-", libver="latest")
         except OSError as exc:
             raise LogError(f"cannot create log {str(self.path)!r}: {exc}") from exc
-        try:
-            self._layout(source, positions, atom_scores)
-        except BaseException:
-            self.file.close()
-            part.unlink(missing_ok=True)
-            raise
-
-    def _layout(self, source: str, positions: bool, atom_scores: bool) -> None:
         f, n = self.file, self.n_atoms
         f.attrs["schema"] = SCHEMA
         f.attrs["phases"] = np.array(self.phases, dtype=h5py.string_dtype())
