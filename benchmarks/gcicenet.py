@@ -3,8 +3,10 @@
 Prints, per model and phase: accuracy on the raw frames (no denoising) and after denoising,
 over the seven ices (the nearest of the model's references, no liquid) and with liquid
 (the model's automatic threshold; and its ``unknown`` label, if it has one); what the
-extra phase T becomes; where the time
-goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
+extra phase T becomes; the margins on either side of the liquid threshold (how far below it
+the highest score of any ice atom lies, how far above it the lowest liquid score: a model
+whose 100 % rests on a few per cent of margin may not hold on frames it has not seen);
+where the time goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
 threads sharing each frame, and (``--workers``) with whole frames shared by one-thread
 worker processes (:class:`icemon.core.pool.FramePool`, what ``icemon classify --workers``
 does: wall time of every frame through the pool, pickling included). OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
@@ -111,6 +113,8 @@ def evaluate(model: str | None, frames: dict[str, list[Frame]], steps: int | Non
                 acc["raw8"].append(np.mean(r0.labels == code))
                 acc["den8"].append(np.mean(r1.labels == code))
             acc["counts"].append(r1.counts)
+            acc["max_score"].append(float(r1.scores.max()))
+            acc["min_score"].append(float(r1.scores.min()))
             acc["steps"].append(r1.n_denoise_steps)
         rows[tag] = {k: np.array(v) for k, v in acc.items()}
     rate = {max(threads): n_total / times["total"]}
@@ -146,6 +150,7 @@ def report(name: str, res: dict, chill: float | None) -> dict:
           f"{'worst fr':>8s} | {'raw 8cl':>8s} {'den 8cl':>8s} {'worst fr':>8s} | steps | "
           f"labels after denoising")
     ice7, ice8, liq8, ice_as_liq, t_liq, t_unk = [], [], [], [], float("nan"), float("nan")
+    ice_max, liq_min = 0.0, float("inf")
     for tag, r in res["rows"].items():
         code = names.index(TAGS[tag]) if TAGS[tag] in names else -1
         counts = r["counts"].sum(axis=0)
@@ -158,7 +163,9 @@ def report(name: str, res: dict, chill: float | None) -> dict:
                   f"{100 * r['den8'].min():8.2f} | {r['steps'].mean():5.1f} | {dist}")
             if code == liquid:
                 liq8.append(r["den8"].mean())
+                liq_min = min(liq_min, r["min_score"].min())
             else:
+                ice_max = max(ice_max, r["max_score"].max())
                 ice7.append(r["den7"].mean())
                 ice8.append(r["den8"].mean())
                 ice_as_liq.append(counts[liquid] / counts.sum())
@@ -171,11 +178,16 @@ def report(name: str, res: dict, chill: float | None) -> dict:
                  if TAGS[tag] not in ("liquid", "T"))
     summary = {"ice7": np.mean(ice7), "worst7": worst7, "ice8": np.mean(ice8),
                "liq8": np.mean(liq8), "ice_as_liq": np.mean(ice_as_liq), "T_liq": t_liq,
-               "T_unknown": t_unk, "rate": res["rate"], "chill": chill, "pool": res["pool"]}
+               "T_unknown": t_unk, "rate": res["rate"], "chill": chill, "pool": res["pool"],
+               "ice_margin": 1.0 - ice_max / pipe.threshold,
+               "liquid_margin": liq_min / pipe.threshold - 1.0}
     print(f"phase T: {100 * t_liq:.2f} % liquid, {100 * t_unk:.2f} % unknown")
     print(f"seven ices, nearest reference ({len(names) - 1 - (unknown >= 0)} classes) after denoising: {100 * summary['ice7']:.3f} % (worst frame "
           f"{100 * worst7:.3f} %)  |  with liquid: ices {100 * summary['ice8']:.3f} %, liquid "
           f"{100 * summary['liq8']:.3f} %, ice labelled liquid {100 * summary['ice_as_liq']:.3f} %")
+    print(f"margins to the threshold {pipe.threshold:.3f}: highest ice score {ice_max:.3f} "
+          f"({100 * summary['ice_margin']:.1f} % below), lowest liquid score {liq_min:.3f} "
+          f"({100 * summary['liquid_margin']:.1f} % above)")
     t, n = res["times"], res["atoms"]
     rates = ", ".join(f"{r:.3g} O/s with {k} thread{'s' if k > 1 else ''}"
                       for k, r in sorted(res["rate"].items()))
@@ -195,7 +207,8 @@ def pareto(summaries: dict[str, dict]) -> None:
     threads = sorted({k for s in summaries.values() for k in s["rate"]})
     workers = sorted({k for s in summaries.values() for k in s["pool"]})
     head = (f"{'model':>28s} | {'7cl ices':>8s} {'worst fr':>8s} | {'8cl ices':>8s} "
-            f"{'liquid':>8s} {'ice→liq':>8s} {'T→liq':>6s} {'T→unk':>6s} | "
+            f"{'liquid':>8s} {'ice→liq':>8s} {'T→liq':>6s} {'T→unk':>6s} {'ice mg':>6s} "
+            f"{'liq mg':>6s} | "
             + " ".join(f"{f'O/s {t}thr':>10s}" for t in threads)
             + "".join(f" {f'O/s {w}wkr':>10s}" for w in workers) + " | ×CHILL+ (best)")
     print("\n== Pareto table (accuracy in %, throughput end to end)\n" + head)
@@ -204,7 +217,8 @@ def pareto(summaries: dict[str, dict]) -> None:
         ratio = f"{best / s['chill']:.3f}" if s["chill"] else "n/a"
         print(f"{name[-28:]:>28s} | {100 * s['ice7']:8.3f} {100 * s['worst7']:8.3f} | "
               f"{100 * s['ice8']:8.3f} {100 * s['liq8']:8.3f} {100 * s['ice_as_liq']:8.3f} "
-              f"{100 * s['T_liq']:6.1f} {100 * s['T_unknown']:6.1f} | "
+              f"{100 * s['T_liq']:6.1f} {100 * s['T_unknown']:6.1f} "
+              f"{100 * s['ice_margin']:6.1f} {100 * s['liquid_margin']:6.1f} | "
               + " ".join(f"{s['rate'].get(t, float('nan')):10.3g}" for t in threads)
               + "".join(f" {s['pool'].get(w, float('nan')):10.3g}" for w in workers)
               + f" | {ratio}")

@@ -121,3 +121,29 @@ def test_shell_average_of_descriptors():
     np.testing.assert_allclose(out, [[3.0, 1], [1.5, 0], [3.5, 1.5]])
     np.testing.assert_allclose(shell_average(vals[:, 0], pos, cell, 3.2), out[:, 0])
     np.testing.assert_array_equal(shell_average(vals, pos, cell, 0.0), vals)
+
+
+def test_assess_is_the_average_then_nearest_reference(pipeline, md_frame):
+    """``assess`` (one standardisation shared by the per-atom and the averaged scores)
+    gives what averaging the raw descriptors and searching twice gives, and a subset of
+    rows (an MPI rank's own atoms) gets exactly its rows of the whole-frame answer."""
+    clf = pipeline.classifier
+    den = pipeline.denoiser(md_frame.positions, md_frame.cell)
+    feats = pipeline.soap(den.positions, md_frame.cell)
+    a = clf.assess(feats, den.positions, md_frame.cell)
+    avg = clf.averaged(feats, den.positions, md_frame.cell)
+    nearest, scores = clf.nearest(avg)
+    np.testing.assert_array_equal(a.nearest, nearest)
+    np.testing.assert_allclose(a.scores, scores, rtol=1e-9)
+    np.testing.assert_allclose(a.atom_scores, clf.nearest(feats)[1], rtol=1e-9)
+    np.testing.assert_allclose(a.coordinates, clf.coordinates(avg[clf.far(scores)]),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(a.scores, a.atom_scores)  # the average is not a no-op
+    rows = np.arange(3, len(feats), 7)
+    part = clf.assess(feats, den.positions, md_frame.cell, rows=rows)
+    np.testing.assert_array_equal(part.nearest, a.nearest[rows])
+    np.testing.assert_allclose(part.scores, a.scores[rows], rtol=1e-12)
+    np.testing.assert_allclose(part.atom_scores, a.atom_scores[rows], rtol=1e-12)
+    far = np.flatnonzero(clf.far(a.scores))
+    mine = np.searchsorted(far, rows[clf.far(a.scores)[rows]])
+    np.testing.assert_allclose(part.coordinates, a.coordinates[mine], rtol=1e-6)

@@ -37,6 +37,21 @@ an orbit of ≥ 1 % of the candidates still has ≥ 20 copies among them."""
 
 
 @dataclass
+class Assessment:
+    """What :meth:`PhaseClassifier.assess` finds for some atoms of a frame."""
+
+    nearest: np.ndarray
+    """(n,) phase code of the reference nearest to each atom's (averaged) descriptor."""
+    scores: np.ndarray
+    """(n,) its distance, the decision score (standardised SOAP units)."""
+    atom_scores: np.ndarray
+    """(n,) the same distance for the atom's own, not averaged, descriptor."""
+    coordinates: np.ndarray
+    """(n_far, k + 1) float32 :meth:`PhaseClassifier.coordinates` of the atoms with
+    ``scores`` above the threshold, in order (none when the model has no ``unknown``)."""
+
+
+@dataclass
 class PhaseClassifier:
     """A fitted nearest-reference classifier (all arrays are stored in the model file)."""
 
@@ -94,17 +109,52 @@ class PhaseClassifier:
         """(PCA coordinates (n, k), squared norm of the out-of-subspace residual (n,))."""
         z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale - self.pca_mean
         y = z @ self.components.T
-        resid2 = np.maximum((z * z).sum(axis=1) - (y * y).sum(axis=1), 0.0)
-        return y, resid2
+        return y, self._residual2(z, y)
 
     def nearest(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(phase code of the nearest reference environment, score = its distance)."""
-        y, resid2 = self.project(features)
+        return self._nearest(*self.project(features))
+
+    def _nearest(self, y: np.ndarray, resid2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`nearest` of points given by their PCA coordinates and residuals."""
         d2 = ((y * y).sum(1)[:, None] - 2.0 * y @ self.ref_features.T
               + (self.ref_features**2).sum(1)[None, :])
         best = np.argmin(d2, axis=1)
         score = np.sqrt(np.maximum(d2[np.arange(len(y)), best], 0.0) + resid2)
         return self.ref_labels[best], score
+
+    def assess(self, features: np.ndarray, positions: np.ndarray, cell: np.ndarray,
+               rows: np.ndarray | None = None) -> Assessment:
+        """Everything a frame's labels need, for the atoms ``rows`` (default all) of a
+        structure whose every atom has a descriptor (``features`` (N, D), ``positions``
+        (N, 3) Å, ``cell`` Å): the nearest reference and score of each atom's
+        :attr:`shell`-averaged descriptor, the score of its own descriptor, and the
+        :meth:`coordinates` of the atoms too far from every reference.
+
+        The descriptors are standardised and projected once: the average of the
+        standardised vectors is the standardisation of the average, so the per-atom and
+        the averaged scores share that work. An MPI rank passes its own atoms plus a halo
+        of :attr:`shell` and selects its own as ``rows``."""
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale - self.pca_mean
+        sel = slice(None) if rows is None else rows
+        y = z[sel] @ self.components.T
+        atom_scores = self._nearest(y, self._residual2(z[sel], y))[1]
+        if self.shell > 0:
+            z = shell_average(z, positions, cell, self.shell)[sel]
+            y = z @ self.components.T
+        else:
+            z = z[sel]
+        resid2 = self._residual2(z, y)
+        nearest, scores = self._nearest(y, resid2)
+        far = self.far(scores)
+        coords = (np.column_stack([y[far], np.sqrt(resid2[far])]).astype(np.float32)
+                  if self.unknown >= 0 else np.zeros((0, y.shape[1] + 1), np.float32))
+        return Assessment(nearest, scores, atom_scores, coords)
+
+    @staticmethod
+    def _residual2(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Squared norm of the part of standardised ``z`` outside the PCA subspace."""
+        return np.maximum((z * z).sum(axis=1) - (y * y).sum(axis=1), 0.0)
 
     def coordinates(self, features: np.ndarray) -> np.ndarray:
         """(n, k + 1) float32 point of each descriptor in standardised SOAP space: its PCA

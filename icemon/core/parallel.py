@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from icemon.core.classify import shell_average
 from icemon.core.denoise import check_overlaps
 from icemon.core.frame import Frame, wrap
 from icemon.core.graph import build_graph
@@ -281,18 +280,13 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
 
     def local_classify():
         sub = dec.halo(rank, denoised, cell, clf.shell + moved + MARGIN)
-        rows = np.searchsorted(sub, own)
-        avg = shell_average(feats[sub], denoised[sub], cell, clf.shell)[rows]
-        nearest, scores = clf.nearest(avg)
-        atom_scores = clf.nearest(feats[own])[1] if clf.shell > 0 else scores
+        a = clf.assess(feats[sub], denoised[sub], cell, rows=np.searchsorted(sub, own))
         # the points the unknown-vs-liquid check compares (far atoms of every rank; the
         # other rows stay zero and are never read)
-        width = clf.components.shape[0] + 1 if clf.unknown >= 0 else 0
-        coords = np.zeros((len(own), width))
-        far = clf.far(scores)
-        if width and far.any():
-            coords[far] = clf.coordinates(avg[far])
-        return np.column_stack([nearest, scores, atom_scores, coords])
+        coords = np.zeros((len(own), a.coordinates.shape[1] if clf.unknown >= 0 else 0))
+        if clf.unknown >= 0:
+            coords[clf.far(a.scores)] = a.coordinates
+        return np.column_stack([a.nearest, a.scores, a.atom_scores, coords])
 
     local, error = attempt(local_classify, rank)
     out = shared.rows(local, error, dtype=np.float64)

@@ -154,19 +154,14 @@ class Pipeline:
         t1 = time.perf_counter()
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
-        clf = self.classifier
-        avg = clf.averaged(feats, den.positions, frame.cell)
-        nearest, scores = clf.nearest(avg)
-        atom_scores = clf.nearest(feats)[1] if clf.shell > 0 else scores
-        # the unknown-vs-liquid check needs descriptor-space points of the far atoms only
-        far = clf.coordinates(avg[clf.far(scores)]) if clf.unknown >= 0 else None
-        labels = clf.label(nearest, scores, far)
+        a = self.classifier.assess(feats, den.positions, frame.cell)
+        labels = self.classifier.label(a.nearest, a.scores, a.coordinates)
         t3 = time.perf_counter()
-        return Result(frame, labels, scores.astype(np.float32), den.positions,
-                      nearest.astype(np.int8), den.n_steps,
+        return Result(frame, labels, a.scores.astype(np.float32), den.positions,
+                      a.nearest.astype(np.int8), den.n_steps,
                       {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
                        "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
-                       "total": t3 - t0}, self.model.phases, atom_scores.astype(np.float32))
+                       "total": t3 - t0}, self.model.phases, a.atom_scores.astype(np.float32))
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray,
                  atom_ids: np.ndarray | None = None) -> Result:
