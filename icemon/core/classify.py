@@ -46,9 +46,10 @@ class Assessment:
     """(n,) its distance, the decision score (standardised SOAP units)."""
     atom_scores: np.ndarray
     """(n,) the same distance for the atom's own, not averaged, descriptor."""
-    coordinates: np.ndarray
+    coordinates: np.ndarray | None
     """(n_far, k + 1) float32 :meth:`PhaseClassifier.coordinates` of the atoms with
-    ``scores`` above the threshold, in order (none when the model has no ``unknown``)."""
+    ``scores`` above the threshold, in order; None when the model has no ``unknown``
+    label (nothing compares them then)."""
 
 
 @dataclass
@@ -107,9 +108,13 @@ class PhaseClassifier:
 
     def project(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(PCA coordinates (n, k), squared norm of the out-of-subspace residual (n,))."""
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale - self.pca_mean
+        z = self._standardise(features)
         y = z @ self.components.T
         return y, self._residual2(z, y)
+
+    def _standardise(self, features: np.ndarray) -> np.ndarray:
+        """Descriptors scaled as the references were, centred on their PCA mean."""
+        return (np.asarray(features, dtype=np.float64) - self.mean) / self.scale - self.pca_mean
 
     def nearest(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(phase code of the nearest reference environment, score = its distance)."""
@@ -135,20 +140,20 @@ class PhaseClassifier:
         standardised vectors is the standardisation of the average, so the per-atom and
         the averaged scores share that work. An MPI rank passes its own atoms plus a halo
         of :attr:`shell` and selects its own as ``rows``."""
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale - self.pca_mean
+        z_all = self._standardise(features)
         sel = slice(None) if rows is None else rows
-        y = z[sel] @ self.components.T
-        atom_scores = self._nearest(y, self._residual2(z[sel], y))[1]
-        if self.shell > 0:
-            z = shell_average(z, positions, cell, self.shell)[sel]
-            y = z @ self.components.T
-        else:
-            z = z[sel]
+        z = z_all[sel]
+        y = z @ self.components.T
         resid2 = self._residual2(z, y)
-        nearest, scores = self._nearest(y, resid2)
+        nearest, atom_scores = self._nearest(y, resid2)
+        scores = atom_scores
+        if self.shell > 0:
+            z = shell_average(z_all, positions, cell, self.shell)[sel]
+            y = z @ self.components.T
+            resid2 = self._residual2(z, y)
+            nearest, scores = self._nearest(y, resid2)
         far = self.far(scores)
-        coords = (np.column_stack([y[far], np.sqrt(resid2[far])]).astype(np.float32)
-                  if self.unknown >= 0 else np.zeros((0, y.shape[1] + 1), np.float32))
+        coords = self._coordinates(y[far], resid2[far]) if self.unknown >= 0 else None
         return Assessment(nearest, scores, atom_scores, coords)
 
     @staticmethod
@@ -160,7 +165,11 @@ class PhaseClassifier:
         """(n, k + 1) float32 point of each descriptor in standardised SOAP space: its PCA
         coordinates and the length of its out-of-subspace residual (what
         :func:`repeat_distance` compares)."""
-        y, resid2 = self.project(features)
+        return self._coordinates(*self.project(features))
+
+    @staticmethod
+    def _coordinates(y: np.ndarray, resid2: np.ndarray) -> np.ndarray:
+        """:meth:`coordinates` of points given by their PCA coordinates and residuals."""
         return np.column_stack([y, np.sqrt(resid2)]).astype(np.float32)
 
     def far(self, scores: np.ndarray) -> np.ndarray:

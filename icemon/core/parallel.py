@@ -283,8 +283,8 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
         a = clf.assess(feats[sub], denoised[sub], cell, rows=np.searchsorted(sub, own))
         # the points the unknown-vs-liquid check compares (far atoms of every rank; the
         # other rows stay zero and are never read)
-        coords = np.zeros((len(own), a.coordinates.shape[1] if clf.unknown >= 0 else 0))
-        if clf.unknown >= 0:
+        coords = np.zeros((len(own), 0 if a.coordinates is None else a.coordinates.shape[1]))
+        if a.coordinates is not None:
             coords[clf.far(a.scores)] = a.coordinates
         return np.column_stack([a.nearest, a.scores, a.atom_scores, coords])
 
