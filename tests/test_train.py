@@ -182,6 +182,34 @@ def test_references_of_phases_beyond_the_seven(phase, n_unit, density):
     assert heights.min() >= 15.0 - 1e-9 and len(big) % n_unit == 0
 
 
+def _first_shell_distances(atoms) -> int:
+    """Number of distinct O–O distances (to 1 mÅ) below 3 Å: the site environments."""
+    from ase.neighborlist import neighbor_list
+
+    return len(np.unique(np.round(neighbor_list("d", atoms, 3.0), 3)))
+
+
+@pytest.mark.parametrize("phase, group, shells, moved", [
+    ("Ih", "P6_3/mmc", 2, True), ("III", "P4_12_12", 3, True), ("VI", "P4_2/nmc", 3, True),
+    ("Ic", "Fd-3m", 1, False), ("II", "R-3", 4, False)])
+def test_symmetrised_references_are_the_symmetric_lattices(phase, group, shells, moved):
+    """GenIce2's Ih has 7 distinct first-shell O–O distances and III 19, where their
+    space groups allow 2 and 3: the symmetrised unit cells have exactly those, sites move
+    by less than the tolerance, and lattices GenIce already builds symmetric stay put."""
+    from icemon.training.references import symmetrise, unit_cell
+
+    raw = unit_cell(phase)
+    sym = unit_cell(phase, symprec=0.2)
+    record = symmetrise(raw.copy(), 0.2)
+    assert record.space_group == group
+    assert _first_shell_distances(sym) == shells
+    assert (_first_shell_distances(raw) > shells) == moved
+    assert record.max_shift < 0.2 and (record.max_shift > 1e-3) == moved
+    assert len(sym) == len(raw)
+    np.testing.assert_allclose(sym.cell[:], raw.cell[:], atol=0.01)
+    assert len(reference(phase, 12.0, symprec=0.2)) == len(reference(phase, 12.0))
+
+
 def test_unknown_phase_is_a_clear_error():
     from icemon.errors import PhaseError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
 from icemon.training.calibrate import calibrate, fit_classifier
-from icemon.training.references import genice_version
+from icemon.training.references import genice_version, reference_symmetry
 from icemon.training.train import TrainConfig
 
 
@@ -21,7 +22,8 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for pkg in ("icemon", "torch", "e3nn", "dscribe", "scikit-learn", "numpy", "genice2", "vesin"):
+    for pkg in ("icemon", "torch", "e3nn", "dscribe", "scikit-learn", "numpy", "genice2", "spglib",
+                "vesin"):
         try:
             out[pkg] = version(pkg)
         except Exception:
@@ -36,13 +38,15 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     net = net.cpu().eval()
     soap = Soap(config.soap)
     phases = config.reference_phases
-    classifier = fit_classifier(soap, config.n_components, shell=config.shell, phases=phases)
+    classifier = fit_classifier(soap, config.n_components, shell=config.shell, phases=phases,
+                                symprec=config.reference_symprec)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,
                     ice_quantile=config.ice_quantile, ice_sigma=config.calibration_sigma,
                     ice_samples=config.calibration_samples,
-                    progress=progress, phases=phases, unknown=config.unknown_label)
+                    progress=progress, phases=phases, unknown=config.unknown_label,
+                    symprec=config.reference_symprec)
     classifier.threshold = cal.threshold
     if config.unknown_label:
         classifier.unknown = classifier.liquid + 1  # the code after liquid
@@ -54,6 +58,8 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
         "genice2": genice_version(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
+        "references": {p: asdict(reference_symmetry(p, config.reference_symprec))
+                       for p in phases} if config.reference_symprec > 0 else {},
         "phases": [*phases, LIQUID_NAME, *([UNKNOWN_NAME] if config.unknown_label else [])],
     }
     return IcemonModel(net, classifier, config.soap, config.denoise_steps, config.denoise_tol,

@@ -48,13 +48,14 @@ ice exists over a range of densities)."""
 
 def fit_classifier(soap: Soap, n_components: int = 30,
                    scales: tuple[float, ...] = REFERENCE_SCALES,
-                   shell: float = 0.0, phases: tuple[str, ...] = ICE_PHASES) -> PhaseClassifier:
+                   shell: float = 0.0, phases: tuple[str, ...] = ICE_PHASES,
+                   symprec: float = 0.0) -> PhaseClassifier:
     """Scaler + PCA + reference environments from the ideal references only (their
     descriptors shell-averaged over ``shell`` Å, as frames will be); the reference of
-    ``phases[k]`` gets code k."""
+    ``phases[k]`` gets code k; ``symprec``: see :func:`reference`."""
     feats, labels = [], []
     for code, phase in enumerate(phases):
-        atoms = reference(phase, min_height=2 * soap.config.r_cut)
+        atoms = reference(phase, min_height=2 * soap.config.r_cut, symprec=symprec)
         for s in scales:
             pos, cell = atoms.positions * s, np.asarray(atoms.cell[:]) * s
             f = shell_average(soap(pos, cell), pos, cell, shell)
@@ -151,7 +152,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               unknown: bool = True,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
               ice_sigma: float | None = None, progress: bool = True,
-              phases: tuple[str, ...] = ICE_PHASES) -> Calibration:
+              phases: tuple[str, ...] = ICE_PHASES, symprec: float = 0.0) -> Calibration:
     """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.
 
     ``ice_sigma`` sets the synthetic ice's noise (Å per component): None draws σ ~ U(0,
@@ -173,12 +174,12 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     rng_repeat = np.random.default_rng(seed + 1)
     jobs = []
     for phase in phases:
-        atoms = reference(phase, min_height=2 * soap.config.r_cut)
+        atoms = reference(phase, min_height=2 * soap.config.r_cut, symprec=symprec)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         for _ in range(ice_samples):
             sigma = rng.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
             jobs.append(("ice", noisy_sample(rng, base, sigma, strain)[:2]))
-        big = reference(phase, min_height=REPEAT_HEIGHT)
+        big = reference(phase, min_height=REPEAT_HEIGHT, symprec=symprec)
         for _ in range(repeat_samples if unknown else 0):  # own RNG: the other jobs unchanged
             sigma = rng_repeat.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
             jobs.append(("repeat", noisy_sample(

@@ -87,6 +87,10 @@ class TrainConfig:
     """Random isotropic scaling in [1 - strain, 1 + strain] plus shear of strain / 4."""
     min_height: float = 10.0
     """Smallest perpendicular height (Å) of the training supercells."""
+    reference_symprec: float = 0.0
+    """Largest tolerance (Å) at which the GenIce unit cells are symmetrised before they
+    are used for training, the classifier and calibration (0 = GenIce's sites as they
+    are; see :func:`icemon.training.references.symmetrise`)."""
     phases: list[str] | None = None
     """Reference phases, any GenIce2 lattice (names as in
     :data:`~icemon.training.references.GENICE_LATTICES`, or GenIce's own); their order
@@ -200,7 +204,8 @@ class Trainer:
         """Wall time spent in updates over all sessions (s)."""
         self.bases = [
             (a.positions.copy(), np.asarray(a.cell[:]))
-            for a in (reference(p, config.min_height) for p in config.reference_phases)
+            for a in (reference(p, config.min_height, config.reference_symprec)
+                      for p in config.reference_phases)
         ]
 
     def lr_at(self, step: int) -> float:
