@@ -68,6 +68,13 @@ class IcemonModel:
         return self.classifier.threshold
 
     @property
+    def reference_symprec(self) -> float:
+        """Tolerance (Å) the model's GenIce references were symmetrised at (0 = GenIce's
+        sites as they are; :func:`icemon.training.references.symmetrise`): the lattices
+        the model treats as ideal."""
+        return float(self.meta.get("train", {}).get("config", {}).get("reference_symprec", 0.0))
+
+    @property
     def phases(self) -> tuple[str, ...]:
         """The label vocabulary: reference phases in code order, then ``liquid`` (recorded
         in the file; :data:`~icemon.phases.PHASES` for files from before it was)."""
