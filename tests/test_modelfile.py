@@ -92,3 +92,43 @@ def test_model_with_missing_weights(model, tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(ModelFileError, match="incomplete or incompatible"):
         IcemonModel.load(bad)
+
+
+def test_phase_quantile_rule_gives_each_phase_its_own_unit():
+    """Each phase's score unit is the quantile of its own synthetic-ice atoms, so every
+    phase has the same small share above the threshold 1; a phase with too few atoms
+    takes the pooled quantile."""
+    from icemon.training.calibrate import PHASE_QUANTILE_MIN_ATOMS, phase_quantiles
+
+    rng = np.random.default_rng(0)
+    stiff, soft = rng.uniform(0, 1, 20_000), rng.uniform(0, 3, 20_000)
+    rare = rng.uniform(0, 2, PHASE_QUANTILE_MIN_ATOMS - 1)
+    scores = np.concatenate([stiff, soft, rare])
+    codes = np.repeat([0, 1, 2], [len(stiff), len(soft), len(rare)])
+    q = phase_quantiles(scores, codes, 3, 0.999)
+    assert q[0] == pytest.approx(0.999, abs=0.01) and q[1] == pytest.approx(2.997, abs=0.03)
+    assert q[2] == np.quantile(scores, 0.999)
+    for k in (0, 1):
+        assert np.mean(scores[codes == k] / q[k] > 1) == pytest.approx(0.001, abs=5e-4)
+
+
+def test_phase_scale_divides_the_score_and_survives_the_model_file(model, tmp_path):
+    """With per-phase units the score is the distance over its nearest phase's unit; the
+    units travel in the model file, and files without them score plain distances."""
+    from icemon.core.classify import PhaseClassifier
+
+    a = reference("III", 10.0)
+    pos = a.positions + np.random.default_rng(3).normal(scale=0.15, size=a.positions.shape)
+    feats = Pipeline(model).soap(pos, a.cell[:])
+    code, raw = model.classifier.nearest(feats)
+    arrays = model.classifier.to_arrays()
+    units = np.linspace(0.5, 2.0, len(model.phases) - 2)
+    scaled = PhaseClassifier.from_arrays({**arrays, "phase_scale": units})
+    code2, score = scaled.nearest(feats)
+    np.testing.assert_array_equal(code, code2)
+    np.testing.assert_allclose(score, raw / units[code])
+    clone = IcemonModel(model.net, scaled, model.soap, model.denoise_steps,
+                        model.denoise_tol, dict(model.meta))
+    loaded = IcemonModel.load(clone.save(tmp_path / "units.npz"))
+    np.testing.assert_array_equal(loaded.classifier.phase_scale, units)
+    assert PhaseClassifier.from_arrays(arrays).phase_scale is None

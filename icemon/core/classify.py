@@ -80,6 +80,14 @@ class PhaseClassifier:
     synthetic ice)."""
     repeat_k: int = REPEAT_K
     """How many other atoms must share an environment for it to count as repeated."""
+    phase_scale: np.ndarray | None = None
+    """(n_phases,) or None. When set, an atom's score is its distance divided by the
+    entry of its nearest phase: each ice's own spread (the quantile of its synthetic,
+    noised and strained samples, :mod:`icemon.training.calibrate`'s ``phase_quantile``
+    rule) is the unit, and the threshold is 1. Ices differ in how far strain and noise
+    move their descriptors (a strained ice VII moves ~1.7× as far as ice II), so one
+    pooled distance is too loose near the stiff ones and too tight near the soft ones.
+    None: scores are plain distances (standardised SOAP units)."""
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
@@ -126,7 +134,10 @@ class PhaseClassifier:
               + (self.ref_features**2).sum(1)[None, :])
         best = np.argmin(d2, axis=1)
         score = np.sqrt(np.maximum(d2[np.arange(len(y)), best], 0.0) + resid2)
-        return self.ref_labels[best], score
+        code = self.ref_labels[best]
+        if self.phase_scale is not None:
+            score = score / self.phase_scale[code]
+        return code, score
 
     def assess(self, features: np.ndarray, positions: np.ndarray, cell: np.ndarray,
                rows: np.ndarray | None = None) -> Assessment:
@@ -209,6 +220,7 @@ class PhaseClassifier:
             "shell": np.array(self.shell), "liquid": np.array(self.liquid),
             "unknown": np.array(self.unknown), "repeat_threshold": np.array(self.repeat_threshold),
             "repeat_k": np.array(self.repeat_k),
+            **({} if self.phase_scale is None else {"phase_scale": self.phase_scale}),
         }
 
     @classmethod
@@ -219,7 +231,9 @@ class PhaseClassifier:
                    float(a["shell"]) if "shell" in a else 0.0,
                    int(a["unknown"]) if "unknown" in a else -1,
                    float(a["repeat_threshold"]) if "repeat_threshold" in a else float("inf"),
-                   int(a["repeat_k"]) if "repeat_k" in a else REPEAT_K)
+                   int(a["repeat_k"]) if "repeat_k" in a else REPEAT_K,
+                   np.asarray(a["phase_scale"], dtype=np.float64) if "phase_scale" in a
+                   else None)
 
 
 def repeat_distance(points: np.ndarray, k: int = REPEAT_K,

@@ -48,6 +48,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     progress=progress, phases=phases, unknown=config.unknown_label,
                     symprec=config.reference_symprec)
     classifier.threshold = cal.threshold
+    classifier.phase_scale = cal.phase_scale
     if config.unknown_label:
         classifier.unknown = classifier.liquid + 1  # the code after liquid
         classifier.repeat_threshold = cal.repeat_threshold

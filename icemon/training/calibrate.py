@@ -14,6 +14,13 @@ as much disorder as possible caught. The random packing is the *least* ordered l
 one can imagine (real water is locally more ice-like), so the valley between it and ice
 (``rule="valley"``, which minimises the sum of both synthetic error rates) sits too far
 from ice; it is kept as an option and its value is recorded for comparison.
+
+``rule="phase_quantile"`` takes that quantile for each phase on its own (over the
+synthetic-ice atoms nearest to it) and makes it the phase's score unit
+(:attr:`PhaseClassifier.phase_scale`; the threshold is then 1): every ice is called
+liquid at the same small rate. One pooled quantile is set by the phases whose
+descriptors strain and noise move farthest (Ic, VII) and is then far too loose near the
+stiff ones (II, Ih), where the liquid's denoised environments land.
 """
 
 from __future__ import annotations
@@ -96,6 +103,9 @@ class Calibration:
     above the liquid threshold is ordered (``unknown``), beyond it liquid."""
     ice_repeats: np.ndarray | None = None
     disorder_repeats: np.ndarray | None = None
+    phase_scale: np.ndarray | None = None
+    """Per-phase score unit of the ``phase_quantile`` rule (then the scores here are
+    already divided by it and the threshold is 1)."""
 
     @property
     def separated(self) -> bool:
@@ -107,6 +117,8 @@ class Calibration:
         return {
             "threshold": self.threshold,
             "rule": self.rule,
+            **({} if self.phase_scale is None else
+               {"phase_quantiles": [float(v) for v in self.phase_scale]}),
             "separated": self.separated,
             "valley_threshold": valley_threshold(self.ice_scores, self.disorder_scores),
             "ice_atoms": len(self.ice_scores),
@@ -129,6 +141,26 @@ class Calibration:
                     self.disorder_repeats <= self.repeat_threshold)),
             }),
         }
+
+
+PHASE_QUANTILE_MIN_ATOMS = 1000
+"""Fewest synthetic-ice atoms nearest to one phase for its own quantile; a phase with
+fewer (it can happen only to a phase whose samples land nearest to another) takes the
+pooled quantile."""
+
+
+def phase_quantiles(scores: np.ndarray, codes: np.ndarray, n_phases: int,
+                    quantile: float) -> np.ndarray:
+    """The ``phase_quantile`` rule: for each phase, the ``quantile`` of the synthetic-ice
+    scores of the atoms nearest to it, i.e. each ice is called liquid at the same small
+    rate (1 − quantile) however far strain and noise move its descriptor."""
+    pooled = float(np.quantile(scores, quantile))
+    out = np.full(n_phases, pooled)
+    for k in range(n_phases):
+        mine = scores[codes == k]
+        if len(mine) >= PHASE_QUANTILE_MIN_ATOMS:
+            out[k] = float(np.quantile(mine, quantile))
+    return out
 
 
 def valley_threshold(ice: np.ndarray, disorder: np.ndarray) -> float:
@@ -190,24 +222,35 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
             cell = np.eye(3) * side
             jobs.append(("disorder", (random_packing(rng, cell, disorder_atoms), cell)))
     scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
+    nearest: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     repeats: dict[str, list[np.ndarray]] = {"ice": [], "disorder": [], "repeat": []}
     for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
         feats = classifier.averaged(soap(den.positions, cell), den.positions, cell)
         if kind != "repeat":
-            scores[kind].append(classifier.nearest(feats)[1])
+            code, score = classifier.nearest(feats)
+            scores[kind].append(score)
+            nearest[kind].append(code)
         if kind != "ice" and unknown:
             # every atom of a sample is a candidate, as every atom of an unknown crystal is
             repeats[kind].append(repeat_distance(classifier.coordinates(feats),
                                                  classifier.repeat_k))
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
+    phase_scale = None
     if rule == "ice_quantile":
         threshold = float(np.quantile(ice, ice_quantile))
     elif rule == "valley":
         threshold = valley_threshold(ice, dis)
+    elif rule == "phase_quantile":
+        codes = np.concatenate(nearest["ice"])
+        phase_scale = phase_quantiles(ice, codes, len(phases), ice_quantile)
+        ice = ice / phase_scale[codes]
+        dis = dis / phase_scale[np.concatenate(nearest["disorder"])]
+        threshold = 1.0
     else:
-        raise ConfigError(f"unknown threshold rule {rule!r} (ice_quantile or valley)")
-    cal = Calibration(threshold, ice, dis, rule)
+        raise ConfigError(f"unknown threshold rule {rule!r} (ice_quantile, phase_quantile "
+                          f"or valley)")
+    cal = Calibration(threshold, ice, dis, rule, phase_scale=phase_scale)
     if unknown:
         ice_rep, dis_rep = np.concatenate(repeats["repeat"]), np.concatenate(repeats["disorder"])
         cal.repeat_threshold = float(np.quantile(ice_rep, ice_quantile))

@@ -48,7 +48,8 @@ class TrainConfig:
     n_components: int = 30
     """PCA components of the standardised reference SOAP vectors."""
     threshold_rule: str = "ice_quantile"
-    """How the liquid threshold is derived from synthetic data (see icemon.training.calibrate)."""
+    """How the liquid threshold is derived from synthetic data (see icemon.training.calibrate):
+    "ice_quantile" (one pooled quantile), "phase_quantile" (each phase its own), "valley"."""
     ice_quantile: float = 0.999
     """Quantile of synthetic-ice scores used as threshold by the "ice_quantile" rule."""
     calibration_sigma: float | None = None
