@@ -20,8 +20,13 @@ def test_shipped_model_records_its_provenance(model):
     assert np.isfinite(model.threshold) and model.threshold > 0
     cal = meta["calibration"]
     # the threshold lies between the synthetic ice and synthetic disorder medians
-    assert cal["separated"] and cal["rule"] == "ice_quantile"
+    assert cal["separated"] and cal["rule"] == "phase_quantile"
     assert cal["ice_q50"] < model.threshold < cal["disorder_q50"]
+    # each reference phase has its own score unit, and the references are the symmetric
+    # lattices the model was trained on, each with its space group
+    assert len(model.classifier.phase_scale) == len(model.phases) - 2  # - liquid, unknown
+    assert model.reference_symprec > 0
+    assert meta["references"]["Ih"]["space_group"] == "P6_3/mmc"
     assert cal["disorder_below"] < 0.01
     assert default_model_path().stat().st_size < 5e6
     # denoising uses the pass count the network was trained for
@@ -120,8 +125,9 @@ def test_phase_scale_divides_the_score_and_survives_the_model_file(model, tmp_pa
     a = reference("III", 10.0)
     pos = a.positions + np.random.default_rng(3).normal(scale=0.15, size=a.positions.shape)
     feats = Pipeline(model).soap(pos, a.cell[:])
-    code, raw = model.classifier.nearest(feats)
     arrays = model.classifier.to_arrays()
+    arrays.pop("phase_scale", None)
+    code, raw = PhaseClassifier.from_arrays(arrays).nearest(feats)  # plain distances
     units = np.linspace(0.5, 2.0, len(model.phases) - 2)
     scaled = PhaseClassifier.from_arrays({**arrays, "phase_scale": units})
     code2, score = scaled.nearest(feats)
@@ -132,3 +138,6 @@ def test_phase_scale_divides_the_score_and_survives_the_model_file(model, tmp_pa
     loaded = IcemonModel.load(clone.save(tmp_path / "units.npz"))
     np.testing.assert_array_equal(loaded.classifier.phase_scale, units)
     assert PhaseClassifier.from_arrays(arrays).phase_scale is None
+    if model.classifier.phase_scale is not None:  # the shipped model's own units apply
+        np.testing.assert_allclose(model.classifier.nearest(feats)[1],
+                                   raw / model.classifier.phase_scale[code])
