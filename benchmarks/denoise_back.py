@@ -19,15 +19,14 @@ import numpy as np
 import torch
 
 from icemon.core.denoise import Denoiser
+from icemon.core.frame import minimum_image
 from icemon.core.modelfile import IcemonModel
 from icemon.training.references import reference
 
 
 def rmsd(x: np.ndarray, x0: np.ndarray, cell: np.ndarray) -> float:
     """RMSD (Å) of ``x`` from ``x0`` under periodic images, mean translation removed."""
-    d = x - x0
-    f = np.linalg.solve(cell.T, d.T).T
-    d = (f - np.round(f)) @ cell
+    d = minimum_image(x - x0, cell)
     d -= d.mean(axis=0)
     return float(np.sqrt((d**2).sum(1).mean()))
 

@@ -39,7 +39,7 @@ from ovito.data import DataCollection, ParticleType
 from ovito.pipeline import ModifierInterface
 from traits.api import Bool, Int, Str, Union
 
-from icemon.core.frame import Frame
+from icemon.core.frame import Frame, minimum_image
 from icemon.errors import ConfigError, IcemonError
 from icemon.phases import phase_color
 
@@ -118,10 +118,8 @@ class IcePhasesModifier(ModifierInterface):
         scores[select] = result.scores
         particles.create_property(SCORE, data=scores)
         if self.denoised:
-            delta = result.denoised - result.frame.positions
-            frac = np.linalg.solve(cell.T, delta.T).T
             moved = positions.copy()
-            moved[select] += (frac - np.round(frac)) @ cell
+            moved[select] += minimum_image(result.denoised - result.frame.positions, cell)
             particles.create_property("Position", data=moved)
 
         counts = result.counts

@@ -21,6 +21,14 @@ def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return frac @ cell
 
 
+def minimum_image(displacements: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Displacements (Å, rows of any leading shape) replaced by their shortest periodic
+    image in ``cell`` (rows, Å), taken in fractional coordinates (exact for displacements
+    under half a cell height, which is all icemon needs)."""
+    frac = np.asarray(displacements) @ np.linalg.inv(cell)
+    return (frac - np.round(frac)) @ cell
+
+
 MAX_DENSITY = 0.15
 """Oxygens per Å^3 above which a frame is refused: 2.5x ice VII (0.06), the densest water
 phase; more means wrong length units (nm or Bohr read as Å), and the neighbour lists of

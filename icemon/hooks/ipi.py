@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from icemon.core.frame import Frame, FrameError, wrap
+from icemon.core.frame import Frame, FrameError, minimum_image, wrap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.pipeline import Pipeline
 from icemon.errors import ConfigError, IcemonError
@@ -63,11 +63,7 @@ def _units():
 def centroid(beads: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """(N, 3) bead average of (P, N, 3) positions (Å), minimum image relative to bead 0."""
     ref = beads[0]
-    inv = np.linalg.inv(cell)
-    d = beads - ref
-    frac = d @ inv
-    d = (frac - np.round(frac)) @ cell
-    return ref + d.mean(axis=0)
+    return ref + minimum_image(beads - ref, cell).mean(axis=0)
 
 
 class IpiMonitor(Hook):

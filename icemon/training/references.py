@@ -24,6 +24,7 @@ from importlib.metadata import version
 import numpy as np
 from ase import Atoms
 
+from icemon.core.frame import minimum_image
 from icemon.errors import PhaseError
 from icemon.phases import ICE_PHASES
 
@@ -77,9 +78,8 @@ def symmetrise(atoms: Atoms, symprec_max: float) -> Symmetrisation:
         return Symmetrisation("P1", 0.0, 0.0, 0.0)
     before = atoms.positions.copy()
     refine_symmetry(atoms, symprec=best[1])
-    d = atoms.positions - before
-    frac = np.linalg.solve(np.asarray(atoms.cell[:]).T, d.T).T
-    shift = np.linalg.norm((frac - np.round(frac)) @ np.asarray(atoms.cell[:]), axis=1)
+    shift = np.linalg.norm(minimum_image(atoms.positions - before, np.asarray(atoms.cell[:])),
+                           axis=1)
     return Symmetrisation(best[2], best[1], float(np.sqrt((shift**2).mean())),
                           float(shift.max()))
 
