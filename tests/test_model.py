@@ -86,10 +86,23 @@ def test_config_round_trip_and_rejects_unknown_keys():
         ScoreNetConfig.from_dict({"cutof": 3.0})
 
 
-@pytest.mark.parametrize("skin", [0.6, 0.05])
+def test_skin_rule_adds_the_two_largest_moves():
+    """Two atoms that each moved less than the skin can still close a gap of the skin
+    between them: the list is stale once the two largest moves add up to it."""
+    from icemon.core.denoise import skin_valid
+
+    built = torch.zeros(5, 3)
+    moved = built.clone()
+    moved[1, 0], moved[3, 1] = 0.4, -0.3
+    assert not skin_valid(moved, built, 0.6)
+    assert skin_valid(moved, built, 0.75)
+    assert skin_valid(moved[:1], built[:1], 0.1)
+
+
+@pytest.mark.parametrize("skin", [1.2, 0.6, 0.05])
 def test_skin_neighbour_list_gives_the_fresh_list_result(net, noisy_ice, skin):
-    """One list at cutoff + skin reused over passes (rebuilt once atoms moved skin / 2: the
-    small skin forces rebuilds) equals passes on freshly built lists."""
+    """One list at cutoff + skin reused over passes (rebuilt once the two largest moves add
+    up to the skin: the small skin forces rebuilds) equals passes on freshly built lists."""
     pos, cell = noisy_ice
     reused = Denoiser(net, 3, 0.0, skin=skin)(pos, cell).positions
     fresh = pos
