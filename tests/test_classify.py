@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 
 from icemon import ICE_PHASES, LIQUID, Frame
+from icemon.core.frame import minimum_image
 from icemon.training.references import reference
 
 from .conftest import gcicenet_frame, random_rotation
 
 
 def _unwrap_noise(x, x0, cell):
-    d = x - x0
-    f = np.linalg.solve(cell.T, d.T).T
-    d = (f - np.round(f)) @ cell
+    d = minimum_image(x - x0, cell)
     return d - d.mean(axis=0)
 
 

@@ -51,8 +51,9 @@ def edges_within(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                  shifts: torch.Tensor, cutoff: float
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The edges of a skin list (built at ``cutoff + skin``) that are shorter than
-    ``cutoff`` Å at the current positions ``pos``; the list stays valid while no atom
-    moved more than ``skin / 2`` since it was built (Verlet's rule)."""
+    ``cutoff`` Å at the current positions ``pos``; the list stays valid while the two
+    largest displacements since it was built add up to less than ``skin``
+    (:func:`icemon.core.denoise.skin_valid`)."""
     with torch.no_grad():
         keep = ((pos[src] + shifts - pos[dst]).norm(dim=1) < cutoff).nonzero().squeeze(1)
     return src[keep], dst[keep], shifts[keep]
