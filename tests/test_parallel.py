@@ -20,6 +20,8 @@ from icemon.demo import mw
 from icemon.io.log import complete_frames, open_log
 from icemon.training.references import reference
 
+from .conftest import gcicenet_frame
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "tests" / "scripts" / "mw_run.py"
 
@@ -54,6 +56,29 @@ def test_grid_cuts_the_long_directions():
     assert best_grid(4, np.array([60.0, 60.0, 60.0]), 6.0) == (1, 1, 4)
     assert sorted(best_grid(16, np.array([60.0, 60.0, 60.0]), 6.0)) == [1, 4, 4]
     assert best_grid(64, np.array([300.0, 300.0, 300.0]), 6.0) == (4, 4, 4)
+
+
+@pytest.mark.parametrize("skin, lists", [(1.2, 1), (0.01, 2)])
+def test_one_skin_list_serves_both_passes_of_a_rank(monkeypatch, pipeline, gcicenet,
+                                                     skin, lists):
+    """A rank builds its share's neighbour list once per frame while the skin rule holds
+    and rebuilds it when it does not; either way the answer is the serial pipeline's.
+    Run in one process on ``COMM_SELF`` (the same code every rank runs)."""
+    from mpi4py import MPI
+
+    from icemon.core import parallel
+
+    builds = []
+    real = parallel.build_graph
+    monkeypatch.setattr(parallel, "build_graph", lambda *a, **k: builds.append(1) or real(*a, **k))
+    monkeypatch.setattr(pipeline.denoiser, "skin", skin)
+    frame = gcicenet_frame(gcicenet, "3")  # real TIP4P/Ice ice III: first steps ~0.3 Å
+    res = parallel.process(pipeline, frame, MPI.COMM_SELF)
+    ref = pipeline.process(frame)
+    assert res.n_denoise_steps == ref.n_denoise_steps == 2
+    assert len(builds) == lists
+    np.testing.assert_array_equal(res.labels, ref.labels)
+    np.testing.assert_allclose(res.denoised, ref.denoised, atol=2e-5)
 
 
 def _run(tmp_path, data, ranks, name, *args):

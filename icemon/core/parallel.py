@@ -6,7 +6,8 @@ fractional coordinates, equal counts per rank, a grid of shares chosen for the s
 halos). Each rank then does the per-atom work of its own atoms only:
 
 - **denoising**: every pass, the score network runs block by block on the rank's own
-  atoms plus a halo one graph cutoff wide; after each block the new node features of
+  atoms plus a halo one graph cutoff wide (its neighbours in a skin list, cutoff + skin,
+  that serves every pass while valid, as in the serial :class:`Denoiser`); after each block the new node features of
   the own atoms are all-gathered (``Allgatherv``), so each block sees exact neighbour
   features and computes messages only towards its own atoms. The alternative, a halo
   ``n_layers × cutoff`` deep with no exchange inside the network, repeats the halo's work
@@ -42,9 +43,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from icemon.core.denoise import check_overlaps
+from icemon.core.denoise import check_overlaps, skin_valid
 from icemon.core.frame import Frame, wrap
-from icemon.core.graph import build_graph
+from icemon.core.graph import build_graph, edges_within
 from icemon.errors import IcemonError
 
 if TYPE_CHECKING:
@@ -196,30 +197,71 @@ def attempt(fn: Callable[[], Any], rank: int) -> tuple[Any, str | None]:
         return None, f"rank {rank}: {type(exc).__name__}: {exc}"
 
 
-def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float, cell: np.ndarray,
-          check: bool) -> np.ndarray:
-    """One denoising pass of the own atoms: ε (n_own, 3) float32, blocks exchanged.
+@dataclass
+class LocalGraph:
+    """One rank's skin neighbour list: edges towards its own atoms within ``cutoff + skin``
+    of the positions ``built_at`` (all atoms, float32), over the atoms ``sub`` (own +
+    halo). It serves every pass while the two largest displacements of *all* atoms since
+    it was built add up to less than the skin (:func:`skin_valid`; every rank holds all
+    positions, so every rank takes the same decision)."""
+
+    sub: np.ndarray
+    own_local: np.ndarray
+    src: torch.Tensor
+    dst: torch.Tensor
+    shifts: torch.Tensor
+    built_at: torch.Tensor
+
+
+def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
+                 cell: np.ndarray) -> LocalGraph:
+    """The rank's skin list on ``pos``; ``moved``: how far (Å) any own atom is from where
+    the shares were cut. The halo is ``cutoff + skin`` wide beyond that, so it holds every
+    atom that can come within the cutoff of an own atom while the list is valid."""
+    den = pipe.denoiser
+    reach = den.model.config.cutoff + den.skin
+    sub = shared.dec.halo(shared.rank, pos, cell, reach + moved + MARGIN)
+    g = build_graph([(pos[sub].astype(np.float64), cell)], reach, den.dtype, den.device)
+    own_local = np.searchsorted(sub, shared.own)
+    is_own = torch.zeros(len(sub), dtype=torch.bool, device=den.device)
+    is_own[torch.as_tensor(own_local, device=den.device)] = True
+    keep = is_own[g.dst]
+    src, dst, shifts = g.src[keep], g.dst[keep], g.shifts[keep]
+    # only the own atoms and their list neighbours carry features the blocks read
+    used = torch.zeros(len(sub), dtype=torch.bool, device=den.device)
+    used[src] = True
+    used |= is_own
+    index = torch.cumsum(used.long(), 0) - 1
+    sub = sub[used.cpu().numpy()]
+    return LocalGraph(sub, np.searchsorted(sub, shared.own), index[src], index[dst], shifts,
+                      torch.as_tensor(pos, device=den.device))
+
+
+def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | None,
+          moved: float, cell: np.ndarray, check: bool) -> tuple[np.ndarray, LocalGraph]:
+    """One denoising pass of the own atoms: ε (n_own, 3) float32, blocks exchanged, and
+    the skin list it used (``graph``, reused if still valid, else rebuilt).
     ``moved``: how far (Å) any own atom is from where the shares were cut."""
     den = pipe.denoiser
     net = den.model
     rank = shared.rank
+    cutoff = net.config.cutoff
 
-    def local_graph():
-        sub = shared.dec.halo(rank, pos, cell, net.config.cutoff + moved + MARGIN)
-        g = build_graph([(pos[sub].astype(np.float64), cell)], net.config.cutoff,
-                        den.dtype, den.device)
-        own_local = np.searchsorted(sub, shared.own)
-        is_own = torch.zeros(len(sub), dtype=torch.bool, device=den.device)
-        is_own[torch.as_tensor(own_local, device=den.device)] = True
-        keep = is_own[g.dst]
-        src, dst, shifts = g.src[keep], g.dst[keep], g.shifts[keep]
+    def edges():
+        g = graph
+        now = torch.as_tensor(pos, device=den.device)
+        if g is None or not skin_valid(now, g.built_at, den.skin):
+            g = _local_graph(pipe, shared, pos, moved, cell)
+        p = now[torch.as_tensor(g.sub, device=den.device)]
+        src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, cutoff)
         if check:
-            check_overlaps(g.pos, src, dst, shifts)
-        return sub, own_local, g.pos, src, dst, shifts
+            check_overlaps(p, src, dst, shifts)
+        return g, p, src, dst, shifts
 
-    (graph, error) = attempt(local_graph, rank)
+    (result, error) = attempt(edges, rank)
     shared.check(error)
-    sub, own_local, p, src, dst, shifts = graph
+    graph, p, src, dst, shifts = result
+    sub, own_local = graph.sub, graph.own_local
     with torch.no_grad():
         sh, basis, x = den.embed(p, src, dst, shifts)
         for k, layer in enumerate(den.blocks):
@@ -232,7 +274,7 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float, cell: n
             full = shared.rows(own_rows, error, dtype=np.float32)
             x = torch.as_tensor(full[sub], device=den.device)
         eps = net.readout(x[own_local])
-    return eps.cpu().numpy()
+    return eps.cpu().numpy(), graph
 
 
 def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
@@ -254,10 +296,11 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
     pos = start.astype(np.float32)
     history: list[float] = []
     t_net = 0.0
+    graph: LocalGraph | None = None
     for k in range(den.max_steps):
         t1 = time.perf_counter()
         moved = _largest_move(pos[own], start[own])
-        eps = _pass(pipe, shared, pos, moved, cell, check=k == 0)
+        eps, graph = _pass(pipe, shared, pos, graph, moved, cell, check=k == 0)
         t_net += time.perf_counter() - t1
         mine = pos[own] - eps
         pos = shared.rows(mine, dtype=np.float32)
