@@ -111,3 +111,22 @@ def test_skin_neighbour_list_gives_the_fresh_list_result(net, noisy_ice, skin):
     for _ in range(3):
         fresh = fresh - d.epsilon(fresh, cell)
     np.testing.assert_allclose(minimum_image(reused - fresh, cell), 0.0, atol=2e-5)
+
+
+def test_a_block_updates_just_its_first_rows_as_the_whole_graph_would(net, noisy_ice):
+    """What an MPI rank does (:mod:`icemon.core.parallel`): its own atoms first, messages
+    only towards them; the updated rows equal those of the whole-graph block."""
+    from icemon.core.graph import build_graph
+
+    pos, cell = noisy_ice
+    net = copy.deepcopy(net).double()
+    g = build_graph([(pos, cell)], net.config.cutoff, torch.float64)
+    n_out = len(pos) // 3
+    with torch.no_grad():
+        sh, basis, x = net.embed(g.pos, g.src, g.dst, g.shifts)
+        x = net.layers[0](x, sh, basis, g.src, g.dst)  # features that differ by atom
+        whole = net.layers[1](x, sh, basis, g.src, g.dst)
+        mine = g.dst < n_out
+        part = net.layers[1](x, sh[mine], basis[mine], g.src[mine], g.dst[mine], x[:n_out])
+    assert part.shape[0] == n_out
+    np.testing.assert_allclose(part.numpy(), whole[:n_out].numpy(), atol=1e-12)

@@ -128,13 +128,17 @@ class Interaction(nn.Module):
         self.self_connection = o3.Linear(irreps_in, irreps_pre)
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x, sh, basis, src, dst) -> torch.Tensor:
+    def forward(self, x, sh, basis, src, dst, x_out=None) -> torch.Tensor:
+        """New features of the nodes ``x_out`` (default: all of ``x``), which must be the
+        first rows of ``x``: an MPI rank orders its own atoms first and updates only them
+        (its halo atoms send messages but are updated by their owners)."""
         h = self.linear_in(x)
         msg = self.tp(h[src], sh, self.radial(basis))
-        agg = torch.zeros(x.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
+        x_out = x if x_out is None else x_out
+        agg = torch.zeros(x_out.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
         agg.index_add_(0, dst, msg)
         agg = agg / math.sqrt(self.avg_neighbors)
-        return self.gate(self.linear_out(agg) + self.self_connection(x))
+        return self.gate(self.linear_out(agg) + self.self_connection(x_out))
 
 
 class ScoreNet(nn.Module):

@@ -206,6 +206,8 @@ class LocalGraph:
     positions, so every rank takes the same decision)."""
 
     sub: np.ndarray
+    """Global indices of the list's atoms: the own atoms first (ascending), then the halo
+    atoms that are neighbours of own atoms."""
     own_local: np.ndarray
     src: torch.Tensor
     dst: torch.Tensor
@@ -227,14 +229,17 @@ def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
     is_own[torch.as_tensor(own_local, device=den.device)] = True
     keep = is_own[g.dst]
     src, dst, shifts = g.src[keep], g.dst[keep], g.shifts[keep]
-    # only the own atoms and their list neighbours carry features the blocks read
+    # only the own atoms and their list neighbours carry features the blocks read; the
+    # own atoms come first, so that a block updates just its first rows
     used = torch.zeros(len(sub), dtype=torch.bool, device=den.device)
     used[src] = True
-    used |= is_own
-    index = torch.cumsum(used.long(), 0) - 1
-    sub = sub[used.cpu().numpy()]
-    return LocalGraph(sub, np.searchsorted(sub, shared.own), index[src], index[dst], shifts,
-                      torch.as_tensor(pos, device=den.device))
+    used &= ~is_own
+    order = torch.cat([torch.as_tensor(own_local, device=den.device),
+                       used.nonzero().squeeze(1)])
+    index = torch.empty(len(sub), dtype=torch.long, device=den.device)
+    index[order] = torch.arange(len(order), device=den.device)
+    return LocalGraph(sub[order.cpu().numpy()], np.arange(len(own_local)), index[src],
+                      index[dst], shifts, torch.as_tensor(pos, device=den.device))
 
 
 def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | None,
@@ -261,19 +266,21 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
     (result, error) = attempt(edges, rank)
     shared.check(error)
     graph, p, src, dst, shifts = result
-    sub, own_local = graph.sub, graph.own_local
+    sub, n_own = graph.sub, len(graph.own_local)
     with torch.no_grad():
         sh, basis, x = den.embed(p, src, dst, shifts)
         for k, layer in enumerate(den.blocks):
-            y, error = attempt(lambda f=layer, x=x: f(x, sh, basis, src, dst), rank)
+            # the own atoms are the first rows: only they are updated here
+            y, error = attempt(lambda f=layer, x=x: f(x, sh, basis, src, dst, x[:n_own]),
+                               rank)
             if k == len(den.blocks) - 1:
                 shared.check(error)
                 x = y
                 break
-            own_rows = None if y is None else y[own_local].cpu().numpy()
+            own_rows = None if y is None else y.cpu().numpy()
             full = shared.rows(own_rows, error, dtype=np.float32)
             x = torch.as_tensor(full[sub], device=den.device)
-        eps = net.readout(x[own_local])
+        eps = net.readout(x)
     return eps.cpu().numpy(), graph
 
 
