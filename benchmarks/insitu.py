@@ -89,8 +89,9 @@ def main() -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network (compiled in the untimed step-0 frame)")
     p.add_argument("--repeat", type=int, default=1,
-                   help="alternate the plain and monitored runs this many times; medians "
-                        "are printed (the MD wall time itself varies by several per cent)")
+                   help="repeat everything this many times, rank counts alternating (1, 2, "
+                        "1, 2, ...); medians are printed (the MD wall time itself varies "
+                        "by several per cent)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -107,16 +108,31 @@ def main() -> None:
     print(f"mW ice Ih, {len(atoms)} molecules, {a.steps} steps of 10 fs, {os.cpu_count()} cores")
     print(f"{'ranks':>5s} {'every':>6s} {'overlap':>7s} {'MD s':>7s} {'MD+mon s':>9s} "
           f"{'overhead':>9s} {'frames':>6s} {'mon s/frame':>11s}")
+    # the rank counts alternate within every repetition (1, 2, 1, 2, ...), so that a
+    # machine that speeds up or slows down during the benchmark (shared cloud cores:
+    # ±20 % over minutes, measured) biases neither side of the strong-scaling ratio
+    by_ranks: dict[int, list[dict]] = {r: [] for r in a.ranks}
+    pairs: list[dict[tuple[int, int, bool], float]] = []
+    for _ in range(a.repeat):
+        this: dict[tuple[int, int, bool], float] = {}
+        for ranks in a.ranks:
+            cmd = [mpirun, "-np", str(ranks), sys.executable, __file__, "--worker", "--data",
+                   str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--overlap",
+                   a.overlap, "--repeat", "1", "--every", *map(str, a.every)] + (
+                       ["--model", a.model] if a.model else []) + (
+                       ["--compile"] if a.compile else [])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(out.stderr[-3000:])
+            rows = json.loads([ln for ln in out.stdout.splitlines()
+                               if ln.startswith("RESULT ")][0][7:])
+            by_ranks[ranks] += rows
+            for r in rows:
+                if r["every"] is not None and r["frames"]:
+                    this[ranks, r["every"], r["overlap"]] = r["monitor_s"] / r["frames"]
+        pairs.append(this)
     per_frame: dict[tuple[int, int, bool], float] = {}
-    for ranks in a.ranks:
-        cmd = [mpirun, "-np", str(ranks), sys.executable, __file__, "--worker", "--data",
-               str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--overlap", a.overlap,
-               "--repeat", str(a.repeat), "--every", *map(str, a.every)] + (["--model", a.model] if a.model else []) + (
-                   ["--compile"] if a.compile else [])
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(out.stderr[-3000:])
-        rows = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][0][7:])
+    for ranks, rows in by_ranks.items():
         plain = [r["wall"] for r in rows if r["every"] is None]
         base = float(np.median(plain))
         spread = f" (runs {', '.join(f'{w:.1f}' for w in plain)})" if len(plain) > 1 else ""
@@ -139,10 +155,13 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     print("\nstrong scaling: monitor s/frame on P ranks / on 1 rank (same model, same frames)")
     for (ranks, every, overlap), t in sorted(per_frame.items()):
-        if ranks > 1 and (1, every, overlap) in per_frame:
+        key1 = (1, every, overlap)
+        if ranks > 1 and key1 in per_frame:
+            each = [f"{d[ranks, every, overlap] / d[key1]:.2f}" for d in pairs
+                    if (ranks, every, overlap) in d and key1 in d]
             print(f"  P = {ranks}, every = {every}, overlap {'yes' if overlap else 'no'}: "
-                  f"{t:.3f} / {per_frame[1, every, overlap]:.3f} s = "
-                  f"{t / per_frame[1, every, overlap]:.2f}")
+                  f"{t:.3f} / {per_frame[key1]:.3f} s = {t / per_frame[key1]:.2f}"
+                  f" (each repetition, adjacent runs: {', '.join(each)})")
     model_ranks(len(atoms), per_frame.get((1, a.every[-1], False)), a.model)
 
 
