@@ -25,16 +25,7 @@ def test_ideal_references_classify_100_percent(pipeline, code, phase):
     assert res.scores.max() < pipeline.threshold / 2
 
 
-KNOWN_DRIFT = pytest.mark.xfail(
-    strict=True,
-    reason="from σ = 0.1 Å the shipped network's 2 passes leave ice II 0.053 Å from its "
-           "lattice (0.050 Å mean of seeds 11 and 12, benchmarks/denoise_back.py; the v0.2 "
-           "network 0.067 Å); labels stay II (benchmark: 100 % seven-class), but the RMSD "
-           "criterion is not met yet")
-
-
-@pytest.mark.parametrize("phase", [pytest.param(p, marks=KNOWN_DRIFT) if p == "II" else p
-                                   for p in ICE_PHASES])
+@pytest.mark.parametrize("phase", ICE_PHASES)
 def test_noised_references_denoise_back(pipeline, phase):
     """Thermal-like noise (σ = 0.1 Å per component) is removed to RMSD < 0.05 Å from the
     model's ideal lattice (GenIce's sites, symmetrised if the model was trained so)."""
