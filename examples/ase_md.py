@@ -18,7 +18,6 @@ from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.hooks.ase
 import icemon.io.log
-from icemon import PHASES
 from icemon.demo import mw
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -43,8 +42,9 @@ with icemon.hooks.ase.Observer(atoms, log=a.log, dyn=dyn) as obs:
     dyn.attach(obs, interval=a.every)
     dyn.run(a.steps)
 with icemon.io.log.open_log(a.log) as f:
+    phases = icemon.io.log.log_phases(f)  # the model's names, "unknown" included
     n = f["step"].shape[0]
     for k in range(n):
         fr = f["fractions"][k]
         print(f"step {f['step'][k]:6d}  t = {f['time'][k]:6.2f} ps  " + ", ".join(
-            f"{PHASES[i]} {100 * x:.1f}%" for i, x in enumerate(fr) if x > 0))
+            f"{phases[i]} {100 * x:.1f}%" for i, x in enumerate(fr) if x > 0))

@@ -23,7 +23,6 @@ from ipi.scripting import (
 )
 
 import icemon.hooks.ipi
-from icemon import PHASES
 from icemon.analysis import Log
 from icemon.demo import mw
 
@@ -83,4 +82,4 @@ for path in mon.paths:
         for k in range(log.n_frames):
             fr = log.fractions[k]
             print(f"  step {log.steps[k]:5d}  t = {log.times[k]:6.3f} ps  " + ", ".join(
-                f"{PHASES[i]} {100 * x:.1f}%" for i, x in enumerate(fr) if x > 0))
+                f"{log.phases[i]} {100 * x:.1f}%" for i, x in enumerate(fr) if x > 0))

