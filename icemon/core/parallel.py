@@ -6,10 +6,11 @@ fractional coordinates, equal counts per rank, a grid of shares chosen for the s
 halos). Each rank then does the per-atom work of its own atoms only:
 
 - **denoising**: every pass, the score network runs block by block on the rank's own
-  atoms plus a halo one graph cutoff wide (its neighbours in a skin list, cutoff + skin,
-  that serves every pass while valid, as in the serial :class:`Denoiser`); after each block the new node features of
-  the own atoms are all-gathered (``Allgatherv``), so each block sees exact neighbour
-  features and computes messages only towards its own atoms. The alternative, a halo
+  atoms plus a halo one graph cutoff wide (their neighbours in a skin list, cutoff +
+  skin, that serves every pass while valid, as in the serial :class:`Denoiser`); after
+  each block the new node features of the own atoms are all-gathered (``Allgatherv``),
+  so each block sees exact neighbour features and computes messages only towards its
+  own atoms. The alternative, a halo
   ``n_layers × cutoff`` deep with no exchange inside the network, repeats the halo's work
   on every rank: on the 8,064-O benchmark box split in two it is 83 % of all atoms per
   rank against 61 % for one cutoff (measured with :meth:`Decomposition.halo`), so
@@ -208,7 +209,8 @@ class LocalGraph:
     sub: np.ndarray
     """Global indices of the list's atoms: the own atoms first (ascending), then the halo
     atoms that are neighbours of own atoms."""
-    own_local: np.ndarray
+    n_own: int
+    """How many own atoms (the first rows of :attr:`sub`)."""
     src: torch.Tensor
     dst: torch.Tensor
     shifts: torch.Tensor
@@ -238,7 +240,7 @@ def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
                        used.nonzero().squeeze(1)])
     index = torch.empty(len(sub), dtype=torch.long, device=den.device)
     index[order] = torch.arange(len(order), device=den.device)
-    return LocalGraph(sub[order.cpu().numpy()], np.arange(len(own_local)), index[src],
+    return LocalGraph(sub[order.cpu().numpy()], len(own_local), index[src],
                       index[dst], shifts, torch.as_tensor(pos, device=den.device))
 
 
@@ -266,7 +268,7 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
     (result, error) = attempt(edges, rank)
     shared.check(error)
     graph, p, src, dst, shifts = result
-    sub, n_own = graph.sub, len(graph.own_local)
+    sub, n_own = graph.sub, graph.n_own
     with torch.no_grad():
         sh, basis, x = den.embed(p, src, dst, shifts)
         for k, layer in enumerate(den.blocks):
