@@ -10,7 +10,8 @@ where the time goes (neighbour lists, network, SOAP, classification); end-to-end
 threads sharing each frame, and (``--workers``) with whole frames shared by one-thread
 worker processes (:class:`icemon.core.pool.FramePool`, what ``icemon classify --workers``
 does: wall time of every frame through the pool, pickling included). OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
-same run, and each model's throughput is printed as a ratio to it. A closing Pareto table
+same run, again after every model, and each model's throughput is printed as a ratio to
+the mean of the CHILL+ runs just before and after it. A closing Pareto table
 lists every model on one line.
 
     python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile no|yes|both] [--workers 2]
@@ -252,8 +253,21 @@ def main() -> int:
     for m, compiled in [(m, c) for m in args.model or [None] for c in modes]:
         t0 = time.perf_counter()
         res = evaluate(m, frames, args.denoise_steps, args.threads, compiled, args.workers)
+        # CHILL+ is timed again right after every model, and each model is compared with
+        # the mean time of the CHILL+ runs just before and just after it: this machine's
+        # speed drifts by tens of per cent within minutes (measured: the same network took
+        # 3.9 s and 2.7 s in one run), so one CHILL+ figure at the start would not be a peer
+        # in the same conditions.
+        peer = None
+        if chill is not None:
+            after = chillplus_rate(frames)
+            assert after is not None
+            peer = 2.0 / (1.0 / chill[0] + 1.0 / after[0])
+            print(f"CHILL+ before / after this model: {chill[0]:.3g} / {after[0]:.3g} O/s "
+                  f"(peer rate {peer:.3g})")
+            chill = after
         name = (Path(m).stem if m else "shipped") + (" (compiled)" if compiled else "")
-        summaries[name] = report(name, res, chill[0] if chill else None)
+        summaries[name] = report(name, res, peer)
         print(f"({time.perf_counter() - t0:.0f} s)")
     pareto(summaries)
     return 0

@@ -56,7 +56,7 @@ def worker(a: argparse.Namespace) -> None:
             comm.Barrier()
             mon = icemon.hooks.lammps.attach(lmp, every=every, oxygens=1, log=log,
                                              overlap=overlap, model=model,
-                                             compile=a.compile)
+                                             compile=a.compile, threads=a.threads)
             lmp.command("run 0")  # untimed: classifies step 0 and warms the model up
             if mon.monitor is not None:
                 mon.monitor.flush()
@@ -88,6 +88,11 @@ def main() -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network (compiled in the untimed step-0 frame)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="cores the monitor may use on each rank (torch threads = SOAP "
+                        "processes; default 1: one core per rank, so that the strong-scaling "
+                        "ratio compares 1 core with 2; 0 = icemon's default, torch's own "
+                        "thread count, which under mpirun is 1 per process here too)")
     p.add_argument("--repeat", type=int, default=1,
                    help="repeat everything this many times, rank counts alternating (1, 2, "
                         "1, 2, ...); medians are printed (the MD wall time itself varies "
@@ -105,7 +110,8 @@ def main() -> None:
     atoms = mw.ice("Ih", a.size)
     data = mw.write_data(atoms, tmp / "ice.data")
     mpirun = shutil.which("mpirun") or str(Path(sys.executable).parent / "mpirun")
-    print(f"mW ice Ih, {len(atoms)} molecules, {a.steps} steps of 10 fs, {os.cpu_count()} cores")
+    print(f"mW ice Ih, {len(atoms)} molecules, {a.steps} steps of 10 fs, {os.cpu_count()} cores, "
+          f"monitor threads per rank: {a.threads or 'default'}")
     print(f"{'ranks':>5s} {'every':>6s} {'overlap':>7s} {'MD s':>7s} {'MD+mon s':>9s} "
           f"{'overhead':>9s} {'frames':>6s} {'mon s/frame':>11s}")
     # the rank counts alternate within every repetition (1, 2, 1, 2, ...), so that a
@@ -120,7 +126,7 @@ def main() -> None:
                    str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--overlap",
                    a.overlap, "--repeat", "1", "--every", *map(str, a.every)] + (
                        ["--model", a.model] if a.model else []) + (
-                       ["--compile"] if a.compile else [])
+                       ["--compile"] if a.compile else []) + ["--threads", str(a.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(out.stderr[-3000:])
