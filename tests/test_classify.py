@@ -113,6 +113,11 @@ def test_shell_average_of_descriptors():
     np.testing.assert_allclose(out, [[3.0, 1], [1.5, 0], [3.5, 1.5]])
     np.testing.assert_allclose(shell_average(vals[:, 0], pos, cell, 3.2), out[:, 0])
     np.testing.assert_array_equal(shell_average(vals, pos, cell, 0.0), vals)
+    # only some rows, in the order asked (an MPI rank's own atoms)
+    np.testing.assert_allclose(shell_average(vals, pos, cell, 3.2, rows=np.array([2, 0])),
+                               out[[2, 0]])
+    np.testing.assert_array_equal(shell_average(vals, pos, cell, 0.0, rows=np.array([1])),
+                                  vals[[1]])
 
 
 def test_assess_is_the_average_then_nearest_reference(pipeline, md_frame):

@@ -159,7 +159,7 @@ class PhaseClassifier:
         nearest, atom_scores = self._nearest(y, resid2)
         scores = atom_scores
         if self.shell > 0:
-            z = shell_average(z_all, positions, cell, self.shell)[sel]
+            z = shell_average(z_all, positions, cell, self.shell, rows)
             y = z @ self.components.T
             resid2 = self._residual2(z, y)
             nearest, scores = self._nearest(y, resid2)
@@ -270,9 +270,10 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
 
 
 def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
-                  radius: float) -> np.ndarray:
+                  radius: float, rows: np.ndarray | None = None) -> np.ndarray:
     """Each atom's values (N,) or (N, F) averaged with those of its neighbours within
-    ``radius`` Å (the atom itself included).
+    ``radius`` Å (the atom itself included); with ``rows`` (indices), only those atoms'
+    averages, in that order (an MPI rank needs its own atoms', not its halo's).
 
     As Lechner and Dellago average Steinhardt parameters over neighbours, averaging SOAP
     vectors over the first and second O–O shells (≈ 4.8 Å) removes most of the
@@ -285,14 +286,22 @@ def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     from icemon.core.neighbors import neighbor_list
 
     values = np.asarray(values, dtype=np.float64)
-    if radius <= 0:
-        return values
     n = len(values)
+    want = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if radius <= 0:
+        return values[want]
     i, j, _ = neighbor_list(positions, cell, radius)
+    if rows is not None:  # keep the pairs centred on a wanted atom, renumbered
+        slot = np.full(n, -1, dtype=np.int64)
+        slot[want] = np.arange(len(want))
+        i = slot[i]
+        keep = i >= 0
+        i, j = i[keep], j[keep]
     # (self + neighbours) as a sparse matrix: one product averages every column at once
-    rows = np.concatenate([np.arange(n), i])
-    cols = np.concatenate([np.arange(n), j])
-    shell = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    count = np.bincount(rows, minlength=n).astype(np.float64)
+    m = len(want)
+    r = np.concatenate([np.arange(m), i])
+    c = np.concatenate([want, j])
+    shell = csr_matrix((np.ones(len(r)), (r, c)), shape=(m, n))
+    count = np.bincount(r, minlength=m).astype(np.float64)
     total = shell @ values
     return total / (count if values.ndim == 1 else count[:, None])
