@@ -49,6 +49,12 @@ def worker(a: argparse.Namespace) -> None:
         lmp.commands_list(mw.setup_commands(data, 250.0, barostat=None))
         lmp.command("run 0")
         mon = None
+        stages: dict[str, float] = {}
+
+        def add(result, stages=stages):  # the pipeline's own stage times, rank 0
+            for k, v in result.timings.items():
+                stages[k] = stages.get(k, 0.0) + v
+
         if every:
             log = Path(a.tmp) / f"np{comm.size}_{every}_{int(overlap)}.h5"
             if comm.rank == 0 and log.exists():
@@ -56,12 +62,14 @@ def worker(a: argparse.Namespace) -> None:
             comm.Barrier()
             mon = icemon.hooks.lammps.attach(lmp, every=every, oxygens=1, log=log,
                                              overlap=overlap, model=model,
-                                             compile=a.compile, threads=a.threads)
+                                             compile=a.compile, threads=a.threads,
+                                             on_frame=add)
             lmp.command("run 0")  # untimed: classifies step 0 and warms the model up
             if mon.monitor is not None:
                 mon.monitor.flush()
         # the warm-up frame (and any compilation in it) is not a per-frame cost
         warm = mon.monitor.seconds if mon and mon.monitor is not None else 0.0
+        stages.clear()
         comm.Barrier()
         t0 = time.perf_counter()
         lmp.command(f"run {a.steps}")
@@ -72,7 +80,8 @@ def worker(a: argparse.Namespace) -> None:
         if comm.rank == 0:
             rows.append({"every": every, "overlap": overlap, "wall": wall,
                          "frames": mon.monitor.n_logged - 1 if mon else 0,
-                         "monitor_s": mon.monitor.seconds - warm if mon else 0.0})
+                         "monitor_s": mon.monitor.seconds - warm if mon else 0.0,
+                         "stages": dict(stages)})
         lmp.close()
     if comm.rank == 0:
         print("RESULT " + json.dumps(rows), flush=True)
@@ -159,6 +168,19 @@ def main() -> None:
                   f"{wall:9.2f} {100 * (wall - base) / base:8.1f}% {frames:6d} "
                   f"{t:11.3f}{spread}")
     shutil.rmtree(tmp, ignore_errors=True)
+    print("\nmonitor s/frame by stage on rank 0 (pipeline stages; 'log' = the rest of the "
+          "monitor's time: appending to the HDF5 log)")
+    print(f"{'ranks':>5s} {'every':>6s} {'overlap':>7s} {'denoise':>8s} {'network':>8s} "
+          f"{'soap':>8s} {'classify':>8s} {'log':>8s}")
+    for ranks, rows in by_ranks.items():
+        for r in rows:
+            st, n = r.get("stages") or {}, r["frames"]
+            if r["every"] is None or not n or not st:
+                continue
+            log_s = (r["monitor_s"] - st["total"]) / n
+            print(f"{ranks:5d} {r['every']:6d} {'yes' if r['overlap'] else 'no':>7s} "
+                  + " ".join(f"{st[k] / n:8.3f}" for k in ("denoise", "network", "soap",
+                                                           "classify")) + f" {log_s:8.3f}")
     print("\nstrong scaling: monitor s/frame on P ranks / on 1 rank (same model, same frames)")
     for (ranks, every, overlap), t in sorted(per_frame.items()):
         key1 = (1, every, overlap)

@@ -41,7 +41,10 @@ def test_schema_and_contents(tmp_path):
         np.testing.assert_allclose(f["time"][()], [0.0, 1.0, 2.0])
         assert f["labels"].dtype == np.int8 and f["labels"].shape == (3, 5)
         assert f["scores"].dtype == np.float32 and f["cell"].shape == (3, 3, 3)
-        assert f["positions"].shape == (3, 5, 3) and f["positions"].compression == "gzip"
+        # one uncompressed chunk per frame: gzip shrank float32 coordinates by 12 % for
+        # most of the time a frame spends in the log
+        assert f["positions"].shape == (3, 5, 3) and f["positions"].compression is None
+        assert f["positions"].chunks == (1, 5, 3)
         assert f["fractions"].shape == (3, 8)
         for k, r in enumerate(results):
             np.testing.assert_array_equal(f["labels"][k], r.labels)

@@ -69,8 +69,9 @@ def test_one_skin_list_serves_both_passes_of_a_rank(monkeypatch, pipeline, gcice
     from icemon.core import parallel
 
     builds = []
-    real = parallel.build_graph
-    monkeypatch.setattr(parallel, "build_graph", lambda *a, **k: builds.append(1) or real(*a, **k))
+    real = parallel.neighbor_pairs
+    monkeypatch.setattr(parallel, "neighbor_pairs",
+                        lambda *a, **k: builds.append(1) or real(*a, **k))
     monkeypatch.setattr(pipeline.denoiser, "skin", skin)
     frame = gcicenet_frame(gcicenet, "3")  # real TIP4P/Ice ice III: first steps ~0.3 Å
     res = parallel.process(pipeline, frame, MPI.COMM_SELF)

@@ -45,6 +45,20 @@ def test_big_frames_compare_with_a_deterministic_subset():
     assert brute.max() < 0.2
 
 
+def test_a_share_of_the_points_gets_the_distances_of_the_whole():
+    """MPI ranks each compute the distances of their own far atoms (``rows``) against the
+    sample of all of them: the same numbers as one call over every point, including the
+    rule that a sampled point is not its own copy."""
+    rng = np.random.default_rng(3)
+    points = np.concatenate([_crystal_like(rng, n_orbits=3, copies=300),
+                             rng.normal(0, 1, size=(400, 31))])
+    whole = repeat_distance(points, k=4, sample=256)  # stride 6: sampled points among them
+    rows = rng.permutation(len(points))[:500]
+    np.testing.assert_array_equal(repeat_distance(points, k=4, sample=256, rows=rows),
+                                  whole[rows])
+    assert repeat_distance(points, k=4, rows=np.zeros(0, dtype=int)).shape == (0,)
+
+
 def _classifier(unknown: int) -> PhaseClassifier:
     d = 6
     clf = PhaseClassifier(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),

@@ -188,15 +188,19 @@ class PhaseClassifier:
         return scores > self.threshold
 
     def label(self, nearest: np.ndarray, scores: np.ndarray,
-              far_coordinates: np.ndarray | None = None) -> np.ndarray:
+              far_coordinates: np.ndarray | None = None,
+              far_distances: np.ndarray | None = None) -> np.ndarray:
         """int8 labels: the nearest reference phase; where score > threshold, ``unknown``
         if the environment repeats among the other atoms above the threshold, else
         ``liquid``. ``far_coordinates``: the :meth:`coordinates` of just the :meth:`far`
-        atoms, in order (None, or a model without the label: every far atom is liquid)."""
+        atoms, in order (None, or a model without the label: every far atom is liquid);
+        ``far_distances``: their :func:`repeat_distance` if already computed (MPI ranks
+        compute it for their own far atoms)."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
         if self.unknown >= 0 and far_coordinates is not None and far.any():
-            d = repeat_distance(far_coordinates, self.repeat_k)
+            d = (repeat_distance(far_coordinates, self.repeat_k) if far_distances is None
+                 else far_distances)
             labels[np.flatnonzero(far)[d <= self.repeat_threshold]] = self.unknown
         return labels
 
@@ -237,11 +241,13 @@ class PhaseClassifier:
 
 
 def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
-                    sample: int = REPEAT_SAMPLE) -> np.ndarray:
+                    sample: int = REPEAT_SAMPLE, rows: np.ndarray | None = None) -> np.ndarray:
     """(n,) distance from each of ``points`` (n, d) to its ``k``-th nearest *other* point,
     among at most ``sample`` of them (every ⌈n / sample⌉-th point: deterministic, so that
     every MPI rank and every rerun finds the same); infinite when there are not ``k``
-    others.
+    others. With ``rows`` (indices into ``points``), only those points' distances, in
+    that order, against the same sample: MPI ranks share the far atoms this way (on an
+    all-liquid 8,064-O frame the whole check is ~0.13 s).
 
     Small in a crystal, whose environments repeat once per Wyckoff orbit, large in a
     liquid, whose environments are each their own; this is what tells an unknown lattice
@@ -249,7 +255,8 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
     sample) time, O(chunk × sample) memory."""
     points = np.asarray(points, dtype=np.float32)
     n = len(points)
-    out = np.full(n, np.inf, dtype=np.float32)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.full(len(rows), np.inf, dtype=np.float32)
     stride = max(1, -(-n // sample))
     db_index = np.arange(0, n, stride)
     if len(db_index) <= k:
@@ -257,13 +264,13 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
     db = points[db_index]
     db2 = (db * db).sum(1)
     chunk = max(1, 2**22 // len(db))
-    for lo in range(0, n, chunk):
-        q = points[lo:lo + chunk]
+    for lo in range(0, len(rows), chunk):
+        at = rows[lo:lo + chunk]
+        q = points[at]
         d2 = (q * q).sum(1)[:, None] - 2.0 * q @ db.T + db2[None, :]
         # an atom is not its own copy
-        rows = np.arange(lo, min(lo + chunk, n))
-        mine = rows % stride == 0
-        d2[np.flatnonzero(mine), rows[mine] // stride] = np.inf
+        mine = at % stride == 0
+        d2[np.flatnonzero(mine), at[mine] // stride] = np.inf
         kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
         out[lo:lo + chunk] = np.sqrt(np.maximum(kth, 0.0))
     return out

@@ -6,6 +6,26 @@ import numpy as np
 from vesin import NeighborList
 
 
+def neighbor_pairs(
+    positions: np.ndarray, cell: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full periodic neighbour list within ``cutoff`` (Å), image offsets as integers.
+
+    Returns:
+        (i, j, images): centre and neighbour indices and the (E, 3) integer cell images
+        such that ``r_ij = positions[j] + images @ cell - positions[i]`` (a caller that
+        keeps only some pairs converts only those to Å).
+    """
+    nl = NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, s = nl.compute(
+        points=np.ascontiguousarray(positions, dtype=np.float64),
+        box=np.ascontiguousarray(cell, dtype=np.float64),
+        periodic=True,
+        quantities="ijS",
+    )
+    return i.astype(np.int64, copy=False), j.astype(np.int64, copy=False), s
+
+
 def neighbor_list(
     positions: np.ndarray, cell: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -15,12 +35,5 @@ def neighbor_list(
         (i, j, shifts): int64 centre and neighbour indices, and the (E, 3) Cartesian
         image offsets (Å) such that ``r_ij = positions[j] + shifts - positions[i]``.
     """
-    nl = NeighborList(cutoff=float(cutoff), full_list=True)
-    i, j, s = nl.compute(
-        points=np.ascontiguousarray(positions, dtype=np.float64),
-        box=np.ascontiguousarray(cell, dtype=np.float64),
-        periodic=True,
-        quantities="ijS",
-    )
-    shifts = s.astype(np.float64) @ np.asarray(cell, dtype=np.float64)
-    return i.astype(np.int64), j.astype(np.int64), shifts
+    i, j, s = neighbor_pairs(positions, cell, cutoff)
+    return i, j, s.astype(np.float64) @ np.asarray(cell, dtype=np.float64)

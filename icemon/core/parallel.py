@@ -44,9 +44,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from icemon.core.classify import repeat_distance
 from icemon.core.denoise import check_overlaps, skin_valid
 from icemon.core.frame import Frame, wrap
-from icemon.core.graph import build_graph, edges_within
+from icemon.core.graph import edges_within
+from icemon.core.neighbors import neighbor_pairs
 from icemon.errors import IcemonError
 
 if TYPE_CHECKING:
@@ -85,7 +87,7 @@ class Decomposition:
               halo: float = 6.0) -> Decomposition:
         """Shares of ``positions`` (Å) for ``size`` ranks; the grid minimises the halo
         volume for a halo ``halo`` Å wide."""
-        frac = np.linalg.solve(cell.T, np.asarray(positions, dtype=np.float64).T).T % 1.0
+        frac = fractional(positions, cell)
         heights = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)
         grid = best_grid(size, heights, halo)
         owner = np.zeros(len(frac), dtype=np.int64)
@@ -123,7 +125,7 @@ class Decomposition:
         """Sorted indices of the atoms ``rank`` owns plus every atom within ``width`` Å
         of its share's box (a superset of the atoms within ``width`` of its own atoms,
         periodic images included)."""
-        frac = np.linalg.solve(cell.T, np.asarray(positions, dtype=np.float64).T).T % 1.0
+        frac = fractional(positions, cell)
         keep = self.owner == rank
         inside = np.ones(len(frac), dtype=bool)
         for axis in range(3):
@@ -134,6 +136,13 @@ class Decomposition:
             f = frac[:, axis]
             inside &= ((f - (lo - w)) % 1.0) < (hi - lo + 2 * w)
         return np.flatnonzero(keep | inside)
+
+
+def fractional(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """(N, 3) fractional coordinates in [0, 1) of ``positions`` (Å) in ``cell`` (rows:
+    lattice vectors, Å): one product with the inverse cell (``np.linalg.solve`` with N
+    right-hand sides took ~1 ms per call on 8,064 atoms, four calls per frame)."""
+    return (np.asarray(positions, dtype=np.float64) @ np.linalg.inv(cell)) % 1.0
 
 
 def _cut(below: np.ndarray, above: np.ndarray) -> float:
@@ -169,6 +178,9 @@ class Shared:
         self.order = np.argsort(dec.owner, kind="stable")
         """Global index of each row of an all-gathered array (ranks' rows in rank order,
         each rank's in ascending index, as :meth:`Decomposition.own` gives them)."""
+        self.slot = np.empty_like(self.order)
+        self.slot[self.order] = np.arange(len(self.order))
+        """Row of each atom (global index) in an all-gathered array."""
 
     def check(self, error: str | None) -> None:
         """Raise :class:`CollectiveError` on every rank if any rank reports an error."""
@@ -177,14 +189,18 @@ class Shared:
             raise CollectiveError("; ".join(errors))
 
     def rows(self, local: np.ndarray | None, error: str | None = None,
-             dtype: Any = np.float64) -> np.ndarray:
+             dtype: Any = np.float64, at: np.ndarray | None = None) -> np.ndarray:
         """All ranks' own rows (``local``: (n_own, width)) assembled into (N, width) in
-        global atom order, after :meth:`check`."""
+        global atom order, after :meth:`check`; with ``at`` (rows of the gathered array,
+        :attr:`slot` of the atoms wanted), only those rows, in that order (one gather
+        instead of reordering every row first)."""
         self.check(error)
         local = np.ascontiguousarray(local, dtype=dtype).reshape(len(self.own), -1)
         width = local.shape[1]
         out = np.empty((int(self.counts.sum()), width), dtype=dtype)
         self.comm.Allgatherv(local, (out, self.counts * width))
+        if at is not None:
+            return out[at]
         full = np.empty_like(out)
         full[self.order] = out
         return full
@@ -215,6 +231,8 @@ class LocalGraph:
     dst: torch.Tensor
     shifts: torch.Tensor
     built_at: torch.Tensor
+    gathered: np.ndarray
+    """Row of each atom of :attr:`sub` in an all-gathered array (:attr:`Shared.slot`)."""
 
 
 def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
@@ -225,23 +243,30 @@ def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
     den = pipe.denoiser
     reach = den.model.config.cutoff + den.skin
     sub = shared.dec.halo(shared.rank, pos, cell, reach + moved + MARGIN)
-    g = build_graph([(pos[sub].astype(np.float64), cell)], reach, den.dtype, den.device)
+    # the pairs centred on own atoms, filtered before anything is converted to Å or torch
+    i, j, images = neighbor_pairs(pos[sub].astype(np.float64), cell, reach)
     own_local = np.searchsorted(sub, shared.own)
-    is_own = torch.zeros(len(sub), dtype=torch.bool, device=den.device)
-    is_own[torch.as_tensor(own_local, device=den.device)] = True
-    keep = is_own[g.dst]
-    src, dst, shifts = g.src[keep], g.dst[keep], g.shifts[keep]
+    is_own = np.zeros(len(sub), dtype=bool)
+    is_own[own_local] = True
+    keep = is_own[i]
+    i, j, images = i[keep], j[keep], images[keep]
     # only the own atoms and their list neighbours carry features the blocks read; the
     # own atoms come first, so that a block updates just its first rows
-    used = torch.zeros(len(sub), dtype=torch.bool, device=den.device)
-    used[src] = True
+    used = np.zeros(len(sub), dtype=bool)
+    used[j] = True
     used &= ~is_own
-    order = torch.cat([torch.as_tensor(own_local, device=den.device),
-                       used.nonzero().squeeze(1)])
-    index = torch.empty(len(sub), dtype=torch.long, device=den.device)
-    index[order] = torch.arange(len(order), device=den.device)
-    return LocalGraph(sub[order.cpu().numpy()], len(own_local), index[src],
-                      index[dst], shifts, torch.as_tensor(pos, device=den.device))
+    order = np.concatenate([own_local, np.flatnonzero(used)])
+    index = np.empty(len(sub), dtype=np.int64)
+    index[order] = np.arange(len(order))
+    shifts = images.astype(np.float64) @ np.asarray(cell, dtype=np.float64)
+
+    def t(x, dtype):
+        return torch.as_tensor(x, dtype=dtype, device=den.device)
+
+    return LocalGraph(sub[order], len(own_local), t(index[j], torch.long),
+                      t(index[i], torch.long), t(shifts, den.dtype),
+                      torch.as_tensor(pos, device=den.device),
+                      shared.slot[sub[order]])
 
 
 def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | None,
@@ -268,7 +293,7 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
     (result, error) = attempt(edges, rank)
     shared.check(error)
     graph, p, src, dst, shifts = result
-    sub, n_own = graph.sub, graph.n_own
+    n_own = graph.n_own
     with torch.no_grad():
         sh, basis, x = den.embed(p, src, dst, shifts)
         for k, layer in enumerate(den.blocks):
@@ -280,8 +305,8 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
                 x = y
                 break
             own_rows = None if y is None else y.cpu().numpy()
-            full = shared.rows(own_rows, error, dtype=np.float32)
-            x = torch.as_tensor(full[sub], device=den.device)
+            x = torch.as_tensor(shared.rows(own_rows, error, dtype=np.float32,
+                                            at=graph.gathered), device=den.device)
         eps = net.readout(x)
     return eps.cpu().numpy(), graph
 
@@ -343,8 +368,24 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
     local, error = attempt(local_classify, rank)
     out = shared.rows(local, error, dtype=np.float64)
     nearest, scores, atom_scores = out[:, 0].astype(np.int8), out[:, 1], out[:, 2]
-    far = out[clf.far(scores), 3:] if clf.unknown >= 0 else None
-    labels = clf.label(nearest, scores, far)
+    far, distances = None, None
+    if clf.unknown >= 0:
+        far_atoms = np.flatnonzero(clf.far(scores))
+        far = out[far_atoms, 3:]
+        if len(far_atoms):
+            # the repeat check of the far atoms (O(far × sample), every far atom of a
+            # liquid frame) is shared too: each rank its own far atoms, against the same
+            # sample of all of them
+            def local_repeat():
+                mine = np.flatnonzero(dec.owner[far_atoms] == rank)
+                d = np.full(len(own), np.nan)
+                d[np.searchsorted(own, far_atoms[mine])] = repeat_distance(
+                    far, clf.repeat_k, rows=mine)
+                return d
+
+            d_own, error = attempt(local_repeat, rank)
+            distances = shared.rows(d_own, error, dtype=np.float32)[far_atoms, 0]
+    labels = clf.label(nearest, scores, far, distances)
     t4 = time.perf_counter()
     return Result(frame, labels, scores.astype(np.float32), denoised, nearest, len(history),
                   {"neighbors": 0.0, "network": t_net, "denoise": t2 - t0, "soap": t3 - t2,
