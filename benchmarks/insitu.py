@@ -12,6 +12,14 @@ alone in a thread.
 
     python benchmarks/insitu.py [--steps 10000] [--every 1000] [--overlap no] [--ranks 1 2]
                                 [--repeat 3]
+
+``--interleave`` measures the strong-scaling ratio on the same frames at the same moment:
+one 2-rank run in which every frame is classified and logged first on rank 0 alone, then
+by both ranks (:func:`interleaved`); separate 1- and 2-rank runs minutes apart differ by
+the machine's drift (measured here: LAMMPS' own 2-rank/1-rank time went from 0.52 to 0.62
+within one run).
+
+    python benchmarks/insitu.py --interleave --compile [--steps 12000] [--every 500]
 """
 
 from __future__ import annotations
@@ -27,6 +35,80 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def interleaved(a: argparse.Namespace) -> None:
+    """In one 2-rank LAMMPS run, every ``every`` steps: the frame through a serial monitor
+    on rank 0 alone (rank 1 sleeps meanwhile, not MPI's busy wait), then through the
+    collective monitor on both ranks (as :func:`icemon.hooks.lammps.attach` runs it: rank
+    0 logs). Each 1-rank time has its 2-rank time on the same frame within a second, so
+    the machine's drift between runs (tens of per cent here) leaves the ratio alone."""
+    from lammps import lammps
+    from mpi4py import MPI
+
+    from icemon import Frame, Pipeline
+    from icemon.core.modelfile import IcemonModel
+    from icemon.demo import mw
+    from icemon.hooks.lammps import box_cell
+    from icemon.hooks.monitor import Monitor, torch_threads
+
+    comm = MPI.COMM_WORLD
+    rank = comm.rank
+    torch_threads(a.threads or 1)
+    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+    lmp.commands_list(mw.setup_commands(Path(a.data), 250.0, barostat=None))
+    lmp.command("run 0")
+    model = IcemonModel.load(a.model)
+    shared = Pipeline(model, comm=comm, compile=a.compile)
+    n = comm.allreduce(int(lmp.extract_global("nlocal")))
+    ids = np.arange(1, n + 1)
+    tmp = Path(a.tmp)
+    mons = []
+    if rank == 0:
+        for name in ("one.h5", "two.h5"):
+            (tmp / name).unlink(missing_ok=True)
+        serial = Pipeline(model, compile=a.compile)
+        mons = [Monitor(tmp / "one.h5", ids, pipeline=serial),
+                Monitor(tmp / "two.h5", ids, pipeline=shared)]
+    pairs: list[tuple[float, float]] = []
+
+    def callback(caller, step, nlocal, tag, x, f):
+        f[:] = 0.0
+        counts = np.array(comm.allgather(int(nlocal)))
+        tags = np.empty(counts.sum(), dtype=np.int64)
+        pos = np.empty((counts.sum(), 3))
+        comm.Allgatherv(np.asarray(tag[:nlocal], dtype=np.int64), (tags, counts))
+        comm.Allgatherv(np.ascontiguousarray(x[:nlocal]).ravel(), (pos.ravel(), 3 * counts))
+        origin, cell = box_cell(lmp, 1.0)
+        order = np.argsort(tags)
+        frame = Frame(pos[order] - origin, cell, tags[order], step=int(step))
+        t1 = 0.0
+        if rank == 0:
+            t0 = time.perf_counter()
+            mons[0](frame)
+            t1 = time.perf_counter() - t0
+            comm.send(None, dest=1, tag=7)
+        else:
+            while not comm.Iprobe(source=0, tag=7):
+                time.sleep(0.001)
+            comm.recv(source=0, tag=7)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        if rank == 0:
+            mons[1](frame)
+        else:
+            shared.process(frame)
+        t2 = time.perf_counter() - t0
+        pairs.append((t1, t2))
+
+    lmp.command(f"fix icemon all external pf/callback {a.every[-1]} 1")
+    lmp.set_fix_external_callback("icemon", callback)
+    lmp.command(f"run {a.steps}")
+    lmp.close()
+    for m in mons:
+        m.close()
+    if rank == 0:
+        print("RESULT " + json.dumps(pairs[2:]), flush=True)  # two warm-up frames
 
 
 def worker(a: argparse.Namespace) -> None:
@@ -106,12 +188,15 @@ def main() -> None:
                    help="repeat everything this many times, rank counts alternating (1, 2, "
                         "1, 2, ...); medians are printed (the MD wall time itself varies "
                         "by several per cent)")
+    p.add_argument("--interleave", action="store_true",
+                   help="instead: one 2-rank run that classifies every frame on rank 0 "
+                        "alone and then on both ranks, and prints the per-frame ratio")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        return worker(a)
+        return interleaved(a) if a.interleave else worker(a)
 
     from icemon.demo import mw
 
@@ -119,6 +204,30 @@ def main() -> None:
     atoms = mw.ice("Ih", a.size)
     data = mw.write_data(atoms, tmp / "ice.data")
     mpirun = shutil.which("mpirun") or str(Path(sys.executable).parent / "mpirun")
+    if a.interleave:
+        cmd = [mpirun, "-np", "2", sys.executable, __file__, "--worker", "--interleave",
+               "--data", str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--every",
+               str(a.every[-1]), "--threads", str(a.threads)] + (
+                   ["--model", a.model] if a.model else []) + (
+                   ["--compile"] if a.compile else [])
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if out.returncode != 0:
+            sys.exit(out.stderr[-3000:])
+        pairs = np.array(json.loads([ln for ln in out.stdout.splitlines()
+                                     if ln.startswith("RESULT ")][0][7:]))
+        one, two = pairs[:, 0], pairs[:, 1]
+        ratio = two / one
+        print(f"mW ice Ih, {len(atoms)} molecules, 2-rank LAMMPS run of {a.steps} steps, "
+              f"every {a.every[-1]}: each frame classified and logged on rank 0 alone, then "
+              f"by both ranks ({len(pairs)} frames after 2 warm-up frames)")
+        print(f"  monitor s/frame: 1 rank {np.median(one):.3f}, 2 ranks {np.median(two):.3f} "
+              f"(medians); strong scaling {np.median(two) / np.median(one):.3f} (ratio of "
+              f"medians), per-frame ratios median {np.median(ratio):.3f}, quartiles "
+              f"{np.quantile(ratio, 0.25):.3f}-{np.quantile(ratio, 0.75):.3f}")
+        print("  per frame (1 rank / 2 ranks, s): "
+              + ", ".join(f"{x:.2f}/{y:.2f}" for x, y in pairs))
+        return
     print(f"mW ice Ih, {len(atoms)} molecules, {a.steps} steps of 10 fs, {os.cpu_count()} cores, "
           f"monitor threads per rank: {a.threads or 'default'}")
     print(f"{'ranks':>5s} {'every':>6s} {'overlap':>7s} {'MD s':>7s} {'MD+mon s':>9s} "

@@ -6,11 +6,22 @@ after two warm-up frames; prints the median wall time per frame and per stage on
 Run it with 1 and 2 ranks, alternating, and compare adjacent runs (the shared VM drifts):
 
     for n in 1 2 1 2; do mpirun -np $n python benchmarks/mpi_stages.py; done
+
+``--interleave`` (under ``mpirun -np 2``) measures the strong-scaling ratio without that
+drift: frame after frame it times rank 0 alone (the serial pipeline, one thread, while
+rank 1 sleeps) and then both ranks sharing the same frame, so every 1-rank time has a
+2-rank time taken within a second of it; it prints the medians and the median of the
+per-frame ratios (2 ranks / 1 rank). The machine's speed moved by tens of per cent
+between the runs of one benchmark (measured: LAMMPS' own 2-rank/1-rank ratio went from
+0.52 to 0.62 within one ``benchmarks/insitu.py`` run), which no run-level alternation
+averages away.
+
+    mpirun -np 2 python benchmarks/mpi_stages.py --interleave [--rounds 20] [MODEL]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -21,20 +32,25 @@ from icemon import Frame, Pipeline
 from icemon.demo import mw
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    comm = MPI.COMM_WORLD
+def frames(n: int) -> list[Frame]:
     atoms = mw.ice("Ih", 60.0)
     cell = np.asarray(atoms.cell[:])
     rng = np.random.default_rng(0)
-    frames = [Frame(atoms.positions + rng.normal(0, 0.12, atoms.positions.shape), cell)
-              for _ in range(8)]
-    pipe = Pipeline(sys.argv[1] if len(sys.argv) > 1 else None,
-                    comm=comm if comm.size > 1 else None, compile=True)
-    pipe.process(frames[0])
-    pipe.process(frames[1])
+    return [Frame(atoms.positions + rng.normal(0, 0.12, atoms.positions.shape), cell)
+            for _ in range(n)]
+
+
+def stages() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model", nargs="?")
+    a, _ = p.parse_known_args()
+    comm = MPI.COMM_WORLD
+    todo = frames(8)
+    pipe = Pipeline(a.model, comm=comm if comm.size > 1 else None, compile=True)
+    pipe.process(todo[0])
+    pipe.process(todo[1])
     times: dict[str, list[float]] = {}
-    for frame in frames:
+    for frame in todo:
         comm.Barrier()
         t0 = time.perf_counter()
         result = pipe.process(frame)
@@ -43,8 +59,62 @@ def main() -> None:
         for k, v in result.timings.items():
             times.setdefault(k, []).append(v)
     if comm.rank == 0:
-        print(f"{comm.size} rank(s), {len(atoms)} O, median s per frame: "
+        print(f"{comm.size} rank(s), {len(frame.positions)} O, median s per frame: "
               + ", ".join(f"{k} {np.median(v):.3f}" for k, v in times.items()), flush=True)
+
+
+def _idle_until_told(comm) -> None:
+    """Rank 1 while rank 0 works alone: sleep (not MPI's busy wait) until told."""
+    while not comm.Iprobe(source=0, tag=7):
+        time.sleep(0.001)
+    comm.recv(source=0, tag=7)
+
+
+def interleave(rounds: int, model: str | None) -> None:
+    comm = MPI.COMM_WORLD
+    if comm.size != 2:
+        raise SystemExit("--interleave needs mpirun -np 2")
+    todo = frames(rounds + 2)
+    serial = Pipeline(model, compile=True) if comm.rank == 0 else None
+    shared = Pipeline(model, comm=comm, compile=True)
+    one, two = [], []
+    for k, frame in enumerate(todo):
+        if comm.rank == 0:
+            t0 = time.perf_counter()
+            serial.process(frame)
+            t1 = time.perf_counter() - t0
+            comm.send(None, dest=1, tag=7)
+        else:
+            _idle_until_told(comm)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        shared.process(frame)
+        comm.Barrier()
+        t2 = time.perf_counter() - t0
+        if k >= 2 and comm.rank == 0:  # two warm-up frames (compilation)
+            one.append(t1)
+            two.append(t2)
+    if comm.rank == 0:
+        one_a, two_a = np.array(one), np.array(two)
+        ratio = two_a / one_a
+        print(f"{len(todo[0].positions)} O, {rounds} frames, 1 rank then 2 ranks on each: "
+              f"median 1 rank {np.median(one_a):.3f} s, 2 ranks {np.median(two_a):.3f} s; "
+              f"ratio of medians {np.median(two_a) / np.median(one_a):.3f}, median of "
+              f"per-frame ratios {np.median(ratio):.3f} (quartiles "
+              f"{np.quantile(ratio, 0.25):.3f}-{np.quantile(ratio, 0.75):.3f})", flush=True)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("model", nargs="?", help="model file (default: the shipped one)")
+    p.add_argument("--interleave", action="store_true")
+    p.add_argument("--rounds", type=int, default=20)
+    a = p.parse_args()
+    if a.interleave:
+        interleave(a.rounds, a.model)
+    else:
+        stages()
 
 
 if __name__ == "__main__":
