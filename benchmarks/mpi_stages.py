@@ -40,13 +40,10 @@ def frames(n: int) -> list[Frame]:
             for _ in range(n)]
 
 
-def stages() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("model", nargs="?")
-    a, _ = p.parse_known_args()
+def stages(model: str | None) -> None:
     comm = MPI.COMM_WORLD
     todo = frames(8)
-    pipe = Pipeline(a.model, comm=comm if comm.size > 1 else None, compile=True)
+    pipe = Pipeline(model, comm=comm if comm.size > 1 else None, compile=True)
     pipe.process(todo[0])
     pipe.process(todo[1])
     times: dict[str, list[float]] = {}
@@ -114,7 +111,7 @@ def main() -> None:
     if a.interleave:
         interleave(a.rounds, a.model)
     else:
-        stages()
+        stages(a.model)
 
 
 if __name__ == "__main__":

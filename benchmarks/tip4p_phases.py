@@ -64,7 +64,6 @@ def run_md(phase: str, a: argparse.Namespace, path: Path) -> None:
     lmp.close()
     first = Atoms("O" * len(start), positions=start, cell=cell, pbc=True)
     first.info["phase"] = phase
-    first.info["lattice"] = True
     write(path, [first, *frames], format="extxyz")
     print(f"  {phase}: {len(start)} molecules, {a.equilibrate + a.frames * a.spacing:g} ps "
           f"of MD in {time.perf_counter() - t0:.0f} s", flush=True)

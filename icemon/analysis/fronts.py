@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from icemon.core.frame import fractional
 from icemon.errors import ConfigError, IcemonError
 from icemon.io.log import LogError
 from icemon.io.log_reader import Log
@@ -33,7 +34,7 @@ def solid_profile(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, a
     """Solid fraction per slab along the normal of the cell face spanned by the two
     other lattice vectors: (bin centres Å, solid fraction per bin (NaN if empty), height Å).
     Solid = any label but ``liquid`` (its code in the model's vocabulary)."""
-    frac = np.linalg.solve(cell.T, positions.T).T[:, axis] % 1.0
+    frac = fractional(positions, cell)[:, axis]
     recip = np.linalg.inv(cell).T
     height = 1.0 / np.linalg.norm(recip[axis])
     n_bins = max(4, int(round(height / bin_width)))

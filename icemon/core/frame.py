@@ -14,11 +14,19 @@ import numpy.typing as npt
 from icemon.errors import IcemonError
 
 
+def fractional(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """(N, 3) fractional coordinates in [0, 1) of ``positions`` (Å) in ``cell`` (rows:
+    lattice vectors, Å): one product with the inverse cell (``np.linalg.solve`` with N
+    right-hand sides took 0.76 ms against 0.03 ms on 8,064 atoms; the MPI path calls
+    this several times per frame)."""
+    frac = np.asarray(positions, dtype=np.float64) @ np.linalg.inv(cell)
+    frac -= np.floor(frac)
+    return frac
+
+
 def wrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Positions (Å) wrapped into the cell: fractional coordinates in [0, 1)."""
-    frac = positions @ np.linalg.inv(cell)  # 25x faster than solve() with N right-hand sides
-    frac -= np.floor(frac)
-    return frac @ cell
+    return fractional(positions, cell) @ cell
 
 
 def minimum_image(displacements: np.ndarray, cell: np.ndarray) -> np.ndarray:

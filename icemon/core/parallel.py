@@ -46,7 +46,7 @@ import torch
 
 from icemon.core.classify import repeat_distance
 from icemon.core.denoise import check_overlaps, skin_valid
-from icemon.core.frame import Frame, wrap
+from icemon.core.frame import Frame, fractional, wrap
 from icemon.core.graph import edges_within
 from icemon.core.neighbors import neighbor_pairs
 from icemon.errors import IcemonError
@@ -136,13 +136,6 @@ class Decomposition:
             f = frac[:, axis]
             inside &= ((f - (lo - w)) % 1.0) < (hi - lo + 2 * w)
         return np.flatnonzero(keep | inside)
-
-
-def fractional(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """(N, 3) fractional coordinates in [0, 1) of ``positions`` (Å) in ``cell`` (rows:
-    lattice vectors, Å): one product with the inverse cell (``np.linalg.solve`` with N
-    right-hand sides took ~1 ms per call on 8,064 atoms, four calls per frame)."""
-    return (np.asarray(positions, dtype=np.float64) @ np.linalg.inv(cell)) % 1.0
 
 
 def _cut(below: np.ndarray, above: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ase import Atoms
 from ase.io import write
 
+from icemon.demo.md import thermostat_commands
 from icemon.training.references import reference
 
 #: mW mass (g/mol) and the density of mW ice Ih near 250 K (g/cm³), used to scale the
@@ -64,17 +65,8 @@ def setup_commands(data: str | Path, temperature: float, seed: int = 12345,
                    pressure: float = 1.0) -> list[str]:
     """LAMMPS commands: read ``data``, mW potential, velocities at ``temperature`` K, and
     an NPT (``barostat`` "iso"/"aniso"/"z"...) or NVT (None) thermostat (fix ID ``md``)."""
-    cmds = [
-        *system_commands(data),
-        f"timestep {timestep}",
-        f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
-    ]
-    if barostat is None:
-        cmds.append(f"fix md all nvt temp {temperature} {temperature} {100 * timestep}")
-    else:
-        cmds.append(f"fix md all npt temp {temperature} {temperature} {100 * timestep} "
-                    f"{barostat} {pressure} {pressure} {1000 * timestep}")
-    return cmds
+    return [*system_commands(data),
+            *thermostat_commands(temperature, seed, timestep, barostat, pressure)]
 
 
 def melt_region_commands(z_fraction: float = 0.5, temperature: float = 600.0,

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from icemon.training.references import GENICE_LATTICES, replication
+from icemon.demo.md import thermostat_commands
+from icemon.training.references import GENICE_LATTICES, replication, unit_cell
 
 EPSILON = 0.21084
 """kcal/mol, O–O Lennard-Jones well depth."""
@@ -38,6 +39,7 @@ OH, HOH = 0.9572, 104.52
 CUTOFF = 8.5
 """Å, real-space cutoff of Lennard-Jones and Coulomb (PPPM beyond)."""
 MASSES = (15.9994, 1.008)
+"""g/mol of O and H (the M site is massless)."""
 
 
 def ice(phase: str, min_height: float = 22.0, seed: int = 1) -> Atoms:
@@ -48,8 +50,6 @@ def ice(phase: str, min_height: float = 22.0, seed: int = 1) -> Atoms:
     (``seed``)."""
     from genice2.genice import GenIce
     from genice2.plugin import safe_import
-
-    from icemon.training.references import unit_cell
 
     name = GENICE_LATTICES.get(phase, phase)
     rep = replication(np.asarray(unit_cell(phase).cell[:]), min_height)
@@ -126,11 +126,13 @@ def write_data(atoms: Atoms, path: str | Path) -> Path:
 
 
 def setup_commands(data: str | Path, temperature: float, seed: int = 12345,
-                   timestep: float = 2.0, pressure: float | None = None) -> list[str]:
+                   timestep: float = 2.0, barostat: str | None = None,
+                   pressure: float = 1.0) -> list[str]:
     """LAMMPS commands: read ``data``, TIP4P/Ice with PPPM (accuracy 10⁻⁴), rigid
-    molecules, velocities at ``temperature`` K and a Nosé–Hoover NVT thermostat, or NPT
-    at ``pressure`` atm (triclinic cells relax every component), fix ID ``md``."""
-    cmds = [
+    molecules, velocities at ``temperature`` K and an NVT (``barostat`` None) or NPT
+    (``barostat`` "tri" relaxes every component of a triclinic cell) thermostat, fix ID
+    ``md``."""
+    return [
         "units real", "atom_style full", "boundary p p p",
         f"read_data {data}",
         f"pair_style lj/cut/tip4p/long 1 2 1 1 {OM} {CUTOFF}",
@@ -141,13 +143,5 @@ def setup_commands(data: str | Path, temperature: float, seed: int = 12345,
         "kspace_style pppm/tip4p 1.0e-4",
         "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
         "fix rigid all shake 1.0e-5 50 0 b 1 a 1",
-        f"timestep {timestep}",
-        f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
+        *thermostat_commands(temperature, seed, timestep, barostat, pressure),
     ]
-    damp = 100 * timestep
-    if pressure is None:
-        cmds.append(f"fix md all nvt temp {temperature} {temperature} {damp}")
-    else:
-        cmds.append(f"fix md all npt temp {temperature} {temperature} {damp} "
-                    f"tri {pressure} {pressure} {1000 * timestep}")
-    return cmds
