@@ -40,7 +40,8 @@ def test_genice_water_has_tip4p_ice_geometry_and_a_lammps_cell(ice_v):
 def test_lammps_runs_tip4p_ice_v_and_it_stays_ice(tmp_path, ice_v):
     """LAMMPS reads the data file, keeps the molecules rigid (SHAKE) and the ice V
     oxygens close to their sites over 100 steps at 200 K; the shipped model, which does
-    not know V, does not call it liquid (measured: 95.9 % `unknown`, 4.1 % liquid)."""
+    not know V, calls it mostly `unknown`, not liquid (measured: 95.9 % `unknown`, 4.1 %
+    liquid; the bounds leave room for another CPU's arithmetic)."""
     data = tip4p.write_data(ice_v, tmp_path / "v.data")
     lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
     lmp.commands_list(tip4p.setup_commands(data, 200.0))
@@ -58,7 +59,11 @@ def test_lammps_runs_tip4p_ice_v_and_it_stays_ice(tmp_path, ice_v):
     np.testing.assert_allclose(oh, tip4p.OH, atol=1e-3)
     moved = np.linalg.norm(minimum_image(o - ice_v.positions[::3], cell), axis=1)
     assert moved.max() < 1.0 and 100 < temp < 300
-    assert -15.0 < pe < -12.0  # a hydrogen-bonded ice, not a broken set-up (-14.98)
+    # a hydrogen-bonded ice at 200 K (measured -14.98 kcal/mol per molecule), not a broken
+    # set-up (overlapping molecules, a missing long-range sum); the old lower bound, -15.0,
+    # sat 0.02 kcal/mol from the measured value
+    assert -18.0 < pe < -12.0
     res = Pipeline().process(Frame(o, cell))
     names = list(res.phases)
-    assert res.fractions[names.index("liquid")] < 0.05
+    assert res.fractions[names.index("liquid")] < 0.10
+    assert res.fractions[names.index("unknown")] > 0.85

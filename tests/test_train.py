@@ -240,9 +240,13 @@ def test_train_phases_puts_the_vocabulary_in_the_model_file(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         main(["train", "--config", str(cfg), "--set", "steps=2", "--set", "unknown_label=false",
+              "--set", "reference_scales=[1.0]",
               "--phases", "Ih,sII", "--workdir", str(tmp_path / "w2"), "-o", str(without), "-q"])
     plain = IcemonModel.load(without)
     assert plain.phases == ("Ih", "sII", "liquid") and plain.classifier.unknown == -1
+    # the references' densities are a setting: one scale keeps a third of the three's rows
+    assert plain.meta["train"]["config"]["reference_scales"] == [1.0]
+    assert 3 * (plain.classifier.ref_labels == 0).sum() == (m.classifier.ref_labels == 0).sum()
     assert m.meta["train"]["config"]["phases"] == ["Ih", "sII", "V"]
     rc = main(["train", "--config", str(cfg), "--phases", "Ih,notalattice",
                "--workdir", str(tmp_path / "x"), "-o", str(tmp_path / "x.npz"), "-q"])

@@ -13,7 +13,7 @@ from icemon.core.descriptors import Soap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
-from icemon.training.calibrate import calibrate, fit_classifier
+from icemon.training.calibrate import REFERENCE_SCALES, calibrate, fit_classifier
 from icemon.training.references import genice_version, reference_symmetry
 from icemon.training.train import TrainConfig
 
@@ -38,8 +38,9 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     net = net.cpu().eval()
     soap = Soap(config.soap)
     phases = config.reference_phases
-    classifier = fit_classifier(soap, config.n_components, shell=config.shell, phases=phases,
-                                symprec=config.reference_symprec)
+    scales = tuple(config.reference_scales or REFERENCE_SCALES)
+    classifier = fit_classifier(soap, config.n_components, scales, shell=config.shell,
+                                phases=phases, symprec=config.reference_symprec)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,

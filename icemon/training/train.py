@@ -88,6 +88,10 @@ class TrainConfig:
     """Random isotropic scaling in [1 - strain, 1 + strain] plus shear of strain / 4."""
     min_height: float = 10.0
     """Smallest perpendicular height (Å) of the training supercells."""
+    reference_scales: list[float] | None = None
+    """Isotropic scalings of every reference whose environments the classifier keeps
+    (the same ice over a range of densities); None = ``REFERENCE_SCALES`` (0.97, 1,
+    1.03) of :mod:`icemon.training.calibrate`."""
     reference_symprec: float = 0.0
     """Largest tolerance (Å) at which the GenIce unit cells are symmetrised before they
     are used for training, the classifier and calibration (0 = GenIce's sites as they
