@@ -12,6 +12,12 @@ know as ``unknown``, liquid as liquid.
 - the shared GCIceNet TIP4P/Ice frames (``--frames`` per phase): % right, % liquid,
   % unknown, and what the extra phase T becomes.
 
+Beside the unknown lattices and the GCIceNet frames: their scores (distance to the nearest
+reference in that phase's unit; above 1 = not that phase), the 1 % quantile and median
+for a lattice that should be far from every reference; the minimum, 99.9 % quantile and
+maximum for the frames (an ice should stay below 1, the liquid above): how much room each
+result has.
+
 Nothing is tuned on any of these; the thresholds come from the model file.
 
     python benchmarks/phases.py [--model M.npz] [--frames 6] [--md sII sH V]
@@ -101,12 +107,16 @@ def main() -> None:
               f"  {summary(lab)}")
 
     print("\nGenIce lattices without a reference in the model (σ = 0.12 Å):")
-    print(f"{'lattice':>7s} {'atoms':>6s} {'unknown %':>9s} {'liquid %':>8s} {'an ice %':>8s}  labels")
+    print(f"{'lattice':>7s} {'atoms':>6s} {'unknown %':>9s} {'liquid %':>8s} {'an ice %':>8s} "
+          f"{'score 1%':>8s} {'median':>7s}  labels")
     for ph in a.unknown:
-        lab = names[pipe.process(noised(ph, rng)).labels]
+        res = pipe.process(noised(ph, rng))
+        lab = names[res.labels]
         ice = ~np.isin(lab, ["liquid", "unknown"])
         print(f"{ph:>7s} {len(lab):6d} {100 * (lab == 'unknown').mean():9.3f} "
-              f"{100 * (lab == 'liquid').mean():8.3f} {100 * ice.mean():8.3f}  {summary(lab)}")
+              f"{100 * (lab == 'liquid').mean():8.3f} {100 * ice.mean():8.3f} "
+              f"{np.quantile(res.scores, 0.01):8.3f} {np.median(res.scores):7.3f}  "
+              f"{summary(lab)}")
 
     if a.md:
         tmp = Path(tempfile.mkdtemp(prefix="icemon-phases-"))
@@ -121,14 +131,18 @@ def main() -> None:
                   f"{100 * min(own):8.3f}  {summary(lab)}")
 
     print(f"\nGCIceNet TIP4P/Ice frames ({a.frames} per phase):")
-    print(f"{'data':>6s} {'phase':>7s} {'right %':>8s} {'liquid %':>8s} {'unknown %':>9s}  labels")
+    print(f"{'data':>6s} {'phase':>7s} {'right %':>8s} {'liquid %':>8s} {'unknown %':>9s} "
+          f"{'min':>6s} {'99.9%':>6s} {'max':>6s}  labels")
     for tag, ph in TAGS.items():
         frames = read_frames(DATA / f"md_{tag}_dev.xtc", DATA / f"md_{tag}.tpr", "name OW",
                              stop=a.frames)
-        lab = np.concatenate([names[pipe.process(f).labels] for f in frames])
+        results = [pipe.process(f) for f in frames]
+        lab = np.concatenate([names[r.labels] for r in results])
+        scores = np.concatenate([r.scores for r in results])
         right = 100 * (lab == ph).mean() if ph != "T" else float("nan")
         print(f"{tag:>6s} {ph:>7s} {right:8.3f} {100 * (lab == 'liquid').mean():8.3f} "
-              f"{100 * (lab == 'unknown').mean():9.3f}  {summary(lab)}")
+              f"{100 * (lab == 'unknown').mean():9.3f} {scores.min():6.3f} "
+              f"{np.quantile(scores, 0.999):6.3f} {scores.max():6.3f}  {summary(lab)}")
     pipe.close()
     print(f"({time.perf_counter() - t0:.0f} s)")
 
