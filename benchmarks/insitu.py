@@ -51,6 +51,7 @@ def interleaved(a: argparse.Namespace) -> None:
     from icemon.demo import mw
     from icemon.hooks.lammps import box_cell
     from icemon.hooks.monitor import Monitor, torch_threads
+    from paired import idle_until_told, tell_idle  # benchmarks/paired.py
 
     comm = MPI.COMM_WORLD
     rank = comm.rank
@@ -87,11 +88,9 @@ def interleaved(a: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             mons[0](frame)
             t1 = time.perf_counter() - t0
-            comm.send(None, dest=1, tag=7)
+            tell_idle(comm)
         else:
-            while not comm.Iprobe(source=0, tag=7):
-                time.sleep(0.001)
-            comm.recv(source=0, tag=7)
+            idle_until_told(comm)
         comm.Barrier()
         t0 = time.perf_counter()
         if rank == 0:
@@ -214,17 +213,14 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if out.returncode != 0:
             sys.exit(out.stderr[-3000:])
+        from paired import ratios
+
         pairs = np.array(json.loads([ln for ln in out.stdout.splitlines()
                                      if ln.startswith("RESULT ")][0][7:]))
-        one, two = pairs[:, 0], pairs[:, 1]
-        ratio = two / one
         print(f"mW ice Ih, {len(atoms)} molecules, 2-rank LAMMPS run of {a.steps} steps, "
               f"every {a.every[-1]}: each frame classified and logged on rank 0 alone, then "
               f"by both ranks ({len(pairs)} frames after 2 warm-up frames)")
-        print(f"  monitor s/frame: 1 rank {np.median(one):.3f}, 2 ranks {np.median(two):.3f} "
-              f"(medians); strong scaling {np.median(two) / np.median(one):.3f} (ratio of "
-              f"medians), per-frame ratios median {np.median(ratio):.3f}, quartiles "
-              f"{np.quantile(ratio, 0.25):.3f}-{np.quantile(ratio, 0.75):.3f}")
+        print(f"  monitor s/frame, strong scaling: {ratios(pairs[:, 0], pairs[:, 1])}")
         print("  per frame (1 rank / 2 ranks, s): "
               + ", ".join(f"{x:.2f}/{y:.2f}" for x, y in pairs))
         return

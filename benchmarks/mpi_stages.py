@@ -30,6 +30,7 @@ from mpi4py import MPI
 
 from icemon import Frame, Pipeline
 from icemon.demo import mw
+from paired import idle_until_told, ratios, tell_idle  # benchmarks/paired.py
 
 
 def frames(n: int) -> list[Frame]:
@@ -60,13 +61,6 @@ def stages(model: str | None) -> None:
               + ", ".join(f"{k} {np.median(v):.3f}" for k, v in times.items()), flush=True)
 
 
-def _idle_until_told(comm) -> None:
-    """Rank 1 while rank 0 works alone: sleep (not MPI's busy wait) until told."""
-    while not comm.Iprobe(source=0, tag=7):
-        time.sleep(0.001)
-    comm.recv(source=0, tag=7)
-
-
 def interleave(rounds: int, model: str | None) -> None:
     comm = MPI.COMM_WORLD
     if comm.size != 2:
@@ -80,9 +74,9 @@ def interleave(rounds: int, model: str | None) -> None:
             t0 = time.perf_counter()
             serial.process(frame)
             t1 = time.perf_counter() - t0
-            comm.send(None, dest=1, tag=7)
+            tell_idle(comm)
         else:
-            _idle_until_told(comm)
+            idle_until_told(comm)
         comm.Barrier()
         t0 = time.perf_counter()
         shared.process(frame)
@@ -92,13 +86,8 @@ def interleave(rounds: int, model: str | None) -> None:
             one.append(t1)
             two.append(t2)
     if comm.rank == 0:
-        one_a, two_a = np.array(one), np.array(two)
-        ratio = two_a / one_a
         print(f"{len(todo[0].positions)} O, {rounds} frames, 1 rank then 2 ranks on each: "
-              f"median 1 rank {np.median(one_a):.3f} s, 2 ranks {np.median(two_a):.3f} s; "
-              f"ratio of medians {np.median(two_a) / np.median(one_a):.3f}, median of "
-              f"per-frame ratios {np.median(ratio):.3f} (quartiles "
-              f"{np.quantile(ratio, 0.25):.3f}-{np.quantile(ratio, 0.75):.3f})", flush=True)
+              f"{ratios(one, two)}", flush=True)
 
 
 def main() -> None:
