@@ -100,6 +100,33 @@ def test_skin_rule_adds_the_two_largest_moves():
     assert skin_valid(moved[:1], built[:1], 0.1)
 
 
+@pytest.mark.parametrize("across_boundary", [False, True])
+def test_skin_rule_measures_the_pairs_of_fast_atoms(across_boundary):
+    """Two atoms whose moves add up to more than the skin: far apart, no pair can have come
+    inside the cutoff unseen and the list is kept; moving towards each other from beyond
+    cutoff + skin to inside the cutoff (also through a periodic face), it is stale."""
+    from icemon.core.denoise import skin_valid
+
+    cell = np.diag([20.0, 18.0, 22.0])
+    cutoff, skin = 4.1, 1.2
+    built = torch.tensor([[2.0, 2.0, 2.0], [12.0, 11.0, 12.0], [6.0, 15.0, 5.0]],
+                         dtype=torch.float64)
+    far = built.clone()
+    far[0, 0] += 0.7
+    far[1, 0] -= 0.7
+    assert not skin_valid(far, built, skin)  # the two-largest rule alone rebuilds
+    assert skin_valid(far, built, skin, cell, cutoff)
+    # 5.4 Å apart when built (outside cutoff + skin = 5.3), 3.9 Å after 0.75 Å moves each
+    a, b = ([0.5, 9.0, 11.0], [15.1, 9.0, 11.0]) if across_boundary else \
+        ([7.0, 9.0, 11.0], [12.4, 9.0, 11.0])
+    built = torch.tensor([a, b, [10.0, 1.0, 1.0]], dtype=torch.float64)
+    close = built.clone()
+    sign = -1.0 if across_boundary else 1.0
+    close[0, 0] += sign * 0.75
+    close[1, 0] -= sign * 0.75
+    assert not skin_valid(close, built, skin, cell, cutoff)
+
+
 @pytest.mark.parametrize("skin", [1.2, 0.6, 0.05])
 def test_skin_neighbour_list_gives_the_fresh_list_result(net, noisy_ice, skin):
     """One list at cutoff + skin reused over passes (rebuilt once the two largest moves add
