@@ -16,14 +16,17 @@ def neighbor_pairs(
         such that ``r_ij = positions[j] + images @ cell - positions[i]`` (a caller that
         keeps only some pairs converts only those to Å).
     """
-    nl = NeighborList(cutoff=float(cutoff), full_list=True)
+    # vesin's half list, mirrored: every pair is found once instead of twice (measured on
+    # 8,064 O at 5.3 Å: 6.6–7.0 ms against 9.9 ms for vesin's full list; same pairs)
+    nl = NeighborList(cutoff=float(cutoff), full_list=False)
     i, j, s = nl.compute(
         points=np.ascontiguousarray(positions, dtype=np.float64),
         box=np.ascontiguousarray(cell, dtype=np.float64),
         periodic=True,
         quantities="ijS",
     )
-    return i.astype(np.int64, copy=False), j.astype(np.int64, copy=False), s
+    return (np.concatenate([i, j]).astype(np.int64, copy=False),
+            np.concatenate([j, i]).astype(np.int64, copy=False), np.concatenate([s, -s]))
 
 
 def neighbor_list(

@@ -1,0 +1,33 @@
+"""The periodic neighbour list every stage builds on (vesin's half list, mirrored)."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+from icemon.core.neighbors import neighbor_list, neighbor_pairs
+
+
+def _pairs(i, j, shifts) -> set:
+    return {(int(a), int(b), *np.round(s, 6)) for a, b, s in zip(i, j, shifts)}
+
+
+@pytest.mark.parametrize("cell", [
+    np.diag([12.0, 13.0, 14.0]),
+    # triclinic and so small that an atom neighbours its own periodic images
+    np.array([[5.2, 0.0, 0.0], [1.7, 5.0, 0.0], [-1.1, 0.9, 5.6]]),
+])
+def test_full_list_with_images_equals_ase(cell):
+    """Every ordered pair (i, j, image) within the cutoff, each once, as ASE's
+    independent implementation finds them; r_ij = x_j + shift - x_i."""
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(0, 1, (40, 3)) @ cell
+    atoms = Atoms("O40", positions=pos, cell=cell, pbc=True)
+    i_ref, j_ref, s_ref = ase_neighbor_list("ijS", atoms, 4.1)
+    i, j, shifts = neighbor_list(pos, cell, 4.1)
+    assert len(i) == len(i_ref)
+    assert _pairs(i, j, shifts) == _pairs(i_ref, j_ref, s_ref @ cell)
+    d = np.linalg.norm(pos[j] + shifts - pos[i], axis=1)
+    assert d.max() < 4.1 and d.min() > 0
+    ii, jj, images = neighbor_pairs(pos, cell, 4.1)
+    assert images.dtype.kind == "i" and (ii == i).all() and (jj == j).all()
