@@ -290,14 +290,14 @@ def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     about that radius."""
     from scipy.sparse import csr_matrix
 
-    from icemon.core.neighbors import neighbor_list
+    from icemon.core.neighbors import neighbor_pairs
 
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     want = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     if radius <= 0:
         return values[want]
-    i, j, _ = neighbor_list(positions, cell, radius)
+    i, j, _ = neighbor_pairs(positions, cell, radius)  # who, not where: no shifts in Å
     if rows is not None:  # keep the pairs centred on a wanted atom, renumbered
         slot = np.full(n, -1, dtype=np.int64)
         slot[want] = np.arange(len(want))

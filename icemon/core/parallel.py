@@ -199,6 +199,21 @@ class Shared:
         return full
 
 
+    def far_rows(self, local: np.ndarray, atoms: np.ndarray, width: int) -> np.ndarray:
+        """(len(atoms), width) float32 rows of some atoms (sorted global indices, the same
+        on every rank), each rank sending those of ``atoms`` it owns (``local``, in
+        ascending index order): one gather of just those rows instead of a column of
+        every atom."""
+        owner = self.dec.owner[atoms]
+        counts = np.bincount(owner, minlength=self.dec.size).astype(np.int64)
+        mine = np.ascontiguousarray(local, dtype=np.float32).reshape(-1, width)
+        out = np.empty((len(atoms), width), dtype=np.float32)
+        self.comm.Allgatherv(mine, (out, counts * width))
+        rows = np.empty_like(out)
+        rows[np.argsort(owner, kind="stable")] = out
+        return rows
+
+
 def attempt(fn: Callable[[], Any], rank: int) -> tuple[Any, str | None]:
     """``(fn(), None)``, or ``(None, "rank r: Error: message")`` if it raised."""
     try:
@@ -275,7 +290,7 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
     def edges():
         g = graph
         now = torch.as_tensor(pos, device=den.device)
-        if g is None or not skin_valid(now, g.built_at, den.skin):
+        if g is None or not skin_valid(now, g.built_at, den.skin, cell, cutoff):
             g = _local_graph(pipe, shared, pos, moved, cell)
         p = now[torch.as_tensor(g.sub, device=den.device)]
         src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, cutoff)
@@ -350,21 +365,18 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
 
     def local_classify():
         sub = dec.halo(rank, denoised, cell, clf.shell + moved + MARGIN)
-        a = clf.assess(feats[sub], denoised[sub], cell, rows=np.searchsorted(sub, own))
-        # the points the unknown-vs-liquid check compares (far atoms of every rank; the
-        # other rows stay zero and are never read)
-        coords = np.zeros((len(own), 0 if a.coordinates is None else a.coordinates.shape[1]))
-        if a.coordinates is not None:
-            coords[clf.far(a.scores)] = a.coordinates
-        return np.column_stack([a.nearest, a.scores, a.atom_scores, coords])
+        return clf.assess(feats[sub], denoised[sub], cell, rows=np.searchsorted(sub, own))
 
-    local, error = attempt(local_classify, rank)
+    a, error = attempt(local_classify, rank)
+    local = None if a is None else np.column_stack([a.nearest, a.scores, a.atom_scores])
     out = shared.rows(local, error, dtype=np.float64)
     nearest, scores, atom_scores = out[:, 0].astype(np.int8), out[:, 1], out[:, 2]
     far, distances = None, None
     if clf.unknown >= 0:
         far_atoms = np.flatnonzero(clf.far(scores))
-        far = out[far_atoms, 3:]
+        # the points the unknown-vs-liquid check compares, of the far atoms only (every
+        # rank knows from the gathered scores which atoms those are and who owns them)
+        far = shared.far_rows(a.coordinates, far_atoms, clf.components.shape[0] + 1)
         if len(far_atoms):
             # the repeat check of the far atoms (O(far × sample), every far atom of a
             # liquid frame) is shared too: each rank its own far atoms, against the same
