@@ -31,3 +31,16 @@ def test_full_list_with_images_equals_ase(cell):
     assert d.max() < 4.1 and d.min() > 0
     ii, jj, images = neighbor_pairs(pos, cell, 4.1)
     assert images.dtype.kind == "i" and (ii == i).all() and (jj == j).all()
+
+
+def test_pairs_centred_on_some_atoms_are_those_of_the_full_list():
+    """What an MPI rank asks for: the full list's pairs whose centre is in the mask."""
+    cell = np.diag([11.0, 12.0, 13.0])
+    pos = np.random.default_rng(5).uniform(0, 1, (60, 3)) @ cell
+    mask = np.zeros(60, dtype=bool)
+    mask[::3] = True
+    i, j, images = neighbor_pairs(pos, cell, 4.5)
+    keep = mask[i]
+    ci, cj, cimages = neighbor_pairs(pos, cell, 4.5, centres=mask)
+    assert _pairs(ci, cj, cimages) == _pairs(i[keep], j[keep], images[keep])
+    assert len(ci) == keep.sum() and mask[ci].all()

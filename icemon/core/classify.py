@@ -297,13 +297,15 @@ def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     want = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     if radius <= 0:
         return values[want]
-    i, j, _ = neighbor_pairs(positions, cell, radius)  # who, not where: no shifts in Å
-    if rows is not None:  # keep the pairs centred on a wanted atom, renumbered
+    if rows is None:
+        i, j, _ = neighbor_pairs(positions, cell, radius)  # who, not where: no Å shifts
+    else:  # the pairs centred on a wanted atom, renumbered
+        wanted = np.zeros(n, dtype=bool)
+        wanted[want] = True
+        i, j, _ = neighbor_pairs(positions, cell, radius, centres=wanted)
         slot = np.full(n, -1, dtype=np.int64)
         slot[want] = np.arange(len(want))
         i = slot[i]
-        keep = i >= 0
-        i, j = i[keep], j[keep]
     # (self + neighbours) as a sparse matrix: one product averages every column at once
     m = len(want)
     r = np.concatenate([np.arange(m), i])

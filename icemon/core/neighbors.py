@@ -7,9 +7,12 @@ from vesin import NeighborList
 
 
 def neighbor_pairs(
-    positions: np.ndarray, cell: np.ndarray, cutoff: float
+    positions: np.ndarray, cell: np.ndarray, cutoff: float, centres: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full periodic neighbour list within ``cutoff`` (Å), image offsets as integers.
+
+    ``centres``: an (N,) bool mask; only the pairs centred on those atoms are returned (an
+    MPI rank needs its own atoms' neighbours among its own atoms plus a halo).
 
     Returns:
         (i, j, images): centre and neighbour indices and the (E, 3) integer cell images
@@ -25,8 +28,13 @@ def neighbor_pairs(
         periodic=True,
         quantities="ijS",
     )
-    return (np.concatenate([i, j]).astype(np.int64, copy=False),
-            np.concatenate([j, i]).astype(np.int64, copy=False), np.concatenate([s, -s]))
+    if centres is None:
+        fwd = bwd = slice(None)
+    else:
+        fwd, bwd = centres[i], centres[j]
+    return (np.concatenate([i[fwd], j[bwd]]).astype(np.int64, copy=False),
+            np.concatenate([j[fwd], i[bwd]]).astype(np.int64, copy=False),
+            np.concatenate([s[fwd], -s[bwd]]))
 
 
 def neighbor_list(

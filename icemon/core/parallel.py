@@ -97,8 +97,16 @@ class Decomposition:
         for axis, parts in enumerate(grid):
             nxt = []
             for idx, box in groups:
-                order = idx[np.argsort(frac[idx, axis], kind="stable")]
-                pieces = np.array_split(order, parts)
+                if parts == 1:
+                    nxt.append((idx, box))
+                    continue
+                # equal counts, as np.array_split gives them; a partition, not a sort
+                sizes = np.full(parts, len(idx) // parts)
+                sizes[:len(idx) % parts] += 1
+                kth = np.cumsum(sizes)[:-1]
+                order = idx[np.argpartition(frac[idx, axis], kth)] if len(idx) > parts \
+                    else idx
+                pieces = np.split(order, kth)
                 for k, piece in enumerate(pieces):
                     b = box.copy()
                     if k > 0:
@@ -252,12 +260,10 @@ def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
     reach = den.model.config.cutoff + den.skin
     sub = shared.dec.halo(shared.rank, pos, cell, reach + moved + MARGIN)
     # the pairs centred on own atoms, filtered before anything is converted to Å or torch
-    i, j, images = neighbor_pairs(pos[sub].astype(np.float64), cell, reach)
     own_local = np.searchsorted(sub, shared.own)
     is_own = np.zeros(len(sub), dtype=bool)
     is_own[own_local] = True
-    keep = is_own[i]
-    i, j, images = i[keep], j[keep], images[keep]
+    i, j, images = neighbor_pairs(pos[sub].astype(np.float64), cell, reach, centres=is_own)
     # only the own atoms and their list neighbours carry features the blocks read; the
     # own atoms come first, so that a block updates just its first rows
     used = np.zeros(len(sub), dtype=bool)
@@ -360,12 +366,14 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
         return soap.plain(denoised[sub], cell, centres=denoised[own])
 
     feats_own, error = attempt(local_soap, rank)
-    feats = shared.rows(feats_own, error, dtype=np.float64)
+    # the classification reads the descriptors of the own atoms and a shell-wide halo:
+    # gathered straight into those rows
+    sub = dec.halo(rank, denoised, cell, clf.shell + moved + MARGIN)
+    feats = shared.rows(feats_own, error, dtype=np.float64, at=shared.slot[sub])
     t3 = time.perf_counter()
 
     def local_classify():
-        sub = dec.halo(rank, denoised, cell, clf.shell + moved + MARGIN)
-        return clf.assess(feats[sub], denoised[sub], cell, rows=np.searchsorted(sub, own))
+        return clf.assess(feats, denoised[sub], cell, rows=np.searchsorted(sub, own))
 
     a, error = attempt(local_classify, rank)
     local = None if a is None else np.column_stack([a.nearest, a.scores, a.atom_scores])
