@@ -143,6 +143,25 @@ def test_a_fault_on_one_rank_is_recorded_once_and_every_rank_goes_on(tmp_path, b
         assert len(f["errors"]) == 1
 
 
+@pytest.mark.parametrize("mode, message", [
+    ("overlap", "rank 1: FrameError: atoms"), ("embed", "rank 1: RuntimeError: injected embed fault"),
+    ("block", "rank 1: RuntimeError: injected block fault")])
+def test_a_fault_inside_a_pass_on_one_rank_stops_that_frame_on_every_rank(mode, message):
+    """A failure inside a denoising pass on rank 1 only (overlapping atoms in its share; the
+    network's embedding or a block raising there) travels with the next exchange: both ranks raise the
+    same error for that frame, nobody waits forever, and the next frame is classified."""
+    out = subprocess.run([_mpirun(), "-np", "2", sys.executable,
+                          str(ROOT / "tests" / "scripts" / "pass_fault.py"), mode],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ranks = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(r["rank"] for r in ranks) == [0, 1]
+    for r in ranks:
+        assert len(r["errors"]) == 1 and message in r["errors"][0], r
+        assert r["labels"][PHASES.index("Ih")] == sum(r["labels"])  # the good frame
+    assert ranks[0]["errors"] == ranks[1]["errors"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["xtc", "extxyz"])
 def test_mpirun_icemon_classify_writes_the_serial_labels(tmp_path, gcicenet, suffix):

@@ -28,13 +28,12 @@ def neighbor_pairs(
         periodic=True,
         quantities="ijS",
     )
+    i, j = i.view(np.int64), j.view(np.int64)  # vesin's uint64 indices, without a copy
     if centres is None:
-        fwd = bwd = slice(None)
-    else:
-        fwd, bwd = centres[i], centres[j]
-    return (np.concatenate([i[fwd], j[bwd]]).astype(np.int64, copy=False),
-            np.concatenate([j[fwd], i[bwd]]).astype(np.int64, copy=False),
-            np.concatenate([s[fwd], -s[bwd]]))
+        return np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([s, -s])
+    fwd, bwd = np.flatnonzero(centres[i]), np.flatnonzero(centres[j])
+    return (np.concatenate([i[fwd], j[bwd]]), np.concatenate([j[fwd], i[bwd]]),
+            np.concatenate([s.take(fwd, axis=0), -s.take(bwd, axis=0)]))
 
 
 def neighbor_list(

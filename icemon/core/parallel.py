@@ -284,9 +284,13 @@ def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
 
 
 def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | None,
-          moved: float, cell: np.ndarray, check: bool) -> tuple[np.ndarray, LocalGraph]:
-    """One denoising pass of the own atoms: ε (n_own, 3) float32, blocks exchanged, and
-    the skin list it used (``graph``, reused if still valid, else rebuilt).
+          moved: float, cell: np.ndarray, check: bool
+          ) -> tuple[np.ndarray | None, LocalGraph | None, str | None]:
+    """One denoising pass of the own atoms: ε (n_own, 3) float32, blocks exchanged, the
+    skin list it used (``graph``, reused if still valid, else rebuilt), and this rank's
+    error (then ε is None). Errors travel with the next exchange, whose check raises on
+    every rank (the block exchanges here; after the last block, the caller's gather of
+    the new positions), so a pass costs no collective of its own.
     ``moved``: how far (Å) any own atom is from where the shares were cut."""
     den = pipe.denoiser
     net = den.model
@@ -304,25 +308,28 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
             check_overlaps(p, src, dst, shifts)
         return g, p, src, dst, shifts
 
-    (result, error) = attempt(edges, rank)
-    shared.check(error)
-    graph, p, src, dst, shifts = result
-    n_own = graph.n_own
+    result, error = attempt(edges, rank)
+    graph, p, src, dst, shifts = result if error is None else (None,) * 5
+    sh = basis = x = eps = None
     with torch.no_grad():
-        sh, basis, x = den.embed(p, src, dst, shifts)
+        if error is None:
+            embedded, error = attempt(lambda: den.embed(p, src, dst, shifts), rank)
+            if error is None:
+                sh, basis, x = embedded
         for k, layer in enumerate(den.blocks):
-            # the own atoms are the first rows: only they are updated here
-            y, error = attempt(lambda f=layer, x=x: f(x, sh, basis, src, dst, x[:n_own]),
-                               rank)
+            if error is None:
+                # the own atoms are the first rows: only they are updated here
+                x, error = attempt(lambda f=layer, x=x: f(x, sh, basis, src, dst,
+                                                         x[:graph.n_own]), rank)
             if k == len(den.blocks) - 1:
-                shared.check(error)
-                x = y
                 break
-            own_rows = None if y is None else y.cpu().numpy()
+            own_rows = None if error is not None else x.cpu().numpy()
             x = torch.as_tensor(shared.rows(own_rows, error, dtype=np.float32,
-                                            at=graph.gathered), device=den.device)
-        eps = net.readout(x)
-    return eps.cpu().numpy(), graph
+                                            at=None if graph is None else graph.gathered),
+                                device=den.device)
+        if error is None:
+            eps, error = attempt(lambda: net.readout(x).cpu().numpy(), rank)
+    return eps, graph, error
 
 
 def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
@@ -348,12 +355,14 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
     for k in range(den.max_steps):
         t1 = time.perf_counter()
         moved = _largest_move(pos[own], start[own])
-        eps, graph = _pass(pipe, shared, pos, graph, moved, cell, check=k == 0)
+        eps, graph, error = _pass(pipe, shared, pos, graph, moved, cell, check=k == 0)
         t_net += time.perf_counter() - t1
-        mine = pos[own] - eps
-        pos = shared.rows(mine, dtype=np.float32)
+        mine = None if eps is None else pos[own] - eps
+        pos = shared.rows(mine, error, dtype=np.float32)  # raises on every rank on error
         step = float(np.linalg.norm(eps, axis=1).max()) if len(eps) else 0.0
-        history.append(comm.allreduce(step, op=_max_op()))
+        # the stopping rule is collective only where it can stop early (a model with
+        # tol 0, as shipped, always makes its max_steps passes: no reduction needed)
+        history.append(comm.allreduce(step, op=_max_op()) if den.tol > 0 else step)
         if history[-1] < den.tol:
             break
     moved = _largest_move(pos[own], start[own])
