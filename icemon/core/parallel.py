@@ -15,7 +15,8 @@ halos). Each rank then does the per-atom work of its own atoms only:
   on every rank: on the 8,064-O benchmark box split in two it is 83 % of all atoms per
   rank against 61 % for one cutoff (measured with :meth:`Decomposition.halo`), so
   per-block exchange it is. The updated
-  positions are all-gathered after every pass; the stopping rule is an ``allreduce``.
+  positions are all-gathered after every pass; the stopping rule is an ``allreduce``
+  (for models that can stop early, tol > 0; the shipped one always makes its passes).
 - **SOAP**: one dscribe call per rank with the own atoms as centres (by position, which
   is linear: :mod:`icemon.core.descriptors`) in the own atoms plus a halo of ``r_cut``;
   rows of the own atoms are all-gathered. Each rank describes only its own atoms (until
@@ -26,7 +27,10 @@ halos). Each rank then does the per-atom work of its own atoms only:
 
 Collective errors: every exchange first all-gathers each rank's error (or None); if any
 rank failed, every rank raises the same :class:`CollectiveError` at the same point, so no
-rank is ever left waiting in a collective and the frame is skipped everywhere.
+rank is ever left waiting in a collective and the frame is skipped everywhere. A rank that
+fails between exchanges (neighbour list, embedding, a block, readout) skips the rest of
+that work and hands its error to the next exchange, so errors cost no collectives of
+their own.
 
 Results equal the serial pipeline's: the same float32 arithmetic on the same edges, up
 to the order of floating-point sums (labels identical; denoised positions measured within
