@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from icemon.core.frame import FrameError, wrap
+from icemon.core.frame import FrameError, minimum_image, wrap
 from icemon.core.graph import build_graph, edges_within
 from icemon.core.network import Compiled, ScoreNet
 
@@ -77,24 +77,21 @@ def skin_valid(pos: torch.Tensor, built_at: torch.Tensor, skin: float,
     fast = int(np.count_nonzero(ds >= 0.5 * skin))
     ends = np.searchsorted(-ds, -(skin - ds[:fast]), side="right")
     counts = np.maximum(ends - np.arange(fast) - 1, 0)
+    if counts.sum() == 0:
+        return True
     if counts.sum() > MAX_CANDIDATE_PAIRS:
         return False
-    a = np.repeat(np.arange(fast), counts)
-    b = np.concatenate([np.arange(k + 1, e) for k, e in zip(range(fast), ends)]
-                       or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
-    if not len(a):
-        return True
-    x = pos.double().cpu().numpy()
     cell = np.asarray(cell, dtype=np.float64)
-    inverse = np.linalg.inv(cell)
-    # after rounding, an image two cells away along a lattice direction is ≥ 1.5 plane
-    # spacings off: the 27 nearest images hold every image inside a cutoff below that
-    if cutoff >= 1.5 / np.linalg.norm(inverse, axis=0).max():
+    # after the minimum image, an image two cells away along a lattice direction is
+    # ≥ 1.5 plane spacings off: the 27 nearest images hold every one inside a cutoff below
+    if cutoff >= 1.5 / np.linalg.norm(np.linalg.inv(cell), axis=0).max():
         return False
-    frac = (x[order[b]] - x[order[a]]) @ inverse
-    frac -= np.round(frac)
-    images = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T
-    r = np.linalg.norm((frac[:, None, :] + images[None]) @ cell, axis=2).min(axis=1)
+    a = np.repeat(np.arange(fast), counts)
+    b = np.concatenate([np.arange(k + 1, e) for k, e in enumerate(ends)])
+    x = pos.double().cpu().numpy()
+    nearest = minimum_image(x[order[b]] - x[order[a]], cell)
+    images = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T @ cell
+    r = np.linalg.norm(nearest[:, None, :] + images[None], axis=2).min(axis=1)
     return bool((r >= cutoff).all())
 
 

@@ -210,7 +210,6 @@ class Shared:
         full[self.order] = out
         return full
 
-
     def far_rows(self, local: np.ndarray, atoms: np.ndarray, width: int) -> np.ndarray:
         """(len(atoms), width) float32 rows of some atoms (sorted global indices, the same
         on every rank), each rank sending those of ``atoms`` it owns (``local``, in
