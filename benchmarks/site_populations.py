@@ -1,14 +1,13 @@
-"""Do the Wyckoff-site populations of the matched references tell an impostor lattice from
-the phase it is read as? A measurement toward issue 14's `unknown` (not a product rule yet).
+"""Does the orbit check tell an impostor lattice from the ice it is read as (issue 14)?
 
-Each reference atom of a model's phases gets a site: its distinct (per-atom, not
-shell-averaged) environment in the ideal lattice, i.e. its Wyckoff orbit as SOAP sees it;
-a phase's site fractions are the orbits' multiplicities over Z. A frame is classified by
-the model; every atom labelled with an ice is then matched, by its own (not averaged)
-descriptor, to the nearest reference atom *of that ice*, and the frame's site histogram
-per ice is compared with the ice's fractions (total-variation distance, TV, 0…1). A real
-crystal of the phase fills its orbits in proportion; a lattice the model does not know
-but reads as some ice (XII as V, the clathrates TS1/HS1 as sI/sII) need not.
+A crystal of a phase fills every Wyckoff orbit of that phase in proportion to its
+multiplicity; a lattice the model does not know, read as some ice, need not (ice XII
+read as V, the clathrates TS1/HS1 read as sI/sII). The model matches each atom labelled
+with an ice, by its own (not averaged) descriptor, to the nearest site of that ice
+(:meth:`icemon.core.classify.PhaseClassifier.orbits`); a frame's ice whose worst-filled
+orbit holds less than the model's floor (its share × ``orbit_floor``, derived from
+synthetic ice) becomes ``unknown``. This prints, per frame, the labels with and without
+the check and each checked ice's smallest orbit population / share against its floor.
 
     python benchmarks/site_populations.py MODEL LATTICE [LATTICE ...]
 
@@ -28,48 +27,11 @@ from icemon.training.references import reference
 GCICENET = "../shared/data/gcicenet"
 
 
-def site_references(pipe: Pipeline) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(PCA coordinates, phase code, site of every reference atom at scales 1, 0.97,
-    1.03; each phase's site fractions)."""
-    clf = pipe.classifier
-    phases = [p for p in pipe.model.phases if p not in ("liquid", "unknown")]
-    r_cut = pipe.model.soap.r_cut
-    symprec = pipe.model.meta.get("train", {}).get("config", {}).get("reference_symprec", 0.0)
-    ys, codes, sites, fractions = [], [], [], {}
-    for code, phase in enumerate(phases):
-        atoms = reference(phase, min_height=2 * r_cut, symprec=symprec)
-        site = None
-        for scale in (1.0, 0.97, 1.03):
-            pos, cell = atoms.positions * scale, np.asarray(atoms.cell[:]) * scale
-            y, _ = clf.project(pipe.soap(pos, cell))
-            if site is None:  # the distinct environments of the ideal lattice
-                _, site = np.unique(np.round(y, 4), axis=0, return_inverse=True)
-                site = site.ravel()
-                fractions[phase] = np.bincount(site) / len(site)
-            ys.append(y)
-            codes.append(np.full(len(y), code))
-            sites.append(site)
-    return np.concatenate(ys), np.concatenate(codes), np.concatenate(sites), fractions
-
-
-def populations(pipe: Pipeline, refs, frame: Frame) -> list[tuple[str, float, float, np.ndarray]]:
-    """(ice, fraction of the frame labelled with it, TV, observed site fractions) for each
-    ice holding ≥ 5 % of the frame."""
-    ref_y, ref_code, ref_site, fractions = refs
-    res = pipe.process(frame)
-    y, _ = pipe.classifier.project(pipe.soap(res.denoised, frame.cell))
-    d2 = (y * y).sum(1)[:, None] - 2 * y @ ref_y.T + (ref_y ** 2).sum(1)[None]
-    d2[ref_code[None, :] != res.labels[:, None]] = np.inf  # the labelled ice's sites only
-    site = ref_site[d2.argmin(1)]
-    out = []
-    for code, phase in enumerate(fractions):
-        mine = res.labels == code
-        if mine.mean() < 0.05:
-            continue
-        observed = np.bincount(site[mine], minlength=len(fractions[phase])) / mine.sum()
-        out.append((phase, float(mine.mean()), 0.5 * float(np.abs(observed - fractions[phase]).sum()),
-                    observed))
-    return out
+def share(labels: np.ndarray, phases: tuple[str, ...]) -> str:
+    """The labels' phases by share, largest first (≥ 0.5 %)."""
+    count = np.bincount(labels.astype(np.int64), minlength=len(phases)) / len(labels)
+    return ", ".join(f"{phases[k]} {100 * count[k]:.1f} %" for k in np.argsort(-count)
+                     if count[k] >= 0.005)
 
 
 def main() -> None:
@@ -78,8 +40,12 @@ def main() -> None:
     p.add_argument("lattices", nargs="+")
     a = p.parse_args()
     pipe = Pipeline(a.model)
-    refs = site_references(pipe)
-    print("sites (orbits) per phase: " + ", ".join(f"{k} {len(v)}" for k, v in refs[3].items()))
+    clf = pipe.classifier
+    if clf.site_features is None or clf.orbit_floor is None:
+        raise SystemExit(f"{a.model} has no orbit check (a model built before it)")
+    phases = pipe.model.phases
+    print("orbit floors: " + ", ".join(f"{phases[k]} {f:.3f}" for k, f in
+                                       enumerate(clf.orbit_floor) if f > 0))
     rng = np.random.default_rng(7)
     frames: list[tuple[str, Frame]] = []
     for lat in a.lattices:
@@ -93,11 +59,19 @@ def main() -> None:
             atoms = reference(lat, 18.0)
             x = atoms.positions + rng.normal(0, 0.12, atoms.positions.shape)
             frames.append((lat, Frame(x, atoms.cell[:])))
+    print(f"{'frame':10s} {'O':>5s}  labels (orbit check) | without it | worst orbit / share "
+          f"(floor)")
     for name, frame in frames:
-        parts = populations(pipe, refs, frame)
-        text = " | ".join(f"{ph} {100 * f:.1f} % TV {tv:.3f} (sites {np.round(obs, 3)}, "
-                          f"ideal {np.round(refs[3][ph], 3)})" for ph, f, tv, obs in parts)
-        print(f"{name:10s} {frame.n_atoms:5d} O: {text or 'no ice ≥ 5 %'}")
+        res = pipe.process(frame)
+        den = res.denoised
+        own = pipe.soap(den, frame.cell)
+        a_ = clf.assess(own, den, frame.cell)
+        without = clf.label(a_.nearest, a_.scores, a_.coordinates)
+        ratios = clf.orbit_ratios(without, a_.orbits)
+        text = "; ".join(f"{phases[k]} {r:.2f} ({clf.orbit_floor[k]:.2f})"
+                         for k, (r, n) in ratios.items() if clf.orbit_floor[k] > 0)
+        print(f"{name:10s} {frame.n_atoms:5d}  {share(res.labels, phases)} | "
+              f"{share(without, phases)} | {text or '-'}")
 
 
 if __name__ == "__main__":

@@ -137,3 +137,34 @@ def test_liquid_stays_liquid_with_the_unknown_label(pipeline, gcicenet):
 
     res = pipeline.process(gcicenet_frame(gcicenet, "w"))
     assert res.fractions[pipeline.model.phases.index("liquid")] >= 0.999, res.table()
+
+
+def test_averaged_repeat_distances_keep_a_crystal_whole():
+    """An ordered region whose single atoms scatter past the repeat threshold (a lattice
+    the network leaves less ordered, like ice IV) is unknown everywhere once each atom's
+    repeat distance is averaged over the far atoms around it; a liquid beside it stays
+    liquid."""
+    from icemon.core.classify import far_average
+
+    rng = np.random.default_rng(5)
+    clf = _classifier(unknown=3)
+    # a 10 x 10 x 5 crystal of far atoms, 3 Å apart, at x < 28 Å; a liquid at x > 34 Å
+    grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), np.arange(5), indexing="ij"),
+                    -1).reshape(-1, 3) * 3.0
+    liquid_pos = rng.uniform([34, 0, 0], [56, 30, 15], (500, 3))  # 6 Å gaps
+    positions = np.vstack([grid, liquid_pos])
+    cell = np.diag([62.0, 30.0, 15.0])
+    crystal_d = rng.uniform(0.2, 0.45, len(grid))
+    crystal_d[rng.choice(len(grid), 10, replace=False)] = 0.7  # a tail beyond 0.5
+    d = np.concatenate([crystal_d, rng.uniform(2.0, 4.0, 500)])
+    scores = np.full(len(d), 2.0)  # every atom far
+    nearest = np.zeros(len(d), int)
+    plain = clf.label(nearest, scores, np.zeros((len(d), 7)), d)
+    assert (plain[:len(grid)] == 2).sum() == 10
+    averaged = far_average(d, positions, cell, 4.5)
+    labels = clf.label(nearest, scores, np.zeros((len(d), 7)), averaged)
+    assert np.all(labels[:len(grid)] == 3)
+    assert np.all(labels[len(grid):] == 2)
+    # only some rows: the same averages
+    rows = np.array([0, 7, 600, 900])
+    np.testing.assert_allclose(far_average(d, positions, cell, 4.5, rows=rows), averaged[rows])

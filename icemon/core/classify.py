@@ -9,6 +9,15 @@ lattice the model was never given (ice IV, XII, a hydrate it does not know) is o
 matches no reference; calling it liquid, or the nearest ice, would be a confident wrong
 answer.
 
+A lattice the model does not know may also land within the threshold of an ice it does
+know (ice XII inside ice V's unit). A crystal of a phase fills every Wyckoff orbit of that
+phase in proportion to its multiplicity; an impostor need not (XII, read as V, fills two
+of V's four orbits and leaves the others empty). Each atom labelled with an ice is
+matched, by its own (not averaged) descriptor, to the nearest *site* of that ice (a
+distinct environment of its ideal lattice), and when an orbit of a frame's ice holds
+much less than its share of the atoms so labelled (:attr:`PhaseClassifier.orbit_floor`,
+derived from synthetic ice), every atom of that ice in the frame becomes ``unknown``.
+
 Everything here is fitted on reference atoms only. The per-atom *score* is the
 Euclidean distance (in standardised SOAP units) to the nearest reference environment;
 it is computed exactly as the distance inside the PCA subspace plus the part of the
@@ -35,6 +44,12 @@ REPEAT_SAMPLE = 2048
 environments a candidate is compared with, so that the check costs O(N) on big frames;
 an orbit of ≥ 1 % of the candidates still has ≥ 20 copies among them."""
 
+ORBIT_MIN_COUNT = 20.0
+"""Fewest atoms a frame's ice must *expect* on an orbit (its share × the atoms labelled
+with that ice) before that orbit's population is checked: an orbit expecting 20 atoms
+holds fewer than 10 by chance with probability ~1 % even for independent atoms (Poisson),
+and a crystal's orbits fluctuate far less than that."""
+
 
 @dataclass
 class Assessment:
@@ -50,6 +65,9 @@ class Assessment:
     """(n_far, k + 1) float32 :meth:`PhaseClassifier.coordinates` of the atoms with
     ``scores`` above the threshold, in order; None when the model has no ``unknown``
     label (nothing compares them then)."""
+    orbits: np.ndarray | None = None
+    """(n,) orbit of the nearest ice's site nearest to each atom's own descriptor
+    (:meth:`PhaseClassifier.orbits`); None when the model has no sites."""
 
 
 @dataclass
@@ -88,6 +106,32 @@ class PhaseClassifier:
     move their descriptors (a strained ice VII moves ~1.7× as far as ice II), so one
     pooled distance is too loose near the stiff ones and too tight near the soft ones.
     None: scores are plain distances (standardised SOAP units)."""
+    site_features: np.ndarray | None = None
+    """(S, k) PCA coordinates of the distinct per-atom (not averaged) environments of the
+    ideal references, at each reference scale: the *sites* (None: no orbit check)."""
+    site_phase: np.ndarray | None = None
+    """(S,) phase code of each site."""
+    site_orbit: np.ndarray | None = None
+    """(S,) orbit of each site: its distinct environment at the reference density, one per
+    Wyckoff orbit as SOAP sees it (numbered over all phases)."""
+    orbit_phase: np.ndarray | None = None
+    """(O,) phase code of each orbit."""
+    orbit_fraction: np.ndarray | None = None
+    """(O,) share of its phase's atoms on each orbit (multiplicity / Z)."""
+    orbit_floor: np.ndarray | None = None
+    """(n_phases,) smallest population of an orbit, as a fraction of its share, for a
+    frame's atoms of that ice to stay that ice (else ``unknown``); 0 = not checked
+    (phases of one orbit, or whose orbits synthetic noise already mixes). Derived by
+    :mod:`icemon.training.calibrate` from synthetic ice."""
+    repeat_shell: float = 0.0
+    """Radius (Å) over which each far atom's :func:`repeat_distance` is averaged with
+    those of the far atoms around it before the comparison with
+    :attr:`repeat_threshold` (0 = each atom on its own). Like the averaged score, the
+    average is the region's repeat distance: an unknown crystal that the network leaves
+    less ordered than the known ices (ice IV) has a tail of single atoms beyond the
+    threshold (1 % in IV), its regional averages none; liquid averages stay ≥ 2× above
+    it. The threshold stays the single-atom quantile of synthetic ice, an upper bound
+    for a crystal's averages."""
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
@@ -113,6 +157,81 @@ class PhaseClassifier:
         clf.ref_features = y[np.sort(first)]
         clf.ref_labels = np.asarray(labels)[np.sort(first)].astype(np.int64)
         return clf
+
+    def fit_sites(self, features: np.ndarray, labels: np.ndarray, orbits: np.ndarray) -> None:
+        """Store the sites: per-atom (not averaged) descriptors ``features`` (n, D) of
+        reference atoms with phase ``labels`` and orbit ``orbits`` (numbered over all
+        phases; every orbit's rows are the same environment, up to the density of the
+        reference they came from); one row is kept per distinct environment."""
+        y = self.project(features)[0]
+        labels, orbits = np.asarray(labels, dtype=np.int64), np.asarray(orbits, dtype=np.int64)
+        _, first = np.unique(np.column_stack([np.round(y, 6), orbits]), axis=0,
+                             return_index=True)
+        first = np.sort(first)
+        self.site_features, self.site_phase, self.site_orbit = y[first], labels[first], orbits[first]
+        n_orbits = int(orbits.max()) + 1
+        self.orbit_phase = np.zeros(n_orbits, dtype=np.int64)
+        self.orbit_phase[orbits] = labels
+        count = np.bincount(orbits, minlength=n_orbits).astype(np.float64)
+        self.orbit_fraction = count / np.bincount(labels, minlength=self.liquid)[self.orbit_phase]
+        if self.orbit_floor is None:
+            self.orbit_floor = np.zeros(self.liquid)
+
+    def merge_orbits(self, group: np.ndarray) -> None:
+        """Make orbits one: ``group`` (O,) gives each orbit its new number (0…G−1, orbits
+        of one phase only); shares add up."""
+        assert self.site_orbit is not None and self.orbit_phase is not None \
+            and self.orbit_fraction is not None
+        group = np.asarray(group, dtype=np.int64)
+        n = int(group.max()) + 1
+        phase = np.zeros(n, dtype=np.int64)
+        phase[group] = self.orbit_phase
+        if np.any(phase[group] != self.orbit_phase):
+            raise ValueError("orbits of different phases cannot be merged")
+        self.site_orbit = group[self.site_orbit]
+        self.orbit_fraction = np.bincount(group, weights=self.orbit_fraction, minlength=n)
+        self.orbit_phase = phase
+
+    def orbits(self, features: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        """(n,) int64 orbit of each atom: that of the site of phase ``nearest`` closest to
+        the atom's own (not averaged) descriptor ``features`` (n, D)."""
+        return self._orbits(self.project(features)[0], nearest)
+
+    def _orbits(self, y: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        """:meth:`orbits` of points given by their PCA coordinates."""
+        assert self.site_features is not None and self.site_phase is not None
+        sites, phase = self.site_features, self.site_phase
+        out = np.empty(len(y), dtype=np.int64)
+        s2 = (sites * sites).sum(1)[None, :]
+        chunk = 1 << 15
+        for lo in range(0, len(y), chunk):
+            q, code = y[lo:lo + chunk], np.asarray(nearest[lo:lo + chunk])
+            d2 = (q * q).sum(1)[:, None] - 2.0 * q @ sites.T + s2
+            d2[phase[None, :] != code[:, None]] = np.inf
+            out[lo:lo + chunk] = self.site_orbit[np.argmin(d2, axis=1)]
+        return out
+
+    def orbit_ratios(self, labels: np.ndarray, orbits: np.ndarray) -> dict[int, tuple[float, int]]:
+        """{phase code: (smallest population / expected population over the phase's
+        orbits that expect ≥ :data:`ORBIT_MIN_COUNT` atoms, atoms labelled with it)} for
+        every checked ice of a frame (a phase with >1 orbit and enough atoms); 1 means
+        every orbit holds its share."""
+        if self.orbit_phase is None or self.orbit_fraction is None:
+            return {}
+        out: dict[int, tuple[float, int]] = {}
+        labels = np.asarray(labels)
+        for code in np.unique(labels):
+            mine = np.flatnonzero(self.orbit_phase == code)
+            if code < 0 or code >= self.liquid or len(mine) < 2:
+                continue
+            n = int((labels == code).sum())
+            expected = n * self.orbit_fraction[mine]
+            checked = expected >= ORBIT_MIN_COUNT
+            if not checked.any():
+                continue
+            count = np.bincount(orbits[labels == code], minlength=len(self.orbit_phase))[mine]
+            out[int(code)] = (float((count[checked] / expected[checked]).min()), n)
+        return out
 
     def project(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(PCA coordinates (n, k), squared norm of the out-of-subspace residual (n,))."""
@@ -157,7 +276,7 @@ class PhaseClassifier:
         y = z @ self.components.T
         resid2 = self._residual2(z, y)
         nearest, atom_scores = self._nearest(y, resid2)
-        scores = atom_scores
+        scores, y_own = atom_scores, y
         if self.shell > 0:
             z = shell_average(z_all, positions, cell, self.shell, rows)
             y = z @ self.components.T
@@ -165,7 +284,8 @@ class PhaseClassifier:
             nearest, scores = self._nearest(y, resid2)
         far = self.far(scores)
         coords = self._coordinates(y[far], resid2[far]) if self.unknown >= 0 else None
-        return Assessment(nearest, scores, atom_scores, coords)
+        orbits = None if self.site_features is None else self._orbits(y_own, nearest)
+        return Assessment(nearest, scores, atom_scores, coords, orbits)
 
     @staticmethod
     def _residual2(z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -189,26 +309,46 @@ class PhaseClassifier:
 
     def label(self, nearest: np.ndarray, scores: np.ndarray,
               far_coordinates: np.ndarray | None = None,
-              far_distances: np.ndarray | None = None) -> np.ndarray:
-        """int8 labels: the nearest reference phase; where score > threshold, ``unknown``
-        if the environment repeats among the other atoms above the threshold, else
-        ``liquid``. ``far_coordinates``: the :meth:`coordinates` of just the :meth:`far`
-        atoms, in order (None, or a model without the label: every far atom is liquid);
-        ``far_distances``: their :func:`repeat_distance` if already computed (MPI ranks
-        compute it for their own far atoms)."""
+              far_distances: np.ndarray | None = None,
+              orbits: np.ndarray | None = None, positions: np.ndarray | None = None,
+              cell: np.ndarray | None = None) -> np.ndarray:
+        """int8 labels of a whole frame: the nearest reference phase; where score >
+        threshold, ``unknown`` if the environment repeats among the other atoms above the
+        threshold, else ``liquid``; and ``unknown`` for every atom of an ice whose orbits
+        the frame's atoms of that ice do not fill (:meth:`orbit_ratios` below
+        :attr:`orbit_floor`). ``far_coordinates``: the :meth:`coordinates` of just the
+        :meth:`far` atoms, in order (None, or a model without the label: every far atom
+        is liquid); ``far_distances``: their :func:`repeat_distance` if already computed
+        (MPI ranks compute it for their own far atoms, and average it over
+        :attr:`repeat_shell`); ``orbits``: each atom's :meth:`orbits` (None: no orbit
+        check); ``positions`` (N, 3) and ``cell`` (Å): the denoised frame, for averaging
+        the computed repeat distances over :attr:`repeat_shell`."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
-        if self.unknown >= 0 and far_coordinates is not None and far.any():
-            d = (repeat_distance(far_coordinates, self.repeat_k) if far_distances is None
-                 else far_distances)
+        if self.unknown < 0:
+            return labels
+        if far_coordinates is not None and far.any():
+            if far_distances is None:
+                d = repeat_distance(far_coordinates, self.repeat_k)
+                if self.repeat_shell > 0 and positions is not None:
+                    d = far_average(d, positions[far], cell, self.repeat_shell)
+            else:
+                d = far_distances
             labels[np.flatnonzero(far)[d <= self.repeat_threshold]] = self.unknown
+        if orbits is not None and self.orbit_floor is not None:
+            for code, (ratio, _) in self.orbit_ratios(labels, orbits).items():
+                if ratio < self.orbit_floor[code]:
+                    labels[labels == code] = self.unknown
         return labels
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels with ``liquid`` (or ``unknown``) where score > threshold, scores)."""
-        nearest, scores = self.nearest(features)
+        y, resid2 = self.project(features)
+        nearest, scores = self._nearest(y, resid2)
         far = self.far(scores)
-        return self.label(nearest, scores, self.coordinates(features[far])), scores
+        orbits = None if self.site_features is None else self._orbits(y, nearest)
+        return self.label(nearest, scores, self._coordinates(y[far], resid2[far]),
+                          orbits=orbits), scores
 
     def averaged(self, features: np.ndarray, positions: np.ndarray,
                  cell: np.ndarray) -> np.ndarray:
@@ -225,6 +365,8 @@ class PhaseClassifier:
             "unknown": np.array(self.unknown), "repeat_threshold": np.array(self.repeat_threshold),
             "repeat_k": np.array(self.repeat_k),
             **({} if self.phase_scale is None else {"phase_scale": self.phase_scale}),
+            **{k: v for k in SITE_ARRAYS if (v := getattr(self, k)) is not None},
+            "repeat_shell": np.array(self.repeat_shell),
         }
 
     @classmethod
@@ -237,7 +379,14 @@ class PhaseClassifier:
                    float(a["repeat_threshold"]) if "repeat_threshold" in a else float("inf"),
                    int(a["repeat_k"]) if "repeat_k" in a else REPEAT_K,
                    np.asarray(a["phase_scale"], dtype=np.float64) if "phase_scale" in a
-                   else None)
+                   else None,
+                   *(np.asarray(a[k]) if k in a else None for k in SITE_ARRAYS),
+                   float(a["repeat_shell"]) if "repeat_shell" in a else 0.0)
+
+
+SITE_ARRAYS = ("site_features", "site_phase", "site_orbit", "orbit_phase", "orbit_fraction",
+               "orbit_floor")
+"""The orbit check's arrays, in field order (absent from model files without it)."""
 
 
 def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
@@ -274,6 +423,18 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
         kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
         out[lo:lo + chunk] = np.sqrt(np.maximum(kth, 0.0))
     return out
+
+
+def far_average(distances: np.ndarray, positions: np.ndarray, cell: np.ndarray,
+                radius: float, rows: np.ndarray | None = None) -> np.ndarray:
+    """Repeat distances (n_far,) of the far atoms at ``positions`` (n_far, 3) Å, each
+    averaged with those of the far atoms within ``radius`` Å (itself included); with
+    ``rows`` (indices into the far atoms), only those atoms' averages, in that order.
+    Non-finite distances (too few far atoms to repeat) are left as they are."""
+    distances = np.asarray(distances, dtype=np.float64)
+    if radius <= 0 or not np.isfinite(distances).all():
+        return distances if rows is None else distances[rows]
+    return shell_average(distances, positions, cell, radius, rows)
 
 
 def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from icemon.core.classify import repeat_distance
+from icemon.core.classify import far_average, repeat_distance
 from icemon.core.denoise import check_overlaps, skin_valid
 from icemon.core.frame import Frame, fractional, wrap
 from icemon.core.graph import edges_within
@@ -388,9 +388,11 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
         return clf.assess(feats, denoised[sub], cell, rows=np.searchsorted(sub, own))
 
     a, error = attempt(local_classify, rank)
-    local = None if a is None else np.column_stack([a.nearest, a.scores, a.atom_scores])
+    local = None if a is None else np.column_stack(
+        [a.nearest, a.scores, a.atom_scores, *([] if a.orbits is None else [a.orbits])])
     out = shared.rows(local, error, dtype=np.float64)
     nearest, scores, atom_scores = out[:, 0].astype(np.int8), out[:, 1], out[:, 2]
+    orbits = out[:, 3].astype(np.int64) if out.shape[1] > 3 else None
     far, distances = None, None
     if clf.unknown >= 0:
         far_atoms = np.flatnonzero(clf.far(scores))
@@ -410,7 +412,19 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
 
             d_own, error = attempt(local_repeat, rank)
             distances = shared.rows(d_own, error, dtype=np.float32)[far_atoms, 0]
-    labels = clf.label(nearest, scores, far, distances)
+            if clf.repeat_shell > 0:
+                # averaged over the far atoms around: each rank its own, with every far
+                # atom's distance known now
+                def local_average():
+                    mine = np.flatnonzero(dec.owner[far_atoms] == rank)
+                    d = np.full(len(own), np.nan)
+                    d[np.searchsorted(own, far_atoms[mine])] = far_average(
+                        distances, denoised[far_atoms], cell, clf.repeat_shell, rows=mine)
+                    return d
+
+                d_own, error = attempt(local_average, rank)
+                distances = shared.rows(d_own, error, dtype=np.float64)[far_atoms, 0]
+    labels = clf.label(nearest, scores, far, distances, orbits)
     t4 = time.perf_counter()
     return Result(frame, labels, scores.astype(np.float32), denoised, nearest, len(history),
                   {"neighbors": 0.0, "network": t_net, "denoise": t2 - t0, "soap": t3 - t2,

@@ -155,7 +155,8 @@ class Pipeline:
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
         a = self.classifier.assess(feats, den.positions, frame.cell)
-        labels = self.classifier.label(a.nearest, a.scores, a.coordinates)
+        labels = self.classifier.label(a.nearest, a.scores, a.coordinates, orbits=a.orbits,
+                                        positions=den.positions, cell=frame.cell)
         t3 = time.perf_counter()
         return Result(frame, labels, a.scores.astype(np.float32), den.positions,
                       a.nearest.astype(np.int8), den.n_steps,

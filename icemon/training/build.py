@@ -42,17 +42,21 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     classifier = fit_classifier(soap, config.n_components, scales, shell=config.shell,
                                 phases=phases, symprec=config.reference_symprec)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
+    repeat_shell = config.shell if config.repeat_average and config.unknown_label else 0.0
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
                     strain=config.strain, seed=config.seed, rule=config.threshold_rule,
                     ice_quantile=config.ice_quantile, ice_sigma=config.calibration_sigma,
                     ice_samples=config.calibration_samples,
                     progress=progress, phases=phases, unknown=config.unknown_label,
-                    symprec=config.reference_symprec)
+                    symprec=config.reference_symprec, orbit_margin=config.orbit_margin,
+                    repeat_shell=repeat_shell)
     classifier.threshold = cal.threshold
     classifier.phase_scale = cal.phase_scale
     if config.unknown_label:
         classifier.unknown = classifier.liquid + 1  # the code after liquid
         classifier.repeat_threshold = cal.repeat_threshold
+        classifier.orbit_floor = cal.orbit_floor
+        classifier.repeat_shell = repeat_shell
     meta = {
         "name": name,
         "train": {"config": config.to_dict(), **train_info},

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from icemon.core.classify import PhaseClassifier, repeat_distance, shell_average
+from icemon.core.classify import PhaseClassifier, far_average, repeat_distance, shell_average
 from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.neighbors import neighbor_list
@@ -61,18 +61,30 @@ def fit_classifier(soap: Soap, n_components: int = 30,
                    symprec: float = 0.0) -> PhaseClassifier:
     """Scaler + PCA + reference environments from the ideal references only (their
     descriptors shell-averaged over ``shell`` Å, as frames will be); the reference of
-    ``phases[k]`` gets code k; ``symprec``: see :func:`reference`."""
-    feats, labels = [], []
+    ``phases[k]`` gets code k; ``symprec``: see :func:`reference`. The per-atom
+    descriptors give the sites and orbits of the orbit check
+    (:meth:`PhaseClassifier.fit_sites`): an orbit is a distinct environment of the
+    reference at scale 1, and keeps its atoms at the other scales."""
+    feats, own, labels = [], [], []
     for code, phase in enumerate(phases):
         atoms = reference(phase, min_height=2 * soap.config.r_cut, symprec=symprec)
         for s in scales:
             pos, cell = atoms.positions * s, np.asarray(atoms.cell[:]) * s
-            f = shell_average(soap(pos, cell), pos, cell, shell)
-            feats.append(f)
+            f = soap(pos, cell)
+            own.append(f)
+            feats.append(shell_average(f, pos, cell, shell))
             labels.append(np.full(len(f), code))
     clf = PhaseClassifier.fit(np.concatenate(feats), np.concatenate(labels), n_components)
     clf.shell = float(shell)
     clf.liquid = len(phases)
+    orbits, offset, k = [], 0, 0
+    for phase in phases:
+        at_one = own[k + (scales.index(1.0) if 1.0 in scales else 0)]
+        _, orbit = np.unique(np.round(clf.project(at_one)[0], 4), axis=0, return_inverse=True)
+        orbits += [offset + orbit.ravel()] * len(scales)
+        offset += int(orbit.max()) + 1
+        k += len(scales)
+    clf.fit_sites(np.concatenate(own), np.concatenate(labels), np.concatenate(orbits))
     return clf
 
 
@@ -108,6 +120,14 @@ class Calibration:
     phase_scale: np.ndarray | None = None
     """Per-phase score unit of the ``phase_quantile`` rule (then the scores here are
     already divided by it and the threshold is 1)."""
+    orbit_ratio_min: np.ndarray | None = None
+    """(n_phases,) smallest orbit population / share found in any synthetic-ice sample
+    of each phase (:meth:`PhaseClassifier.orbit_ratios`; NaN: one orbit)."""
+    orbit_floor: np.ndarray | None = None
+    """(n_phases,) ``orbit_margin`` × :attr:`orbit_ratio_min` (0 where unchecked)."""
+    disorder_repeats_averaged: np.ndarray | None = None
+    """The synthetic disorder's repeat distances averaged as the model averages them
+    (:attr:`PhaseClassifier.repeat_shell`), when it does."""
 
     @property
     def separated(self) -> bool:
@@ -142,6 +162,14 @@ class Calibration:
                 "repeat_disorder_below": float(np.mean(
                     self.disorder_repeats <= self.repeat_threshold)),
             }),
+            **({} if self.disorder_repeats_averaged is None else {
+                "repeat_disorder_averaged_q001": q(self.disorder_repeats_averaged, 0.001),
+                "repeat_disorder_averaged_below": float(np.mean(
+                    self.disorder_repeats_averaged <= self.repeat_threshold))}),
+            **({} if self.orbit_floor is None else {
+                "orbit_ratio_min": [None if np.isnan(v) else float(v)
+                                    for v in self.orbit_ratio_min],
+                "orbit_floor": [float(v) for v in self.orbit_floor]}),
         }
 
 
@@ -165,6 +193,69 @@ def phase_quantiles(scores: np.ndarray, codes: np.ndarray, n_phases: int,
     return out
 
 
+ORBIT_MERGE_RATE = 0.1
+"""Two orbits of a phase between which synthetic ice moves more than this share of
+either's atoms (matched to the other's sites after noise, strain and denoising) count as
+one orbit in the orbit check: their environments differ by less than strain can blur
+(sH has two such orbits, sII's 32e and 8a are close), so their populations say nothing."""
+
+
+ORBIT_SAMPLE_SHARE = 0.99
+"""Synthetic-ice samples whose atoms are nearest to their own phase at least this often
+set the orbit floors: the check asks how evenly a crystal recognised as that ice fills
+its orbits. (Under the calibration's strain, a few sH samples are read partly as sII,
+and the atoms so read are those of one orbit.)"""
+
+
+def merged_orbits(classifier: PhaseClassifier,
+                  samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+                  rate: float = ORBIT_MERGE_RATE) -> np.ndarray:
+    """(O,) new number of each orbit after joining those that synthetic ice confuses:
+    ``samples`` hold (phase code, nearest code, matched orbit, true orbit) of each atom of
+    each synthetic-ice sample; orbits i and j join when more than ``rate`` of the atoms
+    of i are matched to j or of j to i (transitively)."""
+    n = len(classifier.orbit_phase)
+    confusion = np.zeros((n, n))
+    for _, _, matched, true in samples:
+        np.add.at(confusion, (true, matched), 1)
+    confusion /= np.maximum(confusion.sum(1, keepdims=True), 1)
+    root = np.arange(n)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for i, j in zip(*np.nonzero((confusion > rate) | (confusion.T > rate))):
+        if classifier.orbit_phase[i] == classifier.orbit_phase[j]:
+            root[find(i)] = find(j)
+    _, group = np.unique([find(i) for i in range(n)], return_inverse=True)
+    return group.ravel()
+
+
+def orbit_floors(classifier: PhaseClassifier,
+                 samples: list[tuple[int, np.ndarray, np.ndarray]] | list[tuple],
+                 margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(smallest orbit ratio, floor) of each phase from synthetic-ice ``samples`` (phase
+    code, nearest code and :meth:`~PhaseClassifier.orbits` of each atom): how much of
+    its share the worst-filled orbit of a noised, strained, denoised ideal lattice
+    keeps when its atoms are matched to sites, over every sample of the phase read as
+    that phase (:data:`ORBIT_SAMPLE_SHARE`), times
+    ``margin`` (thermal motion mixes sites more than the synthetic noise does). A phase
+    of one orbit gets NaN and floor 0 (nothing to check)."""
+    n = classifier.liquid
+    ratio_min = np.full(n, np.nan)
+    for code, nearest, orbits, *_ in samples:
+        if np.mean(nearest == code) < ORBIT_SAMPLE_SHARE:
+            continue  # a sample read as another ice in part: no crystal of this one
+        labels = np.where(nearest == code, code, -1)  # the sample's own atoms only
+        got = classifier.orbit_ratios(labels, orbits).get(code)
+        if got is not None:
+            ratio_min[code] = np.fmin(ratio_min[code], got[0])
+    floor = np.where(np.isnan(ratio_min), 0.0, margin * np.nan_to_num(ratio_min))
+    return ratio_min, floor
+
+
 def valley_threshold(ice: np.ndarray, disorder: np.ndarray) -> float:
     """Threshold minimising the two synthetic error rates (geometric middle of the gap)."""
     cand = np.unique(np.concatenate([ice, disorder]))
@@ -186,7 +277,8 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               unknown: bool = True,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
               ice_sigma: float | None = None, progress: bool = True,
-              phases: tuple[str, ...] = ICE_PHASES, symprec: float = 0.0) -> Calibration:
+              phases: tuple[str, ...] = ICE_PHASES, symprec: float = 0.0,
+              orbit_margin: float = 0.5, repeat_shell: float = 0.0) -> Calibration:
     """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.
 
     ``ice_sigma`` sets the synthetic ice's noise (Å per component): None draws σ ~ U(0,
@@ -200,43 +292,59 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     ``unknown``: also derive the repeat threshold of the ``unknown`` label, from
     ``repeat_samples`` larger supercells per phase (:data:`REPEAT_HEIGHT`), noised and
     strained the same way (their own random numbers, so the liquid threshold is the same
-    with or without)."""
+    with or without), and, when the classifier has sites, the orbit floors
+    (:func:`orbit_floors`, ``orbit_margin``; 0 turns the orbit check off) from the
+    synthetic-ice samples. ``repeat_shell`` (Å): the radius over which the model averages
+    repeat distances; the synthetic disorder's averages are recorded against the
+    threshold too."""
     if ice_sigma is not None and not 0 < ice_sigma <= sigma_max:
         raise ConfigError(f"calibration σ {ice_sigma} Å is outside (0, sigma_max = "
                           f"{sigma_max} Å], the noise the denoiser was trained on")
     rng = np.random.default_rng(seed)
     rng_repeat = np.random.default_rng(seed + 1)
     jobs = []
-    for phase in phases:
+    checks_orbits = classifier.site_features is not None and unknown and orbit_margin > 0
+    true_orbits = {}  # each reference atom's orbit, from its ideal environment
+    for code, phase in enumerate(phases):
         atoms = reference(phase, min_height=2 * soap.config.r_cut, symprec=symprec)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
+        if checks_orbits:
+            true_orbits[code] = classifier.orbits(soap(*base), np.full(len(atoms), code))
         for _ in range(ice_samples):
             sigma = rng.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
-            jobs.append(("ice", noisy_sample(rng, base, sigma, strain)[:2]))
+            jobs.append(("ice", code, noisy_sample(rng, base, sigma, strain)[:2]))
         big = reference(phase, min_height=REPEAT_HEIGHT, symprec=symprec)
         for _ in range(repeat_samples if unknown else 0):  # own RNG: the other jobs unchanged
             sigma = rng_repeat.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
-            jobs.append(("repeat", noisy_sample(
+            jobs.append(("repeat", code, noisy_sample(
                 rng_repeat, (big.positions.copy(), np.asarray(big.cell[:])), sigma, strain)[:2]))
         number_density = len(atoms) / atoms.get_volume()
         for _ in range(disorder_samples):
             side = (disorder_atoms / number_density) ** (1 / 3)
             cell = np.eye(3) * side
-            jobs.append(("disorder", (random_packing(rng, cell, disorder_atoms), cell)))
+            jobs.append(("disorder", code, (random_packing(rng, cell, disorder_atoms), cell)))
     scores: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     nearest: dict[str, list[np.ndarray]] = {"ice": [], "disorder": []}
     repeats: dict[str, list[np.ndarray]] = {"ice": [], "disorder": [], "repeat": []}
-    for kind, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
+    orbit_samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    averaged_disorder: list[np.ndarray] = []
+    for kind, phase_code, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
-        feats = classifier.averaged(soap(den.positions, cell), den.positions, cell)
+        own = soap(den.positions, cell)
+        feats = classifier.averaged(own, den.positions, cell)
         if kind != "repeat":
             code, score = classifier.nearest(feats)
             scores[kind].append(score)
             nearest[kind].append(code)
+            if kind == "ice" and checks_orbits:
+                orbit_samples.append((phase_code, code, classifier.orbits(own, code),
+                                      true_orbits[phase_code]))
         if kind != "ice" and unknown:
             # every atom of a sample is a candidate, as every atom of an unknown crystal is
-            repeats[kind].append(repeat_distance(classifier.coordinates(feats),
-                                                 classifier.repeat_k))
+            d = repeat_distance(classifier.coordinates(feats), classifier.repeat_k)
+            repeats[kind].append(d)
+            if kind == "disorder" and repeat_shell > 0:
+                averaged_disorder.append(far_average(d, den.positions, cell, repeat_shell))
     ice, dis = np.concatenate(scores["ice"]), np.concatenate(scores["disorder"])
     phase_scale = None
     if rule == "ice_quantile":
@@ -257,6 +365,15 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
         ice_rep, dis_rep = np.concatenate(repeats["repeat"]), np.concatenate(repeats["disorder"])
         cal.repeat_threshold = float(np.quantile(ice_rep, ice_quantile))
         cal.ice_repeats, cal.disorder_repeats = ice_rep, dis_rep
+        if averaged_disorder:
+            cal.disorder_repeats_averaged = np.concatenate(averaged_disorder)
+    if checks_orbits:
+        # orbits that synthetic ice mixes are one orbit; the samples are renumbered alike
+        group = merged_orbits(classifier, orbit_samples)
+        classifier.merge_orbits(group)
+        orbit_samples = [(c, near, group[o], group[t]) for c, near, o, t in orbit_samples]
+        cal.orbit_ratio_min, cal.orbit_floor = orbit_floors(classifier, orbit_samples,
+                                                            orbit_margin)
     if not cal.separated:
         warnings.warn(f"poor calibration: the liquid threshold {threshold:.3f} is above the "
                       f"median score of synthetic disorder ({np.median(dis):.3f}); this "

@@ -64,6 +64,13 @@ class TrainConfig:
     """Label ordered environments that match no reference ``unknown`` instead of liquid
     (:func:`icemon.core.classify.repeat_distance`; its threshold is calibrated on the same
     synthetic ice as the liquid threshold)."""
+    orbit_margin: float = 0.5
+    """Orbit check of the ``unknown`` label (:mod:`icemon.core.classify`): a frame's
+    atoms of an ice become ``unknown`` when one of its orbits holds less than this
+    fraction of the smallest population / share seen in synthetic ice (0 = no check)."""
+    repeat_average: bool = True
+    """Average each far atom's repeat distance over the far atoms within ``shell`` before
+    the unknown-vs-liquid decision (:attr:`PhaseClassifier.repeat_shell`)."""
     steps: int = 6000
     batch_size: int = 8
     lr: float = 3e-3

@@ -1,0 +1,116 @@
+"""The orbit check of the ``unknown`` label: a frame's atoms of an ice become ``unknown``
+when one of that ice's Wyckoff orbits holds much less than its share of them (a lattice
+read as an ice it is not, like ice XII read as V, fills only some of V's orbits)."""
+
+import numpy as np
+
+from icemon.core.classify import ORBIT_MIN_COUNT, PhaseClassifier
+from icemon.training.calibrate import orbit_floors
+
+
+def _classifier() -> PhaseClassifier:
+    """Two phases in a 4-d descriptor space: phase 0 with orbits a (1/4 of its atoms) and
+    b (3/4), phase 1 with one orbit; liquid 2, unknown 3."""
+    d = 4
+    clf = PhaseClassifier(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),
+                          np.array([[10.0, 0, 0, 0], [0, 0, 10, 0]]), np.array([0, 1]),
+                          threshold=5.0, liquid=2, unknown=3, repeat_threshold=0.5)
+    sites = np.array([[10.0, 1, 0, 0], [10.0, -1, 0, 0], [0, 0, 10, 0]])
+    # reference atoms: phase 0 has 1 atom on orbit 0 for every 3 on orbit 1
+    feats = np.vstack([sites[[0]], sites[[1, 1, 1]], sites[[2]]])
+    clf.fit_sites(feats, np.array([0, 0, 0, 0, 1]), np.array([0, 1, 1, 1, 2]))
+    clf.orbit_floor = np.array([0.5, 0.0])
+    return clf
+
+
+def _atoms(n_a: int, n_b: int) -> np.ndarray:
+    """Descriptors of n_a atoms on orbit a and n_b on orbit b of phase 0."""
+    rng = np.random.default_rng(0)
+    return np.vstack([[10.0, 1, 0, 0]] * n_a + [[10.0, -1, 0, 0]] * n_b) \
+        + rng.normal(0, 0.05, (n_a + n_b, 4))
+
+
+def test_sites_record_orbit_shares():
+    clf = _classifier()
+    np.testing.assert_allclose(clf.orbit_fraction, [0.25, 0.75, 1.0])
+    np.testing.assert_array_equal(clf.orbit_phase, [0, 0, 1])
+    # every atom is matched to a site of its own nearest phase
+    np.testing.assert_array_equal(clf.orbits(_atoms(2, 3), np.zeros(5, int)), [0, 0, 1, 1, 1])
+
+
+def test_an_ice_that_fills_its_orbits_stays_that_ice():
+    labels, _ = _classifier().predict(_atoms(100, 300))
+    assert np.all(labels == 0)
+
+
+def test_an_ice_missing_an_orbit_becomes_unknown():
+    labels, _ = _classifier().predict(_atoms(0, 400))
+    assert np.all(labels == 3)
+    # under the floor (0.5 of the share) but not empty: still unknown; above it: the ice
+    assert np.all(_classifier().predict(_atoms(40, 360))[0] == 3)  # 0.4 of the share
+    assert np.all(_classifier().predict(_atoms(60, 340))[0] == 0)  # 0.6
+
+
+def test_too_few_atoms_are_not_checked():
+    """An orbit expecting fewer than ORBIT_MIN_COUNT atoms is not judged by its absence."""
+    n = int(ORBIT_MIN_COUNT / 0.25) - 4  # orbit a expects just under the minimum
+    assert np.all(_classifier().predict(_atoms(0, n))[0] == 0)
+
+
+def test_no_check_without_the_unknown_label_or_sites():
+    clf = _classifier()
+    clf.unknown = -1
+    assert np.all(clf.predict(_atoms(0, 400))[0] == 0)
+    clf = _classifier()
+    clf.site_features = None
+    assert np.all(clf.predict(_atoms(0, 400))[0] == 0)
+
+
+def test_orbit_arrays_round_trip_and_old_files_have_none():
+    clf = _classifier()
+    back = PhaseClassifier.from_arrays(clf.to_arrays())
+    for k in ("site_features", "site_phase", "site_orbit", "orbit_phase", "orbit_fraction",
+              "orbit_floor"):
+        np.testing.assert_array_equal(getattr(back, k), getattr(clf, k))
+    np.testing.assert_array_equal(back.predict(_atoms(0, 400))[0], 3)
+    old = {k: v for k, v in clf.to_arrays().items() if not k.startswith(("site_", "orbit_"))}
+    assert PhaseClassifier.from_arrays(old).site_features is None
+
+
+def test_floors_are_the_margin_times_the_worst_synthetic_fill():
+    """Synthetic samples of phase 0 whose worst orbit keeps 0.8 and 0.9 of its share give
+    floor margin × 0.8; a one-orbit phase is not checked."""
+    clf = _classifier()
+    samples = []
+    for keep in (0.8, 0.9):
+        a = int(100 * keep)
+        orbits = np.array([0] * a + [1] * (400 - a))
+        samples.append((0, np.zeros(400, int), orbits))
+    samples.append((1, np.ones(200, int), np.full(200, 2)))
+    ratio, floor = orbit_floors(clf, samples, margin=0.5)
+    np.testing.assert_allclose(ratio[0], 0.8)
+    np.testing.assert_allclose(floor, [0.4, 0.0])
+    assert np.isnan(ratio[1])
+
+
+def test_orbits_that_synthetic_ice_mixes_are_merged():
+    """Phase 0's two orbits exchange 30 % of their atoms in synthetic ice: one orbit of
+    share 1, and the check has nothing left to judge in phase 0."""
+    from icemon.training.calibrate import merged_orbits
+
+    clf = _classifier()
+    true = np.array([0] * 100 + [1] * 300)
+    matched = true.copy()
+    matched[:30] = 1
+    samples = [(0, np.zeros(400, int), matched, true), (1, np.ones(50, int), np.full(50, 2),
+                                                        np.full(50, 2))]
+    group = merged_orbits(clf, samples, rate=0.1)
+    np.testing.assert_array_equal(group, [0, 0, 1])
+    clf.merge_orbits(group)
+    np.testing.assert_allclose(clf.orbit_fraction, [1.0, 1.0])
+    assert np.all(clf.predict(_atoms(0, 400))[0] == 0)  # no second orbit to miss
+    # 5 % exchanged: kept apart
+    matched = true.copy()
+    matched[:5] = 1
+    np.testing.assert_array_equal(merged_orbits(_classifier(), [(0, np.zeros(400, int), matched,
+                                                                 true)], rate=0.1), [0, 1, 2])
