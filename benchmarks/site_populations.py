@@ -7,7 +7,8 @@ with an ice, by its own (not averaged) descriptor, to the nearest site of that i
 (:meth:`icemon.core.classify.PhaseClassifier.orbits`); a frame's ice whose worst-filled
 orbit holds less than the model's floor (its share × ``orbit_floor``, derived from
 synthetic ice) becomes ``unknown``. This prints, per frame, the labels with and without
-the check and each checked ice's smallest orbit population / share against its floor.
+the two regional checks (orbits, averaged repeat distances) and each checked ice's
+smallest orbit population / share against its floor.
 
     python benchmarks/site_populations.py MODEL LATTICE [LATTICE ...]
 
@@ -59,8 +60,8 @@ def main() -> None:
             atoms = reference(lat, 18.0)
             x = atoms.positions + rng.normal(0, 0.12, atoms.positions.shape)
             frames.append((lat, Frame(x, atoms.cell[:])))
-    print(f"{'frame':10s} {'O':>5s}  labels (orbit check) | without it | worst orbit / share "
-          f"(floor)")
+    print(f"{'frame':10s} {'O':>5s}  labels | without the regional checks | worst orbit / "
+          f"share (floor)")
     for name, frame in frames:
         res = pipe.process(frame)
         den = res.denoised
