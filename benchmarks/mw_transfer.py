@@ -1,10 +1,11 @@
 """Transfer to another force field: icemon (trained only on ideal lattices) on mW water.
 
-mW ice Ih and Ic at 250 K and liquid at 300 K (melted at 500 K first), NPT at 1 atm,
+mW ice Ih and Ic at 250 K and liquid at 300 K (melted at 500 K first; other liquid
+temperatures with ``--liquid-temperatures``, e.g. a supercooled 240 K), NPT at 1 atm,
 10 fs steps; after 20 ps of equilibration, classified every 5 ps for 15 ps by the LAMMPS
 monitor. Prints the fraction of oxygens with the expected label, mean and worst frame.
 
-    python benchmarks/mw_transfer.py [--size 25] [--model M.npz]
+    python benchmarks/mw_transfer.py [--size 25] [--model M.npz] [--liquid-temperatures 300 240]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run(phase: str, temperature: float, size: float, tmp: Path, model: str | Non
     else:
         lmp.commands_list(mw.setup_commands(data, temperature, barostat="aniso"))
     lmp.command("run 2000")
-    log = tmp / f"{phase}.h5"
+    log = tmp / f"{phase}-{temperature:.0f}K.h5"
     mon = icemon.hooks.lammps.attach(lmp, every=500, oxygens=1, log=log, model=model)
     lmp.command("run 1500")
     mon.close()
@@ -52,10 +53,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=float, default=25.0, help="smallest box height, Å")
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
+    p.add_argument("--liquid-temperatures", type=float, nargs="+", default=[300.0],
+                   help="K; below mW's melting point (274 K) the liquid is supercooled")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="icemon-mw-"))
     print(f"{'phase':>7s} {'T/K':>5s} {'N':>5s} {'frames':>6s} {'correct':>8s} {'worst':>7s} | labels")
-    for phase, temperature in (("Ih", 250.0), ("Ic", 250.0), ("liquid", 300.0)):
+    runs = [("Ih", 250.0), ("Ic", 250.0), *(("liquid", t) for t in a.liquid_temperatures)]
+    for phase, temperature in runs:
         n, frac, other = run(phase, temperature, a.size, tmp, a.model)
         print(f"{phase:>7s} {temperature:5.0f} {n:5d} {len(frac):6d} {100 * frac.mean():7.2f}% "
               f"{100 * frac.min():6.2f}% | {other}")

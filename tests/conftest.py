@@ -16,6 +16,14 @@ GCICENET_TAGS = {"1h": "Ih", "1c": "Ic", "2": "II", "3": "III", "6": "VI", "7": 
                  "sI": "sI", "w": "liquid"}
 
 
+def shipped_phases() -> tuple[str, ...]:
+    """The shipped model's vocabulary (names of its codes): what labels of a run with the
+    default model mean."""
+    from icemon import IcemonModel
+
+    return IcemonModel.load().phases
+
+
 @pytest.fixture(scope="session")
 def model():
     from icemon import IcemonModel

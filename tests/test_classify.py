@@ -4,11 +4,11 @@ how the same configuration is expressed (rotation, translation, replication, cel
 import numpy as np
 import pytest
 
-from icemon import ICE_PHASES, LIQUID, Frame
+from icemon import ICE_PHASES, Frame
 from icemon.core.frame import minimum_image
 from icemon.training.references import reference
 
-from .conftest import gcicenet_frame, random_rotation
+from .conftest import gcicenet_frame, random_rotation, shipped_phases
 
 
 def _unwrap_noise(x, x0, cell):
@@ -16,11 +16,15 @@ def _unwrap_noise(x, x0, cell):
     return d - d.mean(axis=0)
 
 
-@pytest.mark.parametrize("code, phase", list(enumerate(ICE_PHASES)))
-def test_ideal_references_classify_100_percent(pipeline, code, phase):
+@pytest.mark.parametrize("phase", [p for p in shipped_phases() if p not in ("liquid", "unknown")])
+def test_ideal_references_classify_100_percent(pipeline, phase):
+    """Every reference ice of the shipped model, ideal: its own name on every atom, well
+    inside its unit (ice V, which the network was never trained on and moves 0.12 Å off
+    its lattice in the two passes, at 0.46 of it)."""
+    code = pipeline.model.phases.index(phase)
     a = reference(phase, 12.0)
     res = pipeline.process(Frame(a.positions, a.cell[:]))
-    assert np.all(res.labels == code), np.bincount(res.labels, minlength=8)
+    assert np.all(res.labels == code), res.table()
     assert res.fractions[code] == 1.0
     assert res.scores.max() < pipeline.threshold / 2
 
@@ -89,7 +93,7 @@ def test_md_frame_labels_are_sensible(request, md_result):
     """Keyed on the known phase of the file, never on the prediction."""
     tag = request.node.callspec.params["md_frame"]
     if tag == "w":
-        assert md_result.fractions[LIQUID] > 0.95
+        assert md_result.fractions[md_result.phases.index("liquid")] > 0.95
     else:
         assert md_result.fractions[ICE_PHASES.index("III")] > 0.99
 

@@ -19,6 +19,8 @@ from icemon.hooks.lammps import LammpsError
 from icemon.io.log import complete_frames, open_log
 from icemon.training.references import unit_cell
 
+from .conftest import shipped_phases
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "tests" / "scripts" / "mw_run.py"
 
@@ -233,7 +235,7 @@ def test_transfer_to_mw_water(tmp_path, phase, temperature, expected):
     lmp.close()
     log = _log(tmp_path / "t.h5")
     assert len(log["step"]) == 4
-    frac = (log["labels"] == PHASES.index(expected)).mean(axis=1)
+    frac = (log["labels"] == shipped_phases().index(expected)).mean(axis=1)
     assert frac.min() >= 0.995, frac
 
 

@@ -4,7 +4,7 @@ read as an ice it is not, like ice XII read as V, fills only some of V's orbits)
 
 import numpy as np
 
-from icemon.core.classify import ORBIT_MIN_COUNT, PhaseClassifier
+from icemon.core.classify import PhaseClassifier, orbit_min_expected
 from icemon.training.calibrate import orbit_floors
 
 
@@ -52,9 +52,14 @@ def test_an_ice_missing_an_orbit_becomes_unknown():
 
 
 def test_too_few_atoms_are_not_checked():
-    """An orbit expecting fewer than ORBIT_MIN_COUNT atoms is not judged by its absence."""
-    n = int(ORBIT_MIN_COUNT / 0.25) - 4  # orbit a expects just under the minimum
+    """An orbit expecting fewer atoms than independent atoms would need to fill it above
+    the floor with probability 0.999 (30 for a floor of 0.5) is not judged by its
+    absence; one expecting that many is."""
+    least = orbit_min_expected(0.5)
+    assert least == 30.0
+    n = int(least / 0.25) - 4  # orbit a expects just under the minimum
     assert np.all(_classifier().predict(_atoms(0, n))[0] == 0)
+    assert np.all(_classifier().predict(_atoms(0, n + 8))[0] == 3)
 
 
 def test_no_check_without_the_unknown_label_or_sites():
@@ -114,3 +119,49 @@ def test_orbits_that_synthetic_ice_mixes_are_merged():
     matched[:5] = 1
     np.testing.assert_array_equal(merged_orbits(_classifier(), [(0, np.zeros(400, int), matched,
                                                                  true)], rate=0.1), [0, 1, 2])
+
+
+def test_families_join_the_ices_synthetic_ice_confuses():
+    """sI and sII read as each other in synthetic ice, sH as sII: one family; Ih and Ic
+    never: none (their stacking faults must stay resolved)."""
+    from icemon.training.calibrate import families
+
+    # phases 0 Ih, 1 Ic, 2 sI, 3 sII, 4 sH; 1000 atoms each
+    true = np.repeat(np.arange(5), 1000)
+    nearest = true.copy()
+    nearest[2000:2300] = 3  # sI → sII 30 %
+    nearest[4000:4050] = 3  # sH → sII 5 %
+    nearest[0:5] = 1  # Ih → Ic 0.5 %: below the rate
+    family, confusion = families(true, nearest, 5, rate=0.01)
+    np.testing.assert_array_equal(family, [-1, -1, 0, 0, 0])
+    np.testing.assert_allclose(confusion[2, 3], 0.3)
+
+
+def test_family_vote_takes_the_local_majority_among_members_only():
+    """A slab of sI with scattered atoms read as sII becomes all sI; an sII slab beside it
+    stays sII (the vote is local); Ih atoms among them are never voted on."""
+    clf = PhaseClassifier(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), np.zeros((0, 2)),
+                          np.zeros(0, int), liquid=5, unknown=6,
+                          family=np.array([-1, -1, 0, 0, 0]), family_radius=5.0)
+    grid = np.stack(np.meshgrid(np.arange(20), np.arange(6), np.arange(6), indexing="ij"),
+                    -1).reshape(-1, 3) * 3.0
+    cell = np.diag([60.0, 18.0, 18.0])
+    labels = np.where(grid[:, 0] < 30, 2, 3)  # sI for x < 30 Å, sII beyond
+    rng = np.random.default_rng(0)
+    flip = rng.choice(np.flatnonzero(labels == 2), 10, replace=False)
+    labels[flip] = 3
+    ih = rng.choice(len(labels), 5, replace=False)
+    labels[ih] = 0
+    voted = clf.vote(labels, grid, cell)
+    expected = np.where(grid[:, 0] < 30, 2, 3)
+    expected[ih] = 0
+    # atoms within the vote radius of the sI|sII boundary may go either way
+    inner = np.abs(grid[:, 0] - 28.5) > 6
+    inner &= np.abs(grid[:, 0] - 58.5) > 6
+    inner &= grid[:, 0] > 6
+    np.testing.assert_array_equal(voted[inner], expected[inner])
+    assert np.all(voted[ih] == 0)
+    # without the family arrays, label() does not vote
+    clf.family = None
+    out = clf.label(labels, np.zeros(len(labels)), positions=grid, cell=cell)
+    np.testing.assert_array_equal(out, labels)

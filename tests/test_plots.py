@@ -14,7 +14,6 @@ from icemon.analysis.plots import (
     plot_front_map,
     save_figure,
 )
-from icemon.phases import PHASES
 
 from .test_analysis import synthetic_log
 
@@ -34,7 +33,7 @@ def test_figures_hold_one_line_per_phase_and_the_front_fits(tmp_path):
         labels = [line.get_label() for line in ax.lines]
         assert labels == ["Ih", "liquid"]
         assert len(ax.lines[0].get_xdata()) == log.n_frames
-        np.testing.assert_allclose(ax.lines[1].get_ydata(), 100 * log.fractions[:, PHASES.index(
+        np.testing.assert_allclose(ax.lines[1].get_ydata(), 100 * log.fractions[:, log.phases.index(
             "liquid")])
         from matplotlib.colors import to_rgb
 

@@ -37,9 +37,11 @@ def _noisy(phase, seed=0):
     return Frame(pos, np.asarray(atoms.cell[:]), step=seed)
 
 
-def test_shipped_model_keeps_the_eight_names_and_adds_unknown():
-    """Codes 0-7 as in every earlier log; ``unknown`` comes after liquid."""
-    assert IcemonModel.load(None).phases == (*PHASES, "unknown")
+def test_shipped_model_names_ten_ices_then_liquid_and_unknown():
+    """The seven ices keep codes 0-6 of every earlier log; sII, sH and V follow, then
+    ``liquid`` and ``unknown`` (logs record the names, so older logs read as they were)."""
+    assert IcemonModel.load(None).phases == (*PHASES[:7], "sII", "sH", "V", "liquid",
+                                             "unknown")
 
 
 def test_a_model_file_brings_its_own_names(ten_phase_model, tmp_path):

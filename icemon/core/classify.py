@@ -27,6 +27,7 @@ environments that the references do not span.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,11 +45,26 @@ REPEAT_SAMPLE = 2048
 environments a candidate is compared with, so that the check costs O(N) on big frames;
 an orbit of ≥ 1 % of the candidates still has ≥ 20 copies among them."""
 
-ORBIT_MIN_COUNT = 20.0
-"""Fewest atoms a frame's ice must *expect* on an orbit (its share × the atoms labelled
-with that ice) before that orbit's population is checked: an orbit expecting 20 atoms
-holds fewer than 10 by chance with probability ~1 % even for independent atoms (Poisson),
-and a crystal's orbits fluctuate far less than that."""
+ORBIT_CHANCE = 1e-3
+"""An orbit of a frame's ice is judged only when so many of its atoms are expected there
+(its share × the atoms labelled with that ice) that independent atoms would leave it
+below the floor less often than this (Poisson): 9.5 expected atoms for a floor of 0.2,
+16.5 for 0.35, 30 for 0.5. A crystal's orbits fluctuate far less than independent atoms,
+so genuine small crystallites are not judged by chance emptiness."""
+
+
+@functools.lru_cache(maxsize=256)
+def orbit_min_expected(floor: float, chance: float = ORBIT_CHANCE) -> float:
+    """Fewest expected atoms on an orbit for it to be judged at ``floor``
+    (:data:`ORBIT_CHANCE`); infinite for a floor of 0 (nothing judged)."""
+    from scipy.stats import poisson
+
+    if floor <= 0:
+        return float("inf")
+    for lam in np.arange(1.0, 1000.0, 0.5):
+        if poisson.cdf(np.ceil(floor * lam) - 1, lam) < chance:
+            return float(lam)
+    return float("inf")
 
 
 @dataclass
@@ -133,18 +149,32 @@ class PhaseClassifier:
     it. The threshold stays the single-atom quantile of synthetic ice, an upper bound
     for a crystal's averages."""
 
+    family: np.ndarray | None = None
+    """(n_phases,) family of each phase (-1: none). Ices that the calibration's synthetic
+    ice reads as one another (sI, sII and sH: strained clathrates of the same cages) form
+    a family, and an atom labelled with a member takes the member most of the family's
+    atoms within :attr:`family_radius` are labelled with (itself included): which
+    clathrate a crystal is shows in the packing of its cages, several Å wide, not in one
+    molecule's surroundings. Ices outside families (Ih and Ic among them, so that
+    stacking faults stay resolved) are never voted on. None: no vote."""
+    family_radius: float = 0.0
+    """Å, radius of the family vote."""
+
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
-            scale_floor: float = 1e-2) -> PhaseClassifier:
+            scale_floor: float = 1e-2, metric_rows: np.ndarray | None = None) -> PhaseClassifier:
         """Fit scaler + PCA on reference-atom descriptors ``features`` (n, D) with phase
         ``labels``; the scaler's std is floored at ``scale_floor`` × its median so that
-        descriptor components that barely vary among references are not blown up."""
+        descriptor components that barely vary among references are not blown up.
+        ``metric_rows`` (bool (n,)): fit scaler and PCA on these rows only (the metric),
+        keep every row as a reference environment."""
         from sklearn.decomposition import PCA
         from sklearn.preprocessing import StandardScaler
 
-        scaler = StandardScaler().fit(features)
+        base = features if metric_rows is None else features[metric_rows]
+        scaler = StandardScaler().fit(base)
         scale = np.maximum(scaler.scale_, scale_floor * np.median(scaler.scale_))
-        z = (features - scaler.mean_) / scale
+        z = (base - scaler.mean_) / scale
         k = int(min(n_components, z.shape[0], z.shape[1]))
         pca = PCA(n_components=k, svd_solver="full").fit(z)
         keep = pca.explained_variance_ > 1e-12 * pca.explained_variance_[0]
@@ -211,12 +241,18 @@ class PhaseClassifier:
             out[lo:lo + chunk] = self.site_orbit[np.argmin(d2, axis=1)]
         return out
 
-    def orbit_ratios(self, labels: np.ndarray, orbits: np.ndarray) -> dict[int, tuple[float, int]]:
+    def orbit_ratios(self, labels: np.ndarray, orbits: np.ndarray,
+                     min_expected: float | None = None) -> dict[int, tuple[float, int]]:
         """{phase code: (smallest population / expected population over the phase's
-        orbits that expect ≥ :data:`ORBIT_MIN_COUNT` atoms, atoms labelled with it)} for
-        every checked ice of a frame (a phase with >1 orbit and enough atoms); 1 means
-        every orbit holds its share."""
-        if self.orbit_phase is None or self.orbit_fraction is None:
+        orbits that expect enough atoms to be judged (:func:`orbit_min_expected` of the
+        phase's floor), atoms labelled with it and matched to its sites: an atom the
+        family vote relabelled keeps the orbit of its own nearest ice and is not
+        counted)} for every checked ice of a frame (a
+        phase with >1 orbit, a floor and enough atoms); 1 means every orbit holds its
+        share. ``min_expected``: judge every orbit expecting at least this many atoms
+        instead, floor or none (the calibration measures the floors this way)."""
+        if self.orbit_phase is None or self.orbit_fraction is None or \
+                (self.orbit_floor is None and min_expected is None):
             return {}
         out: dict[int, tuple[float, int]] = {}
         labels = np.asarray(labels)
@@ -224,12 +260,16 @@ class PhaseClassifier:
             mine = np.flatnonzero(self.orbit_phase == code)
             if code < 0 or code >= self.liquid or len(mine) < 2:
                 continue
-            n = int((labels == code).sum())
+            # the atoms matched to this ice's sites (not those the family vote moved here)
+            matched = (labels == code) & (self.orbit_phase[orbits] == code)
+            n = int(matched.sum())
             expected = n * self.orbit_fraction[mine]
-            checked = expected >= ORBIT_MIN_COUNT
+            least = (orbit_min_expected(float(self.orbit_floor[code])) if min_expected is None
+                     else min_expected)
+            checked = expected >= least
             if not checked.any():
                 continue
-            count = np.bincount(orbits[labels == code], minlength=len(self.orbit_phase))[mine]
+            count = np.bincount(orbits[matched], minlength=len(self.orbit_phase))[mine]
             out[int(code)] = (float((count[checked] / expected[checked]).min()), n)
         return out
 
@@ -314,9 +354,9 @@ class PhaseClassifier:
               cell: np.ndarray | None = None) -> np.ndarray:
         """int8 labels of a whole frame: the nearest reference phase; where score >
         threshold, ``unknown`` if the environment repeats among the other atoms above the
-        threshold, else ``liquid``; and ``unknown`` for every atom of an ice whose orbits
-        the frame's atoms of that ice do not fill (:meth:`orbit_ratios` below
-        :attr:`orbit_floor`). ``far_coordinates``: the :meth:`coordinates` of just the
+        threshold, else ``liquid``; the family vote among confusable ices (:meth:`vote`);
+        and ``unknown`` for every atom of an ice whose orbits the frame's atoms of that
+        ice do not fill (:meth:`orbit_ratios` below :attr:`orbit_floor`). ``far_coordinates``: the :meth:`coordinates` of just the
         :meth:`far` atoms, in order (None, or a model without the label: every far atom
         is liquid); ``far_distances``: their :func:`repeat_distance` if already computed
         (MPI ranks compute it for their own far atoms, and average it over
@@ -335,10 +375,39 @@ class PhaseClassifier:
             else:
                 d = far_distances
             labels[np.flatnonzero(far)[d <= self.repeat_threshold]] = self.unknown
-        if orbits is not None and self.orbit_floor is not None:
+        if positions is not None and self.family is not None and self.family_radius > 0:
+            labels = self.vote(labels, positions, cell)  # first which clathrate, then
+        if orbits is not None and self.orbit_floor is not None:  # whether it is one
             for code, (ratio, _) in self.orbit_ratios(labels, orbits).items():
                 if ratio < self.orbit_floor[code]:
                     labels[labels == code] = self.unknown
+        return labels
+
+    def voted_nearest(self, nearest: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``nearest`` with the family vote's answer where ``labels`` (of a whole frame,
+        from :meth:`label`) names a member of a family: the nearest reference phase as
+        the classifier finally reads it (unchanged for models without families)."""
+        if self.family is None:
+            return nearest
+        voted = (labels >= 0) & (labels < self.liquid)
+        voted[voted] = self.family[labels[voted]] >= 0
+        return np.where(voted, labels, nearest).astype(nearest.dtype)
+
+    def vote(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """``labels`` after the family vote (:attr:`family`): each atom of a family's
+        member takes the member most common among the family's atoms within
+        :attr:`family_radius` Å of it (``positions`` (N, 3), ``cell`` Å; ties keep the
+        lower code)."""
+        assert self.family is not None
+        labels = np.array(labels, copy=True)
+        for fam in np.unique(self.family[self.family >= 0]):
+            members = np.flatnonzero(self.family == fam)
+            atoms = np.flatnonzero(np.isin(labels, members))
+            if len(np.unique(labels[atoms])) < 2:
+                continue
+            onehot = (labels[atoms, None] == members[None, :]).astype(np.float64)
+            share = shell_average(onehot, positions[atoms], cell, self.family_radius)
+            labels[atoms] = members[np.argmax(share, axis=1)]
         return labels
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,6 +436,8 @@ class PhaseClassifier:
             **({} if self.phase_scale is None else {"phase_scale": self.phase_scale}),
             **{k: v for k in SITE_ARRAYS if (v := getattr(self, k)) is not None},
             "repeat_shell": np.array(self.repeat_shell),
+            **({} if self.family is None else {"family": self.family,
+                                                "family_radius": np.array(self.family_radius)}),
         }
 
     @classmethod
@@ -381,7 +452,9 @@ class PhaseClassifier:
                    np.asarray(a["phase_scale"], dtype=np.float64) if "phase_scale" in a
                    else None,
                    *(np.asarray(a[k]) if k in a else None for k in SITE_ARRAYS),
-                   float(a["repeat_shell"]) if "repeat_shell" in a else 0.0)
+                   float(a["repeat_shell"]) if "repeat_shell" in a else 0.0,
+                   np.asarray(a["family"], dtype=np.int64) if "family" in a else None,
+                   float(a["family_radius"]) if "family_radius" in a else 0.0)
 
 
 SITE_ARRAYS = ("site_features", "site_phase", "site_orbit", "orbit_phase", "orbit_fraction",

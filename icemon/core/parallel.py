@@ -424,7 +424,8 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
 
                 d_own, error = attempt(local_average, rank)
                 distances = shared.rows(d_own, error, dtype=np.float64)[far_atoms, 0]
-    labels = clf.label(nearest, scores, far, distances, orbits)
+    labels = clf.label(nearest, scores, far, distances, orbits, denoised, cell)
+    nearest = clf.voted_nearest(nearest, labels)
     t4 = time.perf_counter()
     return Result(frame, labels, scores.astype(np.float32), denoised, nearest, len(history),
                   {"neighbors": 0.0, "network": t_net, "denoise": t2 - t0, "soap": t3 - t2,

@@ -37,7 +37,9 @@ class Result:
     denoised: np.ndarray
     """(N, 3) float64 denoised positions in Å."""
     nearest: np.ndarray
-    """(N,) int8 phase of the nearest reference environment, before the liquid threshold."""
+    """(N,) int8 phase of the nearest reference environment, before the liquid threshold
+    (after the family vote where the atom is labelled with an ice; see
+    :meth:`PhaseClassifier.voted_nearest`)."""
     n_denoise_steps: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
@@ -157,9 +159,10 @@ class Pipeline:
         a = self.classifier.assess(feats, den.positions, frame.cell)
         labels = self.classifier.label(a.nearest, a.scores, a.coordinates, orbits=a.orbits,
                                         positions=den.positions, cell=frame.cell)
+        nearest = self.classifier.voted_nearest(a.nearest, labels)
         t3 = time.perf_counter()
         return Result(frame, labels, a.scores.astype(np.float32), den.positions,
-                      a.nearest.astype(np.int8), den.n_steps,
+                      nearest.astype(np.int8), den.n_steps,
                       {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
                        "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
                        "total": t3 - t0}, self.model.phases, a.atom_scores.astype(np.float32))

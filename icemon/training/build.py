@@ -40,7 +40,9 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     phases = config.reference_phases
     scales = tuple(config.reference_scales or REFERENCE_SCALES)
     classifier = fit_classifier(soap, config.n_components, scales, shell=config.shell,
-                                phases=phases, symprec=config.reference_symprec)
+                                phases=phases, symprec=config.reference_symprec,
+                                metric_phases=tuple(config.metric_phases)
+                                if config.metric_phases else None)
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     repeat_shell = config.shell if config.repeat_average and config.unknown_label else 0.0
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
@@ -49,7 +51,9 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     ice_samples=config.calibration_samples,
                     progress=progress, phases=phases, unknown=config.unknown_label,
                     symprec=config.reference_symprec, orbit_margin=config.orbit_margin,
-                    repeat_shell=repeat_shell)
+                    repeat_shell=repeat_shell,
+                    repeat_sigma=config.sigma_max if config.repeat_sigma == "sigma_max"
+                    else config.repeat_sigma)
     classifier.threshold = cal.threshold
     classifier.phase_scale = cal.phase_scale
     if config.unknown_label:
@@ -57,6 +61,8 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
         classifier.repeat_threshold = cal.repeat_threshold
         classifier.orbit_floor = cal.orbit_floor
         classifier.repeat_shell = repeat_shell
+    if config.family_radius > 0 and cal.family is not None and (cal.family >= 0).any():
+        classifier.family, classifier.family_radius = cal.family, config.family_radius
     meta = {
         "name": name,
         "train": {"config": config.to_dict(), **train_info},

@@ -68,6 +68,15 @@ class TrainConfig:
     """Orbit check of the ``unknown`` label (:mod:`icemon.core.classify`): a frame's
     atoms of an ice become ``unknown`` when one of its orbits holds less than this
     fraction of the smallest population / share seen in synthetic ice (0 = no check)."""
+    repeat_sigma: float | str | None = "sigma_max"
+    """σ (Å) of the synthetic ice the repeat threshold of ``unknown`` is derived from:
+    "sigma_max" (the largest noise of training: lattices the network never saw come out
+    less ordered than the ones it did), a number, or None (``calibration_sigma``, the
+    rule before session 19)."""
+    family_radius: float = 7.0
+    """Å, radius of the family vote among ices that synthetic ice confuses (the
+    clathrates; :attr:`PhaseClassifier.family`); 0 = no vote. 7 Å: the shell radius at
+    which averaging alone separated thermal sI from sII (99.9 %, session 15)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
     the unknown-vs-liquid decision (:attr:`PhaseClassifier.repeat_shell`)."""
@@ -107,6 +116,11 @@ class TrainConfig:
     """Reference phases, any GenIce2 lattice (names as in
     :data:`~icemon.training.references.GENICE_LATTICES`, or GenIce's own); their order
     gives the codes, ``liquid`` comes after them. None = the seven ices (``ICE_PHASES``)."""
+    metric_phases: list[str] | None = None
+    """Phases whose reference environments alone set the classifier's standardisation and
+    PCA (None: all of ``phases``). Adding references changes the metric otherwise: with
+    sII, sH and V in it, thermal Ih moved from 0.62 to 0.79 of its unit (GCIceNet) and
+    interface Ih of mW fell past it."""
     phase_weights: list[float] | None = None
     """Relative probability of drawing each reference phase (order of ``phases``); None =
     uniform. Lets training spend more updates on the phases the iteration converges
