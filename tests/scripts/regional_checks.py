@@ -1,0 +1,37 @@
+"""Under ``mpirun -np 2``: frames whose labels depend on the regional checks of
+``unknown`` (the orbit check, the averaged repeat distance, the family vote), classified
+by the ranks together and, on rank 0, by a serial pipeline. Rank 0 prints a JSON list:
+per frame, its name, whether the labels are identical and the shared labels' counts."""
+
+import json
+import sys
+
+import numpy as np
+import torch
+from mpi4py import MPI
+
+from icemon import Frame, Pipeline, read_frames
+from icemon.training.references import reference
+
+comm = MPI.COMM_WORLD
+torch.set_num_threads(1)
+gcicenet = sys.argv[1]
+frames = []
+for lattice in ("12", "4"):  # XII: the orbit check; IV: the averaged repeat distance
+    a = reference(lattice, 18.0)
+    frames.append((lattice, Frame(a.positions + np.random.default_rng(7).normal(
+        0, 0.12, a.positions.shape), a.cell[:])))
+# thermal sI: 2-3 % of its atoms read as sII before the family vote
+frames.append(("sI", next(iter(read_frames(f"{gcicenet}/md_sI_dev.xtc",
+                                            f"{gcicenet}/md_sI.tpr", stop=1)))))
+shared = Pipeline(comm=comm)
+serial = Pipeline() if comm.rank == 0 else None
+out = []
+for name, frame in frames:
+    labels = shared.process(frame).labels
+    if comm.rank == 0:
+        ref = serial.process(frame).labels
+        out.append({"frame": name, "same": bool(np.array_equal(labels, ref)),
+                    "counts": np.bincount(labels, minlength=len(shared.model.phases)).tolist()})
+if comm.rank == 0:
+    print(json.dumps(out), flush=True)
