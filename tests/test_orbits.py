@@ -165,3 +165,22 @@ def test_family_vote_takes_the_local_majority_among_members_only():
     clf.family = None
     out = clf.label(labels, np.zeros(len(labels)), positions=grid, cell=cell)
     np.testing.assert_array_equal(out, labels)
+
+
+def test_a_few_members_inside_an_unknown_structure_become_unknown():
+    """Atoms read as a family member (sH) amid `unknown` ones (an ordered structure the
+    model does not know) join it; the `unknown` atoms stay unknown, liquid is no voter."""
+    clf = PhaseClassifier(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), np.zeros((0, 2)),
+                          np.zeros(0, int), liquid=5, unknown=6,
+                          family=np.array([-1, -1, 0, 0, 0]), family_radius=5.0)
+    grid = np.stack(np.meshgrid(np.arange(10), np.arange(6), np.arange(6), indexing="ij"),
+                    -1).reshape(-1, 3) * 3.0
+    cell = np.diag([30.0, 18.0, 18.0])
+    labels = np.full(len(grid), 6)
+    few = np.random.default_rng(1).choice(len(grid), 15, replace=False)
+    labels[few] = 4  # sH
+    assert np.all(clf.vote(labels, grid, cell) == 6)
+    # in a liquid instead, the same atoms stay sH (liquid does not vote)
+    labels = np.full(len(grid), 5)
+    labels[few] = 4
+    np.testing.assert_array_equal(clf.vote(labels, grid, cell), labels)

@@ -395,19 +395,24 @@ class PhaseClassifier:
 
     def vote(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """``labels`` after the family vote (:attr:`family`): each atom of a family's
-        member takes the member most common among the family's atoms within
-        :attr:`family_radius` Å of it (``positions`` (N, 3), ``cell`` Å; ties keep the
-        lower code)."""
+        member takes the label most common among the family's atoms and the ``unknown``
+        ones within :attr:`family_radius` Å of it (``positions`` (N, 3), ``cell`` Å; ties
+        go to the lower code); ``unknown`` atoms keep their label."""
         assert self.family is not None
         labels = np.array(labels, copy=True)
         for fam in np.unique(self.family[self.family >= 0]):
             members = np.flatnonzero(self.family == fam)
-            atoms = np.flatnonzero(np.isin(labels, members))
-            if len(np.unique(labels[atoms])) < 2:
+            # `unknown` stands too: a few atoms read as a member inside an ordered
+            # structure the model does not know (A15 read 4 % sH) are part of it
+            voters = members if self.unknown < 0 else np.append(members, self.unknown)
+            atoms = np.flatnonzero(np.isin(labels, voters))
+            mine = np.isin(labels[atoms], members)
+            if len(np.unique(labels[atoms])) < 2 or not mine.any():
                 continue
-            onehot = (labels[atoms, None] == members[None, :]).astype(np.float64)
-            share = shell_average(onehot, positions[atoms], cell, self.family_radius)
-            labels[atoms] = members[np.argmax(share, axis=1)]
+            onehot = (labels[atoms, None] == voters[None, :]).astype(np.float64)
+            share = shell_average(onehot, positions[atoms], cell, self.family_radius,
+                                  rows=np.flatnonzero(mine))
+            labels[atoms[mine]] = voters[np.argmax(share, axis=1)]
         return labels
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
