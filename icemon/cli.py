@@ -202,6 +202,16 @@ def _train_config(args) -> dict:
         cfg["steps"] = args.steps
     if args.phases:
         cfg["phases"] = _phase_list(args.phases)
+        # settings of the config that belong to its own phase list
+        weights = cfg.get("phase_weights")
+        if weights is not None and len(weights) != len(cfg["phases"]):
+            print(f"icemon: the config's phase_weights ({len(weights)} numbers) are for "
+                  f"another phase list; --phases draws its {len(cfg['phases'])} phases "
+                  f"uniformly", file=sys.stderr)
+            cfg["phase_weights"] = None
+        if cfg.get("metric_phases"):
+            kept = [p for p in cfg["metric_phases"] if p in cfg["phases"]]
+            cfg["metric_phases"] = kept or None
     return cfg
 
 

@@ -252,3 +252,22 @@ def test_train_phases_puts_the_vocabulary_in_the_model_file(tmp_path, capsys):
                "--workdir", str(tmp_path / "x"), "-o", str(tmp_path / "x.npz"), "-q"])
     assert rc != 0 and "neither a named phase" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # refused before any training
+
+
+def test_phases_drops_the_configs_weights_and_metric_for_another_list(capsys):
+    """``--phases`` on a config written for another phase list (``configs/v0.5.json``: seven
+    weights) draws the new list uniformly and keeps only the metric phases still listed,
+    saying so, instead of refusing the run (it used to stop: "phase_weights needs 3
+    non-negative numbers")."""
+    import argparse
+    from pathlib import Path
+
+    from icemon.cli import _train_config
+
+    args = argparse.Namespace(config=str(Path(__file__).resolve().parents[1] / "configs" /
+                                         "v0.5.json"), set=['metric_phases=["Ih","sI","V"]'],
+                              steps=0, phases="Ih,Ic,XII")
+    cfg = _train_config(args)
+    assert cfg["phases"] == ["Ih", "Ic", "XII"] and cfg["phase_weights"] is None
+    assert cfg["metric_phases"] == ["Ih"]
+    assert "phase_weights (7 numbers) are for another phase list" in capsys.readouterr().err

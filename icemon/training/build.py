@@ -12,6 +12,7 @@ from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
+from icemon.errors import ConfigError
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
 from icemon.training.calibrate import REFERENCE_SCALES, calibrate, fit_classifier
 from icemon.training.references import genice_version, reference_symmetry
@@ -39,6 +40,10 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
     soap = Soap(config.soap)
     phases = config.reference_phases
     scales = tuple(config.reference_scales or REFERENCE_SCALES)
+    stray = [p for p in config.metric_phases or [] if p not in phases]
+    if stray:
+        raise ConfigError(f"metric_phases {stray} are not among the reference phases "
+                          f"{list(phases)}")
     classifier = fit_classifier(soap, config.n_components, scales, shell=config.shell,
                                 phases=phases, symprec=config.reference_symprec,
                                 metric_phases=tuple(config.metric_phases)
