@@ -16,11 +16,14 @@ between the runs of one benchmark (measured: LAMMPS' own 2-rank/1-rank ratio wen
 0.52 to 0.62 within one ``benchmarks/insitu.py`` run), which no run-level alternation
 averages away.
 
-    mpirun -np 2 python benchmarks/mpi_stages.py --interleave [--rounds 20] [--thermal] [MODEL]
+    mpirun -np 2 python benchmarks/mpi_stages.py --interleave [--rounds 20] [--thermal]
+        [--temperature 250] [MODEL]
 
 ``--thermal`` takes snapshots of an mW run at 250 K instead of the noised lattice (the
 frames a LAMMPS run hands the monitor: their first denoising pass moves some atoms more
-than the noised lattice's does).
+than the noised lattice's does). ``--temperature 500`` melts that box in the 10 ps of
+equilibration: all-liquid frames, where every atom goes through the unknown-vs-liquid
+check (the repeat distances, averaged over the far atoms around, one more exchange).
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from icemon.demo import mw
 from paired import idle_until_told, ratios, tell_idle  # benchmarks/paired.py
 
 
-def frames(n: int, thermal: bool = False) -> list[Frame]:
+def frames(n: int, thermal: bool = False, temperature: float = 250.0) -> list[Frame]:
     """``n`` frames of the 8,064-O mW ice Ih box: the ideal lattice with σ = 0.12 Å
-    Gaussian noise, or (``thermal``) snapshots of an mW run at 250 K, every 100 steps
-    after 1,000 steps of equilibration (made on rank 0 by a serial LAMMPS, sent to all)."""
+    Gaussian noise, or (``thermal``) snapshots of an mW run at ``temperature`` K, every
+    100 steps after 1,000 steps of equilibration (made on rank 0 by a serial LAMMPS, sent
+    to all)."""
     atoms = mw.ice("Ih", 60.0)
     cell = np.asarray(atoms.cell[:])
     if not thermal:
@@ -58,7 +62,7 @@ def frames(n: int, thermal: bool = False) -> list[Frame]:
         with tempfile.TemporaryDirectory() as tmp:
             data = mw.write_data(atoms, Path(tmp) / "ih.data")
             lmp = lammps(cmdargs=["-screen", "none", "-log", "none"], comm=MPI.COMM_SELF)
-            lmp.commands_list(mw.setup_commands(data, 250.0, barostat=None))
+            lmp.commands_list(mw.setup_commands(data, temperature, barostat=None))
             lmp.command("run 1000")
             snaps = []
             for _ in range(n):
@@ -71,9 +75,9 @@ def frames(n: int, thermal: bool = False) -> list[Frame]:
     return [Frame(x, cell) for x in comm.bcast(snaps)]
 
 
-def stages(model: str | None, thermal: bool) -> None:
+def stages(model: str | None, thermal: bool, temperature: float = 250.0) -> None:
     comm = MPI.COMM_WORLD
-    todo = frames(8, thermal)
+    todo = frames(8, thermal, temperature)
     pipe = Pipeline(model, comm=comm if comm.size > 1 else None, compile=True)
     pipe.process(todo[0])
     pipe.process(todo[1])
@@ -91,11 +95,12 @@ def stages(model: str | None, thermal: bool) -> None:
               + ", ".join(f"{k} {np.median(v):.3f}" for k, v in times.items()), flush=True)
 
 
-def interleave(rounds: int, model: str | None, thermal: bool) -> None:
+def interleave(rounds: int, model: str | None, thermal: bool,
+               temperature: float = 250.0) -> None:
     comm = MPI.COMM_WORLD
     if comm.size != 2:
         raise SystemExit("--interleave needs mpirun -np 2")
-    todo = frames(rounds + 2, thermal)
+    todo = frames(rounds + 2, thermal, temperature)
     serial = Pipeline(model, compile=True) if comm.rank == 0 else None
     shared = Pipeline(model, comm=comm, compile=True)
     one, two = [], []
@@ -126,13 +131,15 @@ def main() -> None:
     p.add_argument("model", nargs="?", help="model file (default: the shipped one)")
     p.add_argument("--interleave", action="store_true")
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--temperature", type=float, default=250.0,
+                   help="K of the --thermal run (500 melts the box)")
     p.add_argument("--thermal", action="store_true",
                    help="frames of an mW run at 250 K instead of the noised lattice")
     a = p.parse_args()
     if a.interleave:
-        interleave(a.rounds, a.model, a.thermal)
+        interleave(a.rounds, a.model, a.thermal, a.temperature)
     else:
-        stages(a.model, a.thermal)
+        stages(a.model, a.thermal, a.temperature)
 
 
 if __name__ == "__main__":

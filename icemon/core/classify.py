@@ -18,6 +18,12 @@ distinct environment of its ideal lattice), and when an orbit of a frame's ice h
 much less than its share of the atoms so labelled (:attr:`PhaseClassifier.orbit_floor`,
 derived from synthetic ice), every atom of that ice in the frame becomes ``unknown``.
 
+Two more regional rules: the repeat distance that tells `unknown` from liquid is
+averaged over the far atoms around each one (:attr:`PhaseClassifier.repeat_shell`), and
+ices that synthetic ice reads as one another (the sI, sII and sH clathrates) are told
+apart by a vote over 7 Å (:attr:`PhaseClassifier.family`). All thresholds come from
+synthetic data (:mod:`icemon.training.calibrate`).
+
 Everything here is fitted on reference atoms only. The per-atom *score* is the
 Euclidean distance (in standardised SOAP units) to the nearest reference environment;
 it is computed exactly as the distance inside the PCA subspace plus the part of the
@@ -148,14 +154,13 @@ class PhaseClassifier:
     threshold (1 % in IV), its regional averages none; liquid averages stay ≥ 2× above
     it. The threshold stays the single-atom quantile of synthetic ice, an upper bound
     for a crystal's averages."""
-
     family: np.ndarray | None = None
     """(n_phases,) family of each phase (-1: none). Ices that the calibration's synthetic
     ice reads as one another (sI, sII and sH: strained clathrates of the same cages) form
-    a family, and an atom labelled with a member takes the member most of the family's
-    atoms within :attr:`family_radius` are labelled with (itself included): which
-    clathrate a crystal is shows in the packing of its cages, several Å wide, not in one
-    molecule's surroundings. Ices outside families (Ih and Ic among them, so that
+    a family, and an atom labelled with a member takes the label most common among the
+    family's and the ``unknown`` atoms within :attr:`family_radius` (:meth:`vote`):
+    which clathrate a crystal is shows in the packing of its cages, several Å wide, not
+    in one molecule's surroundings. Ices outside families (Ih and Ic among them, so that
     stacking faults stay resolved) are never voted on. None: no vote."""
     family_radius: float = 0.0
     """Å, radius of the family vote."""
@@ -198,7 +203,8 @@ class PhaseClassifier:
         _, first = np.unique(np.column_stack([np.round(y, 6), orbits]), axis=0,
                              return_index=True)
         first = np.sort(first)
-        self.site_features, self.site_phase, self.site_orbit = y[first], labels[first], orbits[first]
+        self.site_features, self.site_phase = y[first], labels[first]
+        self.site_orbit = orbits[first]
         n_orbits = int(orbits.max()) + 1
         self.orbit_phase = np.zeros(n_orbits, dtype=np.int64)
         self.orbit_phase[orbits] = labels
@@ -245,12 +251,12 @@ class PhaseClassifier:
                      min_expected: float | None = None) -> dict[int, tuple[float, int]]:
         """{phase code: (smallest population / expected population over the phase's
         orbits that expect enough atoms to be judged (:func:`orbit_min_expected` of the
-        phase's floor), atoms labelled with it and matched to its sites: an atom the
-        family vote relabelled keeps the orbit of its own nearest ice and is not
-        counted)} for every checked ice of a frame (a
-        phase with >1 orbit, a floor and enough atoms); 1 means every orbit holds its
-        share. ``min_expected``: judge every orbit expecting at least this many atoms
-        instead, floor or none (the calibration measures the floors this way)."""
+        phase's floor), atoms counted)} for every checked ice of a frame (a phase with >1
+        orbit, a floor and enough atoms); 1 means every orbit holds its share. The atoms
+        counted are those labelled with the ice and matched to its sites: one the family
+        vote relabelled keeps the orbit of its own nearest ice and is left out.
+        ``min_expected``: judge every orbit expecting at least this many atoms instead,
+        floor or none (the calibration measures the floors this way)."""
         if self.orbit_phase is None or self.orbit_fraction is None or \
                 (self.orbit_floor is None and min_expected is None):
             return {}
@@ -356,13 +362,15 @@ class PhaseClassifier:
         threshold, ``unknown`` if the environment repeats among the other atoms above the
         threshold, else ``liquid``; the family vote among confusable ices (:meth:`vote`);
         and ``unknown`` for every atom of an ice whose orbits the frame's atoms of that
-        ice do not fill (:meth:`orbit_ratios` below :attr:`orbit_floor`). ``far_coordinates``: the :meth:`coordinates` of just the
-        :meth:`far` atoms, in order (None, or a model without the label: every far atom
-        is liquid); ``far_distances``: their :func:`repeat_distance` if already computed
-        (MPI ranks compute it for their own far atoms, and average it over
-        :attr:`repeat_shell`); ``orbits``: each atom's :meth:`orbits` (None: no orbit
-        check); ``positions`` (N, 3) and ``cell`` (Å): the denoised frame, for averaging
-        the computed repeat distances over :attr:`repeat_shell`."""
+        ice do not fill (:meth:`orbit_ratios` below :attr:`orbit_floor`).
+
+        ``far_coordinates``: the :meth:`coordinates` of just the :meth:`far` atoms, in
+        order (None, or a model without the label: every far atom is liquid);
+        ``far_distances``: their :func:`repeat_distance` if already computed (MPI ranks
+        compute it for their own far atoms, and average it over :attr:`repeat_shell`);
+        ``orbits``: each atom's :meth:`orbits` (None: no orbit check); ``positions`` (N,
+        3) and ``cell`` (Å): the denoised frame, for averaging the computed repeat
+        distances over :attr:`repeat_shell` and for the vote (None: neither)."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
         if self.unknown < 0:

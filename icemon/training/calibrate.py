@@ -352,9 +352,11 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     HS2, IV) reach 0.30–0.51 against the 0.30 of the shipped model's σ = 0.15 Å synthetic
     ice, and the liquid's start at 0.69. Noised with σ_max, the largest noise the network
     is trained to remove, synthetic ice gives 0.49: an ordered structure counts as
-    ordered up to the disorder the denoiser is built for, and, when the classifier has sites, the orbit floors
-    (:func:`orbit_floors`, ``orbit_margin``; 0 turns the orbit check off) from the
-    synthetic-ice samples. ``repeat_shell`` (Å): the radius over which the model averages
+    ordered up to the disorder the denoiser is built for. When the classifier has sites:
+    its orbits that synthetic ice mixes merged (:func:`merged_orbits`, changing the
+    classifier) and the orbit floors (:func:`orbit_floors`, ``orbit_margin``; 0 turns the
+    orbit check off) from the synthetic-ice samples; always the phase families
+    (:func:`families`). ``repeat_shell`` (Å): the radius over which the model averages
     repeat distances; the synthetic disorder's averages are recorded against the
     threshold too."""
     if ice_sigma is not None and not 0 < ice_sigma <= sigma_max:
