@@ -414,12 +414,17 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
             distances = shared.rows(d_own, error, dtype=np.float32)[far_atoms, 0]
             if clf.repeat_shell > 0:
                 # averaged over the far atoms around: each rank its own, with every far
-                # atom's distance known now
+                # atom's distance known now; those around lie in the classification's
+                # halo (its radius, the shell, is the averaging radius), so the list of
+                # pairs covers the rank's share, not the frame
                 def local_average():
-                    mine = np.flatnonzero(dec.owner[far_atoms] == rank)
+                    near = (far_atoms if clf.repeat_shell > clf.shell
+                            else far_atoms[np.isin(far_atoms, sub)])
+                    d_near = distances[np.searchsorted(far_atoms, near)]
+                    mine = np.flatnonzero(dec.owner[near] == rank)
                     d = np.full(len(own), np.nan)
-                    d[np.searchsorted(own, far_atoms[mine])] = far_average(
-                        distances, denoised[far_atoms], cell, clf.repeat_shell, rows=mine)
+                    d[np.searchsorted(own, near[mine])] = far_average(
+                        d_near, denoised[near], cell, clf.repeat_shell, rows=mine)
                     return d
 
                 d_own, error = attempt(local_average, rank)
