@@ -3,7 +3,8 @@
 The vocabulary of a classification belongs to its model file (:attr:`IcemonModel.phases
 <icemon.core.modelfile.IcemonModel.phases>`): ice phases in code order, then ``liquid``;
 logs record it (``phases`` attribute) and every reader takes names from there. Models
-without a recorded vocabulary use :data:`PHASES`, the seven ices of the shipped model.
+without a recorded vocabulary use :data:`PHASES`, the seven ices and liquid of the models
+before vocabularies (the shipped model names ten ices, then liquid and unknown).
 """
 
 from __future__ import annotations
