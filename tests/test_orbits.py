@@ -137,15 +137,25 @@ def test_families_join_the_ices_synthetic_ice_confuses():
     np.testing.assert_allclose(confusion[2, 3], 0.3)
 
 
+def _voting_classifier() -> PhaseClassifier:
+    """Codes 0 Ih, 1 Ic, 2 sI, 3 sII, 4 sH (one family), 5 liquid, 6 unknown; a 5 Å vote."""
+    return PhaseClassifier(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), np.zeros((0, 2)),
+                           np.zeros(0, int), liquid=5, unknown=6,
+                           family=np.array([-1, -1, 0, 0, 0]), family_radius=5.0)
+
+
+def _grid(nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, cell) of a simple cubic grid, 3 Å apart, nx × 6 × 6 atoms."""
+    grid = np.stack(np.meshgrid(np.arange(nx), np.arange(6), np.arange(6), indexing="ij"),
+                    -1).reshape(-1, 3) * 3.0
+    return grid, np.diag([3.0 * nx, 18.0, 18.0])
+
+
 def test_family_vote_takes_the_local_majority_among_members_only():
     """A slab of sI with scattered atoms read as sII becomes all sI; an sII slab beside it
     stays sII (the vote is local); Ih atoms among them are never voted on."""
-    clf = PhaseClassifier(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), np.zeros((0, 2)),
-                          np.zeros(0, int), liquid=5, unknown=6,
-                          family=np.array([-1, -1, 0, 0, 0]), family_radius=5.0)
-    grid = np.stack(np.meshgrid(np.arange(20), np.arange(6), np.arange(6), indexing="ij"),
-                    -1).reshape(-1, 3) * 3.0
-    cell = np.diag([60.0, 18.0, 18.0])
+    clf = _voting_classifier()
+    grid, cell = _grid(20)
     labels = np.where(grid[:, 0] < 30, 2, 3)  # sI for x < 30 Å, sII beyond
     rng = np.random.default_rng(0)
     flip = rng.choice(np.flatnonzero(labels == 2), 10, replace=False)
@@ -170,12 +180,8 @@ def test_family_vote_takes_the_local_majority_among_members_only():
 def test_a_few_members_inside_an_unknown_structure_become_unknown():
     """Atoms read as a family member (sH) amid `unknown` ones (an ordered structure the
     model does not know) join it; the `unknown` atoms stay unknown, liquid is no voter."""
-    clf = PhaseClassifier(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), np.zeros((0, 2)),
-                          np.zeros(0, int), liquid=5, unknown=6,
-                          family=np.array([-1, -1, 0, 0, 0]), family_radius=5.0)
-    grid = np.stack(np.meshgrid(np.arange(10), np.arange(6), np.arange(6), indexing="ij"),
-                    -1).reshape(-1, 3) * 3.0
-    cell = np.diag([30.0, 18.0, 18.0])
+    clf = _voting_classifier()
+    grid, cell = _grid(10)
     labels = np.full(len(grid), 6)
     few = np.random.default_rng(1).choice(len(grid), 15, replace=False)
     labels[few] = 4  # sH

@@ -182,3 +182,21 @@ def test_averaged_repeat_distances_keep_a_crystal_whole():
     # only some rows: the same averages
     rows = np.array([0, 7, 600, 900])
     np.testing.assert_allclose(far_average(d, positions, cell, 4.5, rows=rows), averaged[rows])
+
+
+def test_averages_from_the_shell_pairs_equal_those_from_a_new_list():
+    """The classification's shell pairs, reused for the repeat-distance average (every far
+    atom, or an MPI rank's rows), give what a list over the far atoms alone gives."""
+    from icemon.core.classify import far_average, far_pair_average, shell_pairs
+
+    rng = np.random.default_rng(8)
+    cell = np.diag([20.0, 20.0, 20.0])
+    positions = rng.uniform(0, 20, (400, 3))
+    far = rng.uniform(size=400) < 0.6
+    d = rng.uniform(0.1, 2.0, 400)
+    whole = far_average(d[far], positions[far], cell, 4.8)
+    np.testing.assert_allclose(far_pair_average(d, far, shell_pairs(positions, cell, 4.8)),
+                               whole)
+    rows = np.sort(rng.choice(400, 150, replace=False))
+    part = far_pair_average(d, far, shell_pairs(positions, cell, 4.8, rows), rows)
+    np.testing.assert_allclose(part, whole[np.searchsorted(np.flatnonzero(far), rows[far[rows]])])

@@ -90,6 +90,9 @@ class Assessment:
     orbits: np.ndarray | None = None
     """(n,) orbit of the nearest ice's site nearest to each atom's own descriptor
     (:meth:`PhaseClassifier.orbits`); None when the model has no sites."""
+    pairs: tuple[np.ndarray, np.ndarray] | None = None
+    """:func:`shell_pairs` of the assessed atoms (None without a shell): the averaged
+    repeat distance reuses them (:func:`far_pair_average`)."""
 
 
 @dataclass
@@ -322,16 +325,17 @@ class PhaseClassifier:
         y = z @ self.components.T
         resid2 = self._residual2(z, y)
         nearest, atom_scores = self._nearest(y, resid2)
-        scores, y_own = atom_scores, y
+        scores, y_own, pairs = atom_scores, y, None
         if self.shell > 0:
-            z = shell_average(z_all, positions, cell, self.shell, rows)
+            pairs = shell_pairs(positions, cell, self.shell, rows)
+            z = shell_average(z_all, positions, cell, self.shell, rows, pairs)
             y = z @ self.components.T
             resid2 = self._residual2(z, y)
             nearest, scores = self._nearest(y, resid2)
         far = self.far(scores)
         coords = self._coordinates(y[far], resid2[far]) if self.unknown >= 0 else None
         orbits = None if self.site_features is None else self._orbits(y_own, nearest)
-        return Assessment(nearest, scores, atom_scores, coords, orbits)
+        return Assessment(nearest, scores, atom_scores, coords, orbits, pairs)
 
     @staticmethod
     def _residual2(z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -357,7 +361,8 @@ class PhaseClassifier:
               far_coordinates: np.ndarray | None = None,
               far_distances: np.ndarray | None = None,
               orbits: np.ndarray | None = None, positions: np.ndarray | None = None,
-              cell: np.ndarray | None = None) -> np.ndarray:
+              cell: np.ndarray | None = None,
+              pairs: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """int8 labels of a whole frame: the nearest reference phase; where score >
         threshold, ``unknown`` if the environment repeats among the other atoms above the
         threshold, else ``liquid``; the family vote among confusable ices (:meth:`vote`);
@@ -370,7 +375,9 @@ class PhaseClassifier:
         compute it for their own far atoms, and average it over :attr:`repeat_shell`);
         ``orbits``: each atom's :meth:`orbits` (None: no orbit check); ``positions`` (N,
         3) and ``cell`` (Å): the denoised frame, for averaging the computed repeat
-        distances over :attr:`repeat_shell` and for the vote (None: neither)."""
+        distances over :attr:`repeat_shell` and for the vote (None: neither); ``pairs``:
+        the frame's :attr:`Assessment.pairs`, reused for that average when its radius is
+        the shell's."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
         if self.unknown < 0:
@@ -378,7 +385,12 @@ class PhaseClassifier:
         if far_coordinates is not None and far.any():
             if far_distances is None:
                 d = repeat_distance(far_coordinates, self.repeat_k)
-                if self.repeat_shell > 0 and positions is not None:
+                if self.repeat_shell > 0 and pairs is not None and \
+                        self.repeat_shell == self.shell:
+                    every = np.zeros(len(far))
+                    every[far] = d
+                    d = far_pair_average(every, far, pairs)
+                elif self.repeat_shell > 0 and positions is not None:
                     d = far_average(d, positions[far], cell, self.repeat_shell)
             else:
                 d = far_distances
@@ -417,10 +429,13 @@ class PhaseClassifier:
             mine = np.isin(labels[atoms], members)
             if len(np.unique(labels[atoms])) < 2 or not mine.any():
                 continue
-            onehot = (labels[atoms, None] == voters[None, :]).astype(np.float64)
-            share = shell_average(onehot, positions[atoms], cell, self.family_radius,
-                                  rows=np.flatnonzero(mine))
-            labels[atoms[mine]] = voters[np.argmax(share, axis=1)]
+            # votes per (atom, voter): its own and its neighbours' labels, counted
+            vote = np.searchsorted(voters, labels[atoms])  # voters are sorted
+            i, j = shell_pairs(positions[atoms], cell, self.family_radius)
+            n, k = len(atoms), len(voters)
+            count = np.bincount(i * k + vote[j], minlength=n * k).reshape(n, k)
+            count[np.arange(n), vote] += 1
+            labels[atoms[mine]] = voters[np.argmax(count[mine], axis=1)]
         return labels
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -516,18 +531,68 @@ def far_average(distances: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     """Repeat distances (n_far,) of the far atoms at ``positions`` (n_far, 3) Å, each
     averaged with those of the far atoms within ``radius`` Å (itself included); with
     ``rows`` (indices into the far atoms), only those atoms' averages, in that order.
-    Non-finite distances (too few far atoms to repeat) are left as they are."""
+    Non-finite distances (too few far atoms to repeat) are left as they are. (A frame
+    being classified reuses the shell's pairs instead: :func:`far_pair_average`.)"""
     distances = np.asarray(distances, dtype=np.float64)
     if radius <= 0 or not np.isfinite(distances).all():
         return distances if rows is None else distances[rows]
     return shell_average(distances, positions, cell, radius, rows)
 
 
+def far_pair_average(distance: np.ndarray, far: np.ndarray,
+                     pairs: tuple[np.ndarray, np.ndarray], rows: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """:func:`far_average` from pairs already built (:attr:`Assessment.pairs`, the
+    classification's shell, whose radius is the averaging radius): ``distance`` (N,) of
+    every atom of the pairs' structure (any value where not far), ``far`` (N,) bool;
+    returns the averages of the far atoms among ``rows`` (default all), in order.
+    Non-finite distances are left as they are."""
+    want = np.arange(len(far)) if rows is None else np.asarray(rows, dtype=np.int64)
+    mine = far[want]
+    d = np.asarray(distance, dtype=np.float64)
+    if not np.isfinite(d[far]).all():
+        return d[want[mine]]
+    i, j = pairs
+    keep = mine[i] & far[j]
+    slot = np.cumsum(mine) - 1
+    return pair_mean(d[want[mine]], slot[i[keep]], d[j[keep]])
+
+
+def shell_pairs(positions: np.ndarray, cell: np.ndarray, radius: float,
+                rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(row, atom) of every pair of atoms within ``radius`` Å (the atom itself not
+    included), centred on the atoms ``rows`` (indices; default all): the row is the
+    centre's position in ``rows``, the atom the neighbour's index. Who, not where: no Å
+    shifts."""
+    from icemon.core.neighbors import neighbor_pairs
+
+    if rows is None:
+        i, j, _ = neighbor_pairs(positions, cell, radius)
+        return i, j
+    n = len(positions)
+    want = np.asarray(rows, dtype=np.int64)
+    wanted = np.zeros(n, dtype=bool)
+    wanted[want] = True
+    i, j, _ = neighbor_pairs(positions, cell, radius, centres=wanted)
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[want] = np.arange(len(want))
+    return slot[i], j
+
+
+def pair_mean(own: np.ndarray, i: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Each of ``own`` (n,) averaged with the values ``other`` of its pair partners
+    (``i``: the row of each pair): the mean over the atom and its neighbours."""
+    n = len(own)
+    return (own + np.bincount(i, weights=other, minlength=n)) / (1.0 + np.bincount(i, minlength=n))
+
+
 def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
-                  radius: float, rows: np.ndarray | None = None) -> np.ndarray:
+                  radius: float, rows: np.ndarray | None = None,
+                  pairs: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Each atom's values (N,) or (N, F) averaged with those of its neighbours within
     ``radius`` Å (the atom itself included); with ``rows`` (indices), only those atoms'
     averages, in that order (an MPI rank needs its own atoms', not its halo's).
+    ``pairs``: :func:`shell_pairs` of the same atoms, radius and rows, if already built.
 
     As Lechner and Dellago average Steinhardt parameters over neighbours, averaging SOAP
     vectors over the first and second O–O shells (≈ 4.8 Å) removes most of the
@@ -537,22 +602,12 @@ def shell_average(values: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     about that radius."""
     from scipy.sparse import csr_matrix
 
-    from icemon.core.neighbors import neighbor_pairs
-
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     want = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     if radius <= 0:
         return values[want]
-    if rows is None:
-        i, j, _ = neighbor_pairs(positions, cell, radius)  # who, not where: no Å shifts
-    else:  # the pairs centred on a wanted atom, renumbered
-        wanted = np.zeros(n, dtype=bool)
-        wanted[want] = True
-        i, j, _ = neighbor_pairs(positions, cell, radius, centres=wanted)
-        slot = np.full(n, -1, dtype=np.int64)
-        slot[want] = np.arange(len(want))
-        i = slot[i]
+    i, j = shell_pairs(positions, cell, radius, rows) if pairs is None else pairs
     # (self + neighbours) as a sparse matrix: one product averages every column at once
     m = len(want)
     r = np.concatenate([np.arange(m), i])

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from icemon.core.classify import far_average, repeat_distance
+from icemon.core.classify import far_average, far_pair_average, repeat_distance
 from icemon.core.denoise import check_overlaps, skin_valid
 from icemon.core.frame import Frame, fractional, wrap
 from icemon.core.graph import edges_within
@@ -414,17 +414,22 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
             distances = shared.rows(d_own, error, dtype=np.float32)[far_atoms, 0]
             if clf.repeat_shell > 0:
                 # averaged over the far atoms around: each rank its own, with every far
-                # atom's distance known now; those around lie in the classification's
-                # halo (its radius, the shell, is the averaging radius), so the list of
-                # pairs covers the rank's share, not the frame
+                # atom's distance known now, over the pairs of its classification (its
+                # shell is the averaging radius; the halo holds every neighbour)
                 def local_average():
-                    near = (far_atoms if clf.repeat_shell > clf.shell
-                            else far_atoms[np.isin(far_atoms, sub)])
-                    d_near = distances[np.searchsorted(far_atoms, near)]
-                    mine = np.flatnonzero(dec.owner[near] == rank)
                     d = np.full(len(own), np.nan)
-                    d[np.searchsorted(own, near[mine])] = far_average(
-                        d_near, denoised[near], cell, clf.repeat_shell, rows=mine)
+                    if clf.repeat_shell != clf.shell:  # no pairs of that radius: all far atoms
+                        mine = np.flatnonzero(dec.owner[far_atoms] == rank)
+                        d[np.searchsorted(own, far_atoms[mine])] = far_average(
+                            distances, denoised[far_atoms], cell, clf.repeat_shell, rows=mine)
+                        return d
+                    in_sub = np.isin(far_atoms, sub)
+                    far_sub = np.zeros(len(sub), dtype=bool)
+                    far_sub[np.searchsorted(sub, far_atoms[in_sub])] = True
+                    every = np.zeros(len(sub))
+                    every[far_sub] = distances[in_sub]
+                    rows = np.searchsorted(sub, own)
+                    d[far_sub[rows]] = far_pair_average(every, far_sub, a.pairs, rows)
                     return d
 
                 d_own, error = attempt(local_average, rank)

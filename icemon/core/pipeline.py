@@ -158,7 +158,8 @@ class Pipeline:
         t2 = time.perf_counter()
         a = self.classifier.assess(feats, den.positions, frame.cell)
         labels = self.classifier.label(a.nearest, a.scores, a.coordinates, orbits=a.orbits,
-                                        positions=den.positions, cell=frame.cell)
+                                        positions=den.positions, cell=frame.cell,
+                                        pairs=a.pairs)
         nearest = self.classifier.voted_nearest(a.nearest, labels)
         t3 = time.perf_counter()
         return Result(frame, labels, a.scores.astype(np.float32), den.positions,

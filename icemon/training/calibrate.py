@@ -229,29 +229,45 @@ their atoms (either way, under the calibration's noise and strain) are one famil
 sII 14 %, sH → sI 6 %, every other pair 0.00 %."""
 
 
-def families(true: np.ndarray, nearest: np.ndarray, n_phases: int,
-             rate: float = FAMILY_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """(family of each phase, -1 for none; confusion matrix: share of each phase's
-    synthetic atoms nearest to each phase) from the synthetic-ice atoms' true and nearest
-    phase codes; phases join (transitively) when either reads as the other above
-    ``rate``."""
-    confusion = np.zeros((n_phases, n_phases))
-    np.add.at(confusion, (true, nearest), 1)
-    confusion /= np.maximum(confusion.sum(1, keepdims=True), 1)
-    root = np.arange(n_phases)
+def confusion_matrix(true: np.ndarray, found: np.ndarray, n: int) -> np.ndarray:
+    """(n, n) share of the items of each true class (row) found as each class."""
+    confusion = np.zeros((n, n))
+    np.add.at(confusion, (true, found), 1)
+    return confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+
+
+def joined(confusion: np.ndarray, rate: float, allowed: np.ndarray | None = None) -> np.ndarray:
+    """(n,) group of each class (0…G−1) after joining, transitively, every two classes
+    either of which is found as the other above ``rate`` (``allowed`` (n, n) bool: only
+    those pairs may join)."""
+    n = len(confusion)
+    root = np.arange(n)
 
     def find(i: int) -> int:
         while root[i] != i:
             i = root[i]
         return i
 
-    for i, j in zip(*np.nonzero((confusion > rate) | (confusion.T > rate))):
-        if i != j:
-            root[find(i)] = find(j)
-    top = np.array([find(i) for i in range(n_phases)])
+    link = (confusion > rate) | (confusion.T > rate)
+    if allowed is not None:
+        link &= allowed
+    for i, j in zip(*np.nonzero(link)):
+        root[find(i)] = find(j)
+    _, group = np.unique([find(i) for i in range(n)], return_inverse=True)
+    return group.ravel()
+
+
+def families(true: np.ndarray, nearest: np.ndarray, n_phases: int,
+             rate: float = FAMILY_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """(family of each phase, -1 for none; confusion matrix: share of each phase's
+    synthetic atoms nearest to each phase) from the synthetic-ice atoms' true and nearest
+    phase codes; phases join (transitively) when either reads as the other above
+    ``rate``."""
+    confusion = confusion_matrix(true, nearest, n_phases)
+    group = joined(confusion, rate)
+    shared = np.bincount(group)[group] > 1  # phases in a group of two or more
     family = np.full(n_phases, -1)
-    for k, r in enumerate(np.unique(top[np.bincount(top, minlength=n_phases)[top] > 1])):
-        family[top == r] = k
+    family[shared] = np.unique(group[shared], return_inverse=True)[1].ravel()
     return family, confusion
 
 
@@ -267,28 +283,14 @@ def merged_orbits(classifier: PhaseClassifier,
     ``samples`` hold (phase code, nearest code, matched orbit, true orbit) of each atom of
     each synthetic-ice sample; orbits i and j join when more than ``rate`` of the atoms
     of i are matched to j or of j to i (transitively)."""
-    n = len(classifier.orbit_phase)
-    confusion = np.zeros((n, n))
-    for _, _, matched, true in samples:
-        np.add.at(confusion, (true, matched), 1)
-    confusion /= np.maximum(confusion.sum(1, keepdims=True), 1)
-    root = np.arange(n)
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            i = root[i]
-        return i
-
-    for i, j in zip(*np.nonzero((confusion > rate) | (confusion.T > rate))):
-        if classifier.orbit_phase[i] == classifier.orbit_phase[j]:
-            root[find(i)] = find(j)
-    _, group = np.unique([find(i) for i in range(n)], return_inverse=True)
-    return group.ravel()
+    phase = classifier.orbit_phase
+    confusion = confusion_matrix(np.concatenate([t for *_, t in samples]),
+                                 np.concatenate([m for _, _, m, _ in samples]), len(phase))
+    return joined(confusion, rate, allowed=phase[:, None] == phase[None, :])
 
 
 def orbit_floors(classifier: PhaseClassifier,
-                 samples: list[tuple[int, np.ndarray, np.ndarray]] | list[tuple],
-                 margin: float) -> tuple[np.ndarray, np.ndarray]:
+                 samples: list[tuple], margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(smallest orbit ratio, floor) of each phase from synthetic-ice ``samples`` (phase
     code, nearest code and :meth:`~PhaseClassifier.orbits` of each atom): how much of
     its share the worst-filled orbit of a noised, strained, denoised ideal lattice
