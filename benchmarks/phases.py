@@ -2,7 +2,7 @@
 know as ``unknown``, liquid as liquid.
 
 - noised ideal GenIce lattices of every reference phase of the model (σ = 0.12 Å per
-  component, seed 1, heights ≥ 18 Å): % labelled by their own name, % liquid, % unknown;
+  component, seed 1, heights ≥ 18 Å or ``--height``): % labelled by their own name, % liquid, % unknown;
 - GenIce lattices the model has no reference for (``--unknown``; default ice IV, XII,
   XVII, ice 0 and the TS1 and HS1 clathrates), noised the same way: % unknown, % liquid,
   % some ice;
@@ -49,8 +49,8 @@ def summary(names: np.ndarray, k: int = 3) -> str:
     return ", ".join(f"{n} {100 * (names == n).mean():.2f}%" for n in top)
 
 
-def noised(phase: str, rng: np.random.Generator) -> Frame:
-    atoms = reference(phase, min_height=18.0)
+def noised(phase: str, rng: np.random.Generator, height: float = 18.0) -> Frame:
+    atoms = reference(phase, min_height=height)
     pos, cell, _ = noisy_sample(rng, (atoms.positions, np.asarray(atoms.cell[:])), 0.12, 0.0)
     return Frame(pos, cell)
 
@@ -86,6 +86,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=6, help="GCIceNet frames per phase")
     p.add_argument("--unknown", nargs="*", default=UNKNOWN, help="GenIce2 lattice names")
     p.add_argument("--md", nargs="*", default=["sII", "sH", "V"])
+    p.add_argument("--height", type=float, default=18.0,
+                   help="smallest height (Å) of the noised lattices' supercells")
     p.add_argument("--temperature", type=float, default=200.0, help="mW MD temperature, K")
     a = p.parse_args()
     t0 = time.perf_counter()
@@ -101,7 +103,7 @@ def main() -> None:
     print("\nnoised ideal lattices of the model's phases (σ = 0.12 Å):")
     print(f"{'phase':>7s} {'atoms':>6s} {'own %':>8s} {'liquid %':>8s} {'unknown %':>9s}  labels")
     for ph in refs:
-        lab = names[pipe.process(noised(ph, rng)).labels]
+        lab = names[pipe.process(noised(ph, rng, a.height)).labels]
         print(f"{ph:>7s} {len(lab):6d} {100 * (lab == ph).mean():8.3f} "
               f"{100 * (lab == 'liquid').mean():8.3f} {100 * (lab == 'unknown').mean():9.3f}"
               f"  {summary(lab)}")
@@ -110,7 +112,7 @@ def main() -> None:
     print(f"{'lattice':>7s} {'atoms':>6s} {'unknown %':>9s} {'liquid %':>8s} {'an ice %':>8s} "
           f"{'score 1%':>8s} {'median':>7s}  labels")
     for ph in a.unknown:
-        res = pipe.process(noised(ph, rng))
+        res = pipe.process(noised(ph, rng, a.height))
         lab = names[res.labels]
         ice = ~np.isin(lab, ["liquid", "unknown"])
         print(f"{ph:>7s} {len(lab):6d} {100 * (lab == 'unknown').mean():9.3f} "

@@ -21,8 +21,11 @@ derived from synthetic ice), every atom of that ice in the frame becomes ``unkno
 Two more regional rules: the repeat distance that tells `unknown` from liquid is
 averaged over the far atoms around each one (:attr:`PhaseClassifier.repeat_shell`), and
 ices that synthetic ice reads as one another (the sI, sII and sH clathrates) are told
-apart by a vote over 7 Å (:attr:`PhaseClassifier.family`). All thresholds come from
-synthetic data (:mod:`icemon.training.calibrate`).
+apart by a vote over 7 Å (:attr:`PhaseClassifier.family`), after which the coordination
+sequences of the hydrogen-bond network say whether the region is that clathrate's
+framework or another one built of the same cages (:attr:`PhaseClassifier.topology_sequences`,
+:mod:`icemon.core.topology`). All thresholds come from synthetic data
+(:mod:`icemon.training.calibrate`) or from the ideal lattices.
 
 Everything here is fitted on reference atoms only. The per-atom *score* is the
 Euclidean distance (in standardised SOAP units) to the nearest reference environment;
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from icemon.core.topology import TOPOLOGY_DEPTH, TOPOLOGY_MAJORITY
 from icemon.phases import LIQUID
 
 REPEAT_K = 4
@@ -167,6 +171,19 @@ class PhaseClassifier:
     stacking faults stay resolved) are never voted on. None: no vote."""
     family_radius: float = 0.0
     """Å, radius of the family vote."""
+    topology_sequences: np.ndarray | None = None
+    """(T, depth) int64 coordination sequences (:mod:`icemon.core.topology`) of the sites
+    of the family members' ideal lattices, one row per distinct sequence (None: no
+    topology check). The vote names the clathrate whose surroundings a region has; the
+    sequences say whether the region's network is that clathrate's framework at all or
+    another one built of the same cages (TS1, HS1): a frame's atoms of a member whose
+    judged atoms mostly have none of its sequences become ``unknown``
+    (:meth:`topology_misfits`)."""
+    topology_phase: np.ndarray | None = None
+    """(T,) phase code of each row of :attr:`topology_sequences`."""
+    topology_cutoff: float = 0.0
+    """Å, O–O distance below which two oxygens are bonded in the network whose
+    sequences are counted (:func:`~icemon.core.topology.bond_cutoff`)."""
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
@@ -377,7 +394,7 @@ class PhaseClassifier:
         3) and ``cell`` (Å): the denoised frame, for averaging the computed repeat
         distances over :attr:`repeat_shell` and for the vote (None: neither); ``pairs``:
         the frame's :attr:`Assessment.pairs`, reused for that average when its radius is
-        the shell's."""
+        the shell's. The vote and the topology check need ``positions``."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
         if self.unknown < 0:
@@ -397,11 +414,72 @@ class PhaseClassifier:
             labels[np.flatnonzero(far)[d <= self.repeat_threshold]] = self.unknown
         if positions is not None and self.family is not None and self.family_radius > 0:
             labels = self.vote(labels, positions, cell)  # first which clathrate, then
+        if positions is not None and self.topology_sequences is not None:  # its framework
+            for code, (share, _) in self.topology_misfits(labels, positions, cell).items():
+                if share > TOPOLOGY_MAJORITY:
+                    labels[labels == code] = self.unknown
         if orbits is not None and self.orbit_floor is not None:  # whether it is one
             for code, (ratio, _) in self.orbit_ratios(labels, orbits).items():
                 if ratio < self.orbit_floor[code]:
                     labels[labels == code] = self.unknown
         return labels
+
+    def fit_topology(self, lattices: dict[int, tuple[np.ndarray, np.ndarray]],
+                     depth: int = TOPOLOGY_DEPTH) -> None:
+        """Store the coordination sequences (``depth`` bonds) of the sites of ideal
+        ``lattices`` ({phase code: (positions, cell) Å}) and their bond cutoff."""
+        from icemon.core.topology import bond_cutoff, coordination_sequences
+
+        self.topology_cutoff = bond_cutoff(list(lattices.values()))
+        rows, codes = [], []
+        for code, (pos, cell) in lattices.items():
+            seq = np.unique(coordination_sequences(pos, cell, self.topology_cutoff, depth)[0],
+                            axis=0)
+            rows.append(seq)
+            codes.append(np.full(len(seq), code, dtype=np.int64))
+        self.topology_sequences = np.concatenate(rows)
+        self.topology_phase = np.concatenate(codes)
+
+    def topology_misfits(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray
+                         ) -> dict[int, tuple[float, int]]:
+        """{phase code: (share of judged atoms whose coordination sequence its ideal
+        lattice has not, atoms judged)} for every ice of :attr:`topology_sequences` with
+        judged atoms in a frame (``labels`` of every atom, denoised ``positions`` (N, 3)
+        and ``cell``, Å). Up to :data:`~icemon.core.topology.TOPOLOGY_SAMPLE` atoms of
+        each ice (evenly strided: every MPI rank picks the same) are looked at; one is
+        judged when it and every atom fewer than the depth bonds away are labelled with a
+        member of its family and have four bonds (interfaces, other structures and the
+        surroundings of a vacancy or a broken bond are not judged)."""
+        from icemon.core.topology import TOPOLOGY_SAMPLE, coordination_sequences
+
+        assert self.topology_sequences is not None and self.topology_phase is not None
+        depth = self.topology_sequences.shape[1]
+        checked = np.unique(self.topology_phase)
+        present = [int(c) for c in checked if (labels == c).any()]
+        if not present:
+            return {}
+        centres, owner = [], []
+        for code in present:
+            atoms = np.flatnonzero(labels == code)
+            centres.append(atoms[::max(1, -(-len(atoms) // TOPOLOGY_SAMPLE))])
+            owner.append(np.full(len(centres[-1]), code))
+        centre, code_of = np.concatenate(centres), np.concatenate(owner)
+        family = self.family if self.family is not None else np.arange(self.liquid)
+        # one search per family: the members' atoms are the structure being judged
+        out: dict[int, tuple[float, int]] = {}
+        for fam in np.unique(family[code_of]):
+            mine = family[code_of] == fam
+            inside = np.isin(labels, np.intersect1d(np.flatnonzero(family == fam), checked))
+            seq, judged = coordination_sequences(positions, cell, self.topology_cutoff, depth,
+                                                 centre[mine], inside, valence=4)
+            for code in np.unique(code_of[mine]):
+                own = (code_of[mine] == code) & judged
+                if not own.any():
+                    continue
+                known = self.topology_sequences[self.topology_phase == code]
+                fits = (seq[own][:, None, :] == known[None]).all(-1).any(1)
+                out[int(code)] = (float(1.0 - fits.mean()), int(own.sum()))
+        return out
 
     def voted_nearest(self, nearest: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``nearest`` with the family vote's answer where ``labels`` (of a whole frame,
@@ -466,6 +544,10 @@ class PhaseClassifier:
             "repeat_shell": np.array(self.repeat_shell),
             **({} if self.family is None else {"family": self.family,
                                                 "family_radius": np.array(self.family_radius)}),
+            **({} if self.topology_sequences is None else {
+                "topology_sequences": self.topology_sequences,
+                "topology_phase": self.topology_phase,
+                "topology_cutoff": np.array(self.topology_cutoff)}),
         }
 
     @classmethod
@@ -482,7 +564,11 @@ class PhaseClassifier:
                    *(np.asarray(a[k]) if k in a else None for k in SITE_ARRAYS),
                    float(a["repeat_shell"]) if "repeat_shell" in a else 0.0,
                    np.asarray(a["family"], dtype=np.int64) if "family" in a else None,
-                   float(a["family_radius"]) if "family_radius" in a else 0.0)
+                   float(a["family_radius"]) if "family_radius" in a else 0.0,
+                   *((np.asarray(a["topology_sequences"], dtype=np.int64),
+                      np.asarray(a["topology_phase"], dtype=np.int64),
+                      float(a["topology_cutoff"])) if "topology_sequences" in a
+                     else (None, None, 0.0)))
 
 
 SITE_ARRAYS = ("site_features", "site_phase", "site_orbit", "orbit_phase", "orbit_fraction",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import platform
+import warnings
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import torch
 
 from icemon.core.denoise import Denoiser
@@ -14,8 +16,9 @@ from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
 from icemon.errors import ConfigError
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
+from icemon.core.topology import bond_gap
 from icemon.training.calibrate import REFERENCE_SCALES, calibrate, fit_classifier
-from icemon.training.references import genice_version, reference_symmetry
+from icemon.training.references import genice_version, reference_symmetry, unit_cell
 from icemon.training.train import TrainConfig
 
 
@@ -68,10 +71,29 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
         classifier.repeat_shell = repeat_shell
     if config.family_radius > 0 and cal.family is not None and (cal.family >= 0).any():
         classifier.family, classifier.family_radius = cal.family, config.family_radius
+        if config.topology_depth > 0:
+            lattices = {}
+            for code in np.flatnonzero(cal.family >= 0):
+                atoms = unit_cell(phases[code], config.reference_symprec)
+                lattice = (atoms.positions, np.asarray(atoms.cell[:]))
+                longest, shortest = bond_gap(*lattice)
+                if longest < shortest:  # a four-coordinated network (not ice VII)
+                    lattices[int(code)] = lattice
+            try:
+                if lattices:
+                    classifier.fit_topology(lattices, config.topology_depth)
+            except ValueError as err:  # the members' bonds and non-bonds overlap
+                warnings.warn(f"no topology check: {err}", stacklevel=2)
     meta = {
         "name": name,
         "train": {"config": config.to_dict(), **train_info},
         "calibration": cal.summary(),
+        **({} if classifier.topology_sequences is None else {"topology": {
+            "depth": int(classifier.topology_sequences.shape[1]),
+            "cutoff": classifier.topology_cutoff,
+            "sequences": {phases[c]: classifier.topology_sequences[
+                classifier.topology_phase == c].tolist()
+                for c in np.unique(classifier.topology_phase)}}}),
         "genice2": genice_version(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),

@@ -77,6 +77,9 @@ class TrainConfig:
     """Å, radius of the family vote among ices that synthetic ice confuses (the
     clathrates; :attr:`PhaseClassifier.family`); 0 = no vote. 7 Å: the shell radius at
     which averaging alone separated thermal sI from sII (99.9 %, session 15)."""
+    topology_depth: int = 6
+    """Bonds of the coordination sequences that check a family member's framework
+    (:mod:`icemon.core.topology`; 0 = no check, and none without families)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
     the unknown-vs-liquid decision (:attr:`PhaseClassifier.repeat_shell`)."""

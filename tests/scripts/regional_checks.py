@@ -1,5 +1,6 @@
 """Under ``mpirun -np 2``: frames whose labels depend on the regional checks of
-``unknown`` (the orbit check, the averaged repeat distance, the family vote), classified
+``unknown`` (the orbit check, the averaged repeat distance, the family vote, the
+topology check), classified
 by the ranks together and, on rank 0, by a serial pipeline. Rank 0 prints a JSON list:
 per frame, its name, whether the labels are identical and the shared labels' counts."""
 
@@ -17,7 +18,8 @@ comm = MPI.COMM_WORLD
 torch.set_num_threads(1)
 gcicenet = sys.argv[1]
 frames = []
-for lattice in ("12", "4"):  # XII: the orbit check; IV: the averaged repeat distance
+# XII: the orbit check; IV: the averaged repeat distance; TS1: the topology check
+for lattice in ("12", "4", "TS1"):
     a = reference(lattice, 18.0)
     frames.append((lattice, Frame(a.positions + np.random.default_rng(7).normal(
         0, 0.12, a.positions.shape), a.cell[:])))

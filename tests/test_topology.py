@@ -1,0 +1,131 @@
+"""Coordination sequences of the hydrogen-bond network, and the topology check that keeps
+other frameworks of the clathrates' cages (TS1, HS1) from being named sI or sII."""
+
+import numpy as np
+import pytest
+
+from icemon.core.topology import bond_cutoff, coordination_sequences
+from icemon.training.references import reference, unit_cell
+
+# closed forms of the two carbon nets (diamond = Ic, lonsdaleite = Ih), OEIS A005246/A008253
+DIAMOND = [4, 12, 24, 42, 64, 92, 124, 162]
+LONSDALEITE = [4, 12, 25, 44, 67, 96, 130, 170]
+
+
+def _lattice(phase: str, height: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    a = reference(phase, height) if height else unit_cell(phase)
+    return a.positions, np.asarray(a.cell[:])
+
+
+@pytest.mark.parametrize("phase, expected", [("Ic", DIAMOND), ("Ih", LONSDALEITE)])
+def test_ice_networks_have_the_carbon_nets_sequences(phase, expected):
+    pos, cell = _lattice(phase)
+    seq, judged = coordination_sequences(pos, cell, bond_cutoff([(pos, cell)]), len(expected))
+    assert judged.all()
+    np.testing.assert_array_equal(seq, np.tile(expected, (len(pos), 1)))
+
+
+def test_sequences_count_periodic_images_not_the_cells_atoms():
+    """A unit cell of Ic has 8 atoms, yet 162 vertices lie 8 bonds away: the search runs on
+    the periodic network, so a small cell gives the crystal's sequences."""
+    small = _lattice("Ic")
+    big = _lattice("Ic", 20.0)
+    assert len(small[0]) < 10 < len(big[0])
+    cut = bond_cutoff([small])
+    a = coordination_sequences(*small, cut, 8)[0]
+    b = coordination_sequences(*big, cut, 8)[0]
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_only_atoms_whose_ball_lies_inside_the_members_are_judged():
+    """Atom x is not a member: every atom fewer than ``depth`` bonds from it (itself, 4
+    neighbours, 12 second neighbours for depth 3) is not judged, the others are."""
+    pos, cell = _lattice("Ic", 20.0)
+    member = np.ones(len(pos), dtype=bool)
+    member[0] = False
+    cut = bond_cutoff([(pos, cell)])
+    _, judged = coordination_sequences(pos, cell, cut, 3, member=member)
+    assert (~judged).sum() == 1 + 4 + 12
+    assert not judged[0]
+    # centres: only those asked for, in that order
+    seq, judged = coordination_sequences(pos, cell, cut, 3, np.array([5, 0]), member)
+    assert seq.shape == (2, 3) and not judged[1]
+
+
+def test_bond_cutoff_lies_between_the_first_and_second_shells():
+    cut = bond_cutoff([_lattice("Ih"), _lattice("sI")])
+    assert 2.9 < cut < 4.2
+    with pytest.raises(ValueError, match="four-coordinated"):
+        bond_cutoff([_lattice("VII")])  # body-centred: eight neighbours at one distance
+
+
+def test_the_clathrates_sites_have_distinct_sequences(model):
+    """The shipped model's family members carry their sites' sequences: three for sI (its
+    three Wyckoff orbits, IZA MEP), and no sequence of sI is one of sII's."""
+    clf = model.classifier
+    phases = model.phases
+    seq, code = clf.topology_sequences, clf.topology_phase
+    assert sorted(phases[c] for c in np.unique(code)) == ["sH", "sI", "sII"]
+    si = seq[code == phases.index("sI")]
+    assert len(si) == 3
+    assert [4, 12, 26, 44, 64, 98] in si.tolist()
+    sii = {tuple(r) for r in seq[code == phases.index("sII")]}
+    assert not sii & {tuple(r) for r in si}
+
+
+def test_topology_arrays_survive_the_model_file(tmp_path):
+    from icemon import IcemonModel
+
+    model = IcemonModel.load()  # its own copy: saving moves a model's path
+    assert model.classifier.topology_sequences is not None
+    again = IcemonModel.load(model.save(tmp_path / "m.npz")).classifier
+    np.testing.assert_array_equal(again.topology_sequences, model.classifier.topology_sequences)
+    assert again.topology_cutoff == model.classifier.topology_cutoff
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lattice, size", [("TS1", 18.0), ("HS1", 18.0), ("C15", 10.0)])
+def test_other_frameworks_of_the_clathrate_cages_are_unknown(pipeline, lattice, size):
+    """TS1 and HS1 are built of sI's and sII's cages, packed otherwise; GenIce's C15 is the
+    sII network in another geometry (here one 136-O cell). Their surroundings are those of
+    the known clathrates: the vote named them sI / sII / sI (94.5 %, 88.8 %, 100 %) until
+    the topology check."""
+    from icemon import Frame
+
+    a = reference(lattice, size)
+    x = a.positions + np.random.default_rng(7).normal(0, 0.12, a.positions.shape)
+    res = pipeline.process(Frame(x, a.cell[:]))
+    assert res.fractions[pipeline.model.phases.index("unknown")] >= 0.99, res.table()
+
+
+@pytest.mark.slow
+def test_a_vacancy_leaves_the_clathrate_its_name(pipeline):
+    """One molecule missing from a noised 2×2×2 sI cell changes the sequences of the
+    ~250 atoms within six bonds of it (periodic images: two thirds of the cell): those
+    have three-bonded neighbours and are not judged, so the crystal stays sI."""
+    from icemon import Frame
+
+    a = reference("sI", 20.0)
+    keep = np.arange(len(a)) != 0
+    x = a.positions[keep] + np.random.default_rng(7).normal(0, 0.12, (keep.sum(), 3))
+    res = pipeline.process(Frame(x, a.cell[:]))
+    code = pipeline.model.phases.index("sI")
+    share, judged = pipeline.classifier.topology_misfits(res.labels, res.denoised,
+                                                         a.cell[:])[code]
+    assert share == 0.0 and judged > 0
+    assert res.fractions[code] == 1.0, res.table()
+
+
+@pytest.mark.slow
+def test_thermal_clathrate_keeps_its_framework(pipeline, gcicenet):
+    """Thermal sI (TIP4P/Ice, GCIceNet): every judged atom has one of sI's sequences."""
+    from .conftest import gcicenet_frame
+
+    frame = gcicenet_frame(gcicenet, "sI", 3)
+    res = pipeline.process(frame)
+    clf = pipeline.classifier
+    misfits = clf.topology_misfits(res.labels, res.denoised, frame.cell)
+    code = pipeline.model.phases.index("sI")
+    share, judged = misfits[code]
+    assert judged >= 32 and share == 0.0
+    assert res.fractions[code] == 1.0
