@@ -83,7 +83,8 @@ def md_labels(phase: str, model: IcemonModel, temperature: float, tmp: Path) -> 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None)
-    p.add_argument("--frames", type=int, default=6, help="GCIceNet frames per phase")
+    p.add_argument("--frames", type=int, default=6,
+                   help="GCIceNet frames per phase (0: none)")
     p.add_argument("--unknown", nargs="*", default=UNKNOWN, help="GenIce2 lattice names")
     p.add_argument("--md", nargs="*", default=["sII", "sH", "V"])
     p.add_argument("--height", type=float, default=18.0,
@@ -132,10 +133,11 @@ def main() -> None:
             print(f"{ph:>7s} {len(frames[0]):6d} {100 * np.mean(own):8.3f} "
                   f"{100 * min(own):8.3f}  {summary(lab)}")
 
-    print(f"\nGCIceNet TIP4P/Ice frames ({a.frames} per phase):")
-    print(f"{'data':>6s} {'phase':>7s} {'right %':>8s} {'liquid %':>8s} {'unknown %':>9s} "
-          f"{'min':>6s} {'99.9%':>6s} {'max':>6s}  labels")
-    for tag, ph in TAGS.items():
+    if a.frames:
+        print(f"\nGCIceNet TIP4P/Ice frames ({a.frames} per phase):")
+        print(f"{'data':>6s} {'phase':>7s} {'right %':>8s} {'liquid %':>8s} {'unknown %':>9s} "
+              f"{'min':>6s} {'99.9%':>6s} {'max':>6s}  labels")
+    for tag, ph in TAGS.items() if a.frames else ():
         frames = read_frames(DATA / f"md_{tag}_dev.xtc", DATA / f"md_{tag}.tpr", "name OW",
                              stop=a.frames)
         results = [pipe.process(f) for f in frames]

@@ -381,7 +381,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--phases", default=None,
                    help="reference phases, comma-separated, in code order (liquid comes "
                         "after them): Ih,Ic,II,III,VI,VII,sI (default), sII, sH, V or any "
-                        "GenIce2 lattice name")
+                        "GenIce2 lattice name, at GenIce's density or at one given as "
+                        "NAME:DENSITY in g/cm3 (e.g. XII:1.29)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--workdir", default="icemon-train", help="checkpoints go here")

@@ -217,6 +217,37 @@ def test_unknown_phase_is_a_clear_error():
         reference("ice-XLII")
 
 
+def test_a_phase_can_be_given_its_density():
+    """``NAME:DENSITY`` builds GenIce's lattice at that density (g/cm³: 18.015 g/mol per
+    oxygen over the cell's volume); a lattice without a density of its own (the zeolite
+    IWV) asks for one, and a malformed density is named, all before anything runs."""
+    from icemon.errors import PhaseError
+    from icemon.training.references import reference_density, unit_cell
+
+    xii = unit_cell("12:1.29")
+    grams = len(xii) * 18.015 / 6.02214076e23
+    assert grams / (xii.get_volume() * 1e-24) == pytest.approx(1.29, rel=1e-3)
+    assert reference_density("12:1.29") == 1.29 and reference_density("12") > 1.4
+    assert len(unit_cell("IWV:1.0")) == 38
+    with pytest.raises(PhaseError, match="no density of its own: give one as IWV:DENSITY"):
+        unit_cell("IWV")
+    for bad in ("12:", "12:heavy", "12:-1", ":1.2"):
+        with pytest.raises(PhaseError, match="NAME:DENSITY"):
+            unit_cell(bad)
+
+
+def test_train_refuses_a_lattice_without_density_before_it_starts(tmp_path, capsys):
+    from icemon.cli import main
+
+    from .conftest import ROOT
+
+    rc = main(["train", "--config", str(ROOT / "configs" / "default.json"), "--phases", "Ih,IWV",
+               "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "m.npz")])
+    assert rc != 0
+    assert "IWV:DENSITY" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "m.npz").exists()
+
+
 @pytest.mark.slow
 def test_train_phases_puts_the_vocabulary_in_the_model_file(tmp_path, capsys):
     """``icemon train --phases Ih,sII,V``: references, classifier codes and the model's

@@ -48,7 +48,13 @@ REPEAT_K = 4
 """Copies of an environment (other atoms) that make it a repeated, crystalline one: small,
 so that a crystallite of a few unit cells already counts, and so that a frame of a few
 hundred oxygens holds that many copies of every Wyckoff orbit of the known lattices
-(sII's smallest orbit is 8 of 136 molecules per cell, sH's 2 of 34)."""
+(sII's smallest orbit is 8 of 136 molecules per cell, sH's 2 of 34). Measured against
+k = 1 and 2 (session 20, each k with its own threshold from the same synthetic ice): a
+smaller k leaves fewer atoms of a low-symmetry unknown lattice liquid (delta, four
+copies of each of 80 sites in a 320-O frame: 14.0 / 11.0 / 6.3 % at k = 4 / 2 / 1), but
+a liquid frame written twice (two cells, the same atoms) is then periodic to within k
+copies and reads `unknown` (k = 1: 100 %), so k stays 4: a liquid box replicated fewer
+than five times reads liquid."""
 
 REPEAT_SAMPLE = 2048
 """At most this many candidate atoms (a fixed, evenly strided subset) serve as the
@@ -177,8 +183,9 @@ class PhaseClassifier:
     topology check). The vote names the clathrate whose surroundings a region has; the
     sequences say whether the region's network is that clathrate's framework at all or
     another one built of the same cages (TS1, HS1): a frame's atoms of a member whose
-    judged atoms mostly have none of its sequences become ``unknown``
-    (:meth:`topology_misfits`)."""
+    judged atoms mostly have none of its sequences become ``unknown``, those whose
+    judged atoms mostly have another member's sequences take its name
+    (:meth:`topology_labels`)."""
     topology_phase: np.ndarray | None = None
     """(T,) phase code of each row of :attr:`topology_sequences`."""
     topology_cutoff: float = 0.0
@@ -415,9 +422,7 @@ class PhaseClassifier:
         if positions is not None and self.family is not None and self.family_radius > 0:
             labels = self.vote(labels, positions, cell)  # first which clathrate, then
         if positions is not None and self.topology_sequences is not None:  # its framework
-            for code, (share, _) in self.topology_misfits(labels, positions, cell).items():
-                if share > TOPOLOGY_MAJORITY:
-                    labels[labels == code] = self.unknown
+            labels = self.topology_labels(labels, positions, cell)
         if orbits is not None and self.orbit_floor is not None:  # whether it is one
             for code, (ratio, _) in self.orbit_ratios(labels, orbits).items():
                 if ratio < self.orbit_floor[code]:
@@ -440,16 +445,18 @@ class PhaseClassifier:
         self.topology_sequences = np.concatenate(rows)
         self.topology_phase = np.concatenate(codes)
 
-    def topology_misfits(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray
-                         ) -> dict[int, tuple[float, int]]:
-        """{phase code: (share of judged atoms whose coordination sequence its ideal
-        lattice has not, atoms judged)} for every ice of :attr:`topology_sequences` with
-        judged atoms in a frame (``labels`` of every atom, denoised ``positions`` (N, 3)
-        and ``cell``, Å). Up to :data:`~icemon.core.topology.TOPOLOGY_SAMPLE` atoms of
-        each ice (evenly strided: every MPI rank picks the same) are looked at; one is
-        judged when it and every atom fewer than the depth bonds away are labelled with a
-        member of its family and have four bonds (interfaces, other structures and the
-        surroundings of a vacancy or a broken bond are not judged)."""
+    def topology_fits(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray
+                      ) -> dict[int, tuple[np.ndarray, int]]:
+        """{phase code: (shares (n_phases,), atoms judged)} for every ice of
+        :attr:`topology_sequences` with judged atoms in a frame (``labels`` of every atom,
+        denoised ``positions`` (N, 3) and ``cell``, Å): entry q of the shares is the share
+        of the judged atoms whose coordination sequence is one of phase q's lattice (0
+        for phases without sequences; a sequence belongs to one lattice at most). Up to
+        :data:`~icemon.core.topology.TOPOLOGY_SAMPLE` atoms of each ice (evenly strided:
+        every MPI rank picks the same) are looked at; one is judged when it and every
+        atom fewer than the depth bonds away are labelled with a member of its family and
+        have four bonds (interfaces, other structures and the surroundings of a vacancy
+        or a broken bond are not judged)."""
         from icemon.core.topology import TOPOLOGY_SAMPLE, coordination_sequences
 
         assert self.topology_sequences is not None and self.topology_phase is not None
@@ -465,21 +472,38 @@ class PhaseClassifier:
             owner.append(np.full(len(centres[-1]), code))
         centre, code_of = np.concatenate(centres), np.concatenate(owner)
         family = self.family if self.family is not None else np.arange(self.liquid)
+        out: dict[int, tuple[np.ndarray, int]] = {}
         # one search per family: the members' atoms are the structure being judged
-        out: dict[int, tuple[float, int]] = {}
         for fam in np.unique(family[code_of]):
             mine = family[code_of] == fam
             inside = np.isin(labels, np.intersect1d(np.flatnonzero(family == fam), checked))
             seq, judged = coordination_sequences(positions, cell, self.topology_cutoff, depth,
                                                  centre[mine], inside, valence=4)
+            # which lattice's sequence each atom has (-1: none)
+            same = (seq[:, None, :] == self.topology_sequences[None]).all(-1)
+            lattice = np.where(same.any(1), self.topology_phase[same.argmax(1)], -1)
             for code in np.unique(code_of[mine]):
                 own = (code_of[mine] == code) & judged
-                if not own.any():
-                    continue
-                known = self.topology_sequences[self.topology_phase == code]
-                fits = (seq[own][:, None, :] == known[None]).all(-1).any(1)
-                out[int(code)] = (float(1.0 - fits.mean()), int(own.sum()))
+                if own.any():
+                    found = lattice[own]
+                    shares = np.bincount(found[found >= 0], minlength=self.liquid) / len(found)
+                    out[int(code)] = (shares[:self.liquid], int(own.sum()))
         return out
+
+    def topology_labels(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray
+                        ) -> np.ndarray:
+        """``labels`` after the topology check (:meth:`topology_fits`): a frame's atoms of
+        a checked ice keep it when at least half of its judged atoms have sequences of its
+        lattice, take another member's label when more than half have that member's, and
+        become ``unknown`` otherwise (a framework the model does not know). Decided for
+        every ice on the same labels, then applied."""
+        new = np.array(labels, copy=True)
+        for code, (shares, _) in self.topology_fits(labels, positions, cell).items():
+            if shares[code] >= 1.0 - TOPOLOGY_MAJORITY:
+                continue
+            other = int(np.argmax(shares))
+            new[labels == code] = other if shares[other] > TOPOLOGY_MAJORITY else self.unknown
+        return new
 
     def voted_nearest(self, nearest: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``nearest`` with the family vote's answer where ``labels`` (of a whole frame,

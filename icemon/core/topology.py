@@ -40,10 +40,11 @@ share of 0.5 to ±0.06 (crystals of the known clathrates have 0, the other frame
 0.97–1)."""
 
 TOPOLOGY_MAJORITY = 0.5
-"""A frame's atoms of a checked ice stay that ice when at most this share of its judged
-atoms has a sequence that its lattice has not: the majority decides, as in the family
-vote. Crystals of the known clathrates show none (above), the unknown frameworks
-nearly all."""
+"""A frame's atoms of a checked ice stay that ice when at least this share of its judged
+atoms has sequences of its lattice; otherwise they take the name of the member whose
+sequences more than this share has, or become ``unknown``: the majority decides, as in
+the family vote. Crystals of the known clathrates show no foreign sequence (above), the
+unknown frameworks nearly all foreign ones."""
 
 
 def coordination_sequences(positions: np.ndarray, cell: np.ndarray, cutoff: float,

@@ -24,7 +24,8 @@ import numpy as np
 from ase import Atoms
 
 from icemon.demo.md import thermostat_commands
-from icemon.training.references import GENICE_LATTICES, replication, unit_cell
+from icemon.training.references import (GENICE_LATTICES, phase_spec, reference_density,
+                                       replication, unit_cell)
 
 EPSILON = 0.21084
 """kcal/mol, O–O Lennard-Jones well depth."""
@@ -51,7 +52,8 @@ def ice(phase: str, min_height: float = 22.0, seed: int = 1) -> Atoms:
     from genice2.genice import GenIce
     from genice2.plugin import safe_import
 
-    name = GENICE_LATTICES.get(phase, phase)
+    base, _ = phase_spec(phase)
+    name = GENICE_LATTICES.get(base, base)
     rep = replication(np.asarray(unit_cell(phase).cell[:]), min_height)
     lattice = safe_import("lattice", name).Lattice()
     formatter = safe_import("format", "exyz").Format()
@@ -63,7 +65,7 @@ def ice(phase: str, min_height: float = 22.0, seed: int = 1) -> Atoms:
     root.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            ice = GenIce(lattice, density=lattice.density, reshape=np.diag(rep))
+            ice = GenIce(lattice, density=reference_density(phase), reshape=np.diag(rep))
             ice.generate_ice(formatter, water=water)
     finally:
         root.setLevel(level)

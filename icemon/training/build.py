@@ -51,6 +51,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                                 phases=phases, symprec=config.reference_symprec,
                                 metric_phases=tuple(config.metric_phases)
                                 if config.metric_phases else None)
+    classifier.repeat_k = config.repeat_k
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     repeat_shell = config.shell if config.repeat_average and config.unknown_label else 0.0
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,

@@ -2,7 +2,8 @@
 
 Only oxygen sites are used (the hydrogen disorder GenIce randomises does not enter),
 so the structures are deterministic; GenIce's own default density of each lattice is
-used and its version is recorded in every model file.
+used, or the one a phase is given as ``NAME:DENSITY`` (:func:`phase_spec`), and GenIce's
+version is recorded in every model file.
 
 GenIce's oxygen sites are not always the symmetric lattice: its Ih has seven distinct
 first-shell O–O distances (2.754–2.803 Å) where P6₃/mmc has two, its III nineteen. A
@@ -34,6 +35,23 @@ GENICE_LATTICES: dict[str, str] = {
 }
 """GenIce2 lattice plugin behind each named phase (sI = CS1, sII = CS2, sH = HS3: empty
 clathrates); any other GenIce2 lattice name is accepted as is (e.g. "12", "XVI")."""
+
+
+def phase_spec(phase: str) -> tuple[str, float | None]:
+    """(name, density g/cm³ or None) of a reference phase written ``NAME`` (GenIce's own
+    density) or ``NAME:DENSITY`` (e.g. ``XII:1.29``; the whole spec is then the phase's
+    name in the model's vocabulary, so that the model says which density it was given)."""
+    name, sep, dens = phase.partition(":")
+    if not sep:
+        return phase, None
+    try:
+        density = float(dens)
+    except ValueError:
+        density = float("nan")
+    if not (name and np.isfinite(density) and 0.1 <= density <= 5.0):
+        raise PhaseError(f"phase {phase!r}: write NAME or NAME:DENSITY with a density in "
+                         f"g/cm³ between 0.1 and 5 (e.g. XII:1.29)")
+    return name, density
 
 
 def genice_version() -> str:
@@ -91,19 +109,24 @@ def _unit_cell(phase: str, symprec: float = 0.0) -> tuple[np.ndarray, np.ndarray
     from genice2.genice import GenIce
     from genice2.plugin import safe_import
 
-    name = GENICE_LATTICES.get(phase, phase)
+    base, given = phase_spec(phase)
+    name = GENICE_LATTICES.get(base, base)
     try:
         lattice = safe_import("lattice", name).Lattice()
     except Exception as exc:
         raise PhaseError(f"no reference for phase {phase!r}: neither a named phase "
                          f"({', '.join(GENICE_LATTICES)}) nor a GenIce2 lattice ({exc})") from exc
+    density = given if given is not None else getattr(lattice, "density", None)
+    if density is None:
+        raise PhaseError(f"GenIce2 lattice {base!r} has no density of its own: give one as "
+                         f"{base}:DENSITY (g/cm³), e.g. {base}:1.0")
     formatter = safe_import("format", "raw").Format(stage=(1,))
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)  # GenIce logs every stage at INFO
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            ice = GenIce(lattice, density=lattice.density, reshape=np.eye(3, dtype=int))
+            ice = GenIce(lattice, density=density, reshape=np.eye(3, dtype=int))
             raw = ice.generate_ice(formatter)
     finally:
         root.setLevel(level)
@@ -113,7 +136,7 @@ def _unit_cell(phase: str, symprec: float = 0.0) -> tuple[np.ndarray, np.ndarray
         atoms = Atoms("O" * len(frac), scaled_positions=frac, cell=cell, pbc=True)
         symmetrise(atoms, symprec)
         frac, cell = atoms.get_scaled_positions() % 1.0, np.asarray(atoms.cell[:])
-    return frac, cell, float(lattice.density)
+    return frac, cell, float(density)
 
 
 def reference_symmetry(phase: str, symprec: float) -> Symmetrisation:

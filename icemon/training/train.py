@@ -77,6 +77,9 @@ class TrainConfig:
     """Å, radius of the family vote among ices that synthetic ice confuses (the
     clathrates; :attr:`PhaseClassifier.family`); 0 = no vote. 7 Å: the shell radius at
     which averaging alone separated thermal sI from sII (99.9 %, session 15)."""
+    repeat_k: int = 4
+    """Other atoms whose environment must lie within the repeat threshold for a far atom's
+    environment to count as repeated (:func:`icemon.core.classify.repeat_distance`)."""
     topology_depth: int = 6
     """Bonds of the coordination sequences that check a family member's framework
     (:mod:`icemon.core.topology`; 0 = no check, and none without families)."""
