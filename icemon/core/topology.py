@@ -95,7 +95,11 @@ def coordination_sequences(positions: np.ndarray, cell: np.ndarray, cutoff: floa
         rep = np.repeat(np.arange(len(a)), deg)
         edge = np.repeat(start[a] - (np.cumsum(deg) - deg), deg) + np.arange(int(deg.sum()))
         c2, a2, img2 = c[rep], j[edge], img[rep] + s[edge]
-        keys, first = np.unique(key(c2, a2, img2), return_index=True)
+        keys = key(c2, a2, img2)
+        order = np.argsort(keys)  # distinct keys, each with one edge that reaches it
+        keys = keys[order]
+        distinct = np.concatenate([[True], keys[1:] != keys[:-1]])
+        keys, first = keys[distinct], order[distinct]
         new = ~(_within(keys, now) | _within(keys, before))
         before, now = now, keys[new]
         c, a, img = c2[first[new]], a2[first[new]], img2[first[new]]
