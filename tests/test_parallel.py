@@ -231,9 +231,10 @@ def test_mpirun_icemon_classify_stops_on_every_rank_at_a_bad_frame(tmp_path, gci
 def test_regional_checks_give_the_serial_labels_on_2_ranks(gcicenet):
     """The orbit check (ice XII read as V → unknown), the averaged repeat distance (ice
     IV's scattered atoms), the family vote (thermal sI's atoms read as sII) and the
-    topology check (TS1 voted sI) need the whole frame's labels and positions: two ranks
-    sharing each frame give the serial labels, and the checks have acted (XII, IV, TS1
-    all unknown, sI all sI)."""
+    topology check (TS1 voted sI) need the whole frame's labels and positions, and a
+    liquid box written 2×2×2 its replicas: two ranks sharing each frame give the serial
+    labels, and the checks have acted (XII, IV, TS1 all unknown, sI all sI, the
+    replicated liquid all liquid)."""
     out = subprocess.run([_mpirun(), "-np", "2", sys.executable,
                           str(ROOT / "tests" / "scripts" / "regional_checks.py"), str(gcicenet)],
                          capture_output=True, text=True, timeout=600)
@@ -241,7 +242,7 @@ def test_regional_checks_give_the_serial_labels_on_2_ranks(gcicenet):
     rows = {r["frame"]: r for r in json.loads(out.stdout.strip().splitlines()[-1])}
     phases = shipped_phases()
     for name, expected in (("12", "unknown"), ("4", "unknown"), ("TS1", "unknown"),
-                           ("sI", "sI")):
+                           ("sI", "sI"), ("w222", "liquid")):
         assert rows[name]["same"], rows[name]
         counts = rows[name]["counts"]
         assert counts[phases.index(expected)] == sum(counts), (name, counts)

@@ -386,7 +386,8 @@ class PhaseClassifier:
               far_distances: np.ndarray | None = None,
               orbits: np.ndarray | None = None, positions: np.ndarray | None = None,
               cell: np.ndarray | None = None,
-              pairs: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+              pairs: tuple[np.ndarray, np.ndarray] | None = None,
+              replicas: np.ndarray | None = None) -> np.ndarray:
         """int8 labels of a whole frame: the nearest reference phase; where score >
         threshold, ``unknown`` if the environment repeats among the other atoms above the
         threshold, else ``liquid``; the family vote among confusable ices (:meth:`vote`);
@@ -401,14 +402,17 @@ class PhaseClassifier:
         3) and ``cell`` (Å): the denoised frame, for averaging the computed repeat
         distances over :attr:`repeat_shell` and for the vote (None: neither); ``pairs``:
         the frame's :attr:`Assessment.pairs`, reused for that average when its radius is
-        the shell's. The vote and the topology check need ``positions``."""
+        the shell's. The vote and the topology check need ``positions``. ``replicas``
+        (N,): :func:`~icemon.core.replicas.replica_groups` of a frame written as copies of
+        one box (None: it is not)."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
         if self.unknown < 0:
             return labels
         if far_coordinates is not None and far.any():
             if far_distances is None:
-                d = repeat_distance(far_coordinates, self.repeat_k)
+                d = repeat_distance(far_coordinates, self.repeat_k,
+                                    groups=None if replicas is None else replicas[far])
                 if self.repeat_shell > 0 and pairs is not None and \
                         self.repeat_shell == self.shell:
                     every = np.zeros(len(far))
@@ -451,7 +455,7 @@ class PhaseClassifier:
         :attr:`topology_sequences` with judged atoms in a frame (``labels`` of every atom,
         denoised ``positions`` (N, 3) and ``cell``, Å): entry q of the shares is the share
         of the judged atoms whose coordination sequence is one of phase q's lattice (0
-        for phases without sequences; a sequence belongs to one lattice at most). Up to
+        for phases without sequences; a sequence two lattices share counts for both). Up to
         :data:`~icemon.core.topology.TOPOLOGY_SAMPLE` atoms of each ice (evenly strided:
         every MPI rank picks the same) are looked at; one is judged when it and every
         atom fewer than the depth bonds away are labelled with a member of its family and
@@ -479,15 +483,15 @@ class PhaseClassifier:
             inside = np.isin(labels, np.intersect1d(np.flatnonzero(family == fam), checked))
             seq, judged = coordination_sequences(positions, cell, self.topology_cutoff, depth,
                                                  centre[mine], inside, valence=4)
-            # which lattice's sequence each atom has (-1: none)
+            # (atom, phase): whether the atom's sequence is one of that phase's lattice
             same = (seq[:, None, :] == self.topology_sequences[None]).all(-1)
-            lattice = np.where(same.any(1), self.topology_phase[same.argmax(1)], -1)
+            fits = np.zeros((len(seq), self.liquid), dtype=bool)
+            for q in checked:
+                fits[:, q] = same[:, self.topology_phase == q].any(1)
             for code in np.unique(code_of[mine]):
                 own = (code_of[mine] == code) & judged
                 if own.any():
-                    found = lattice[own]
-                    shares = np.bincount(found[found >= 0], minlength=self.liquid) / len(found)
-                    out[int(code)] = (shares[:self.liquid], int(own.sum()))
+                    out[int(code)] = (fits[own].mean(0), int(own.sum()))
         return out
 
     def topology_labels(self, labels: np.ndarray, positions: np.ndarray, cell: np.ndarray
@@ -601,13 +605,16 @@ SITE_ARRAYS = ("site_features", "site_phase", "site_orbit", "orbit_phase", "orbi
 
 
 def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
-                    sample: int = REPEAT_SAMPLE, rows: np.ndarray | None = None) -> np.ndarray:
+                    sample: int = REPEAT_SAMPLE, rows: np.ndarray | None = None,
+                    groups: np.ndarray | None = None) -> np.ndarray:
     """(n,) distance from each of ``points`` (n, d) to its ``k``-th nearest *other* point,
     among at most ``sample`` of them (every ⌈n / sample⌉-th point: deterministic, so that
     every MPI rank and every rerun finds the same); infinite when there are not ``k``
     others. With ``rows`` (indices into ``points``), only those points' distances, in
     that order, against the same sample: MPI ranks share the far atoms this way (on an
-    all-liquid 8,064-O frame the whole check is ~0.13 s).
+    all-liquid 8,064-O frame the whole check is ~0.13 s). ``groups`` (n,): points of one
+    group are one atom written several times (:func:`~icemon.core.replicas.replica_groups`)
+    and are not each other's copies.
 
     Small in a crystal, whose environments repeat once per Wyckoff orbit, large in a
     liquid, whose environments are each their own; this is what tells an unknown lattice
@@ -631,6 +638,8 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
         # an atom is not its own copy
         mine = at % stride == 0
         d2[np.flatnonzero(mine), at[mine] // stride] = np.inf
+        if groups is not None:  # nor are the frame's replicas of it
+            d2[groups[at][:, None] == groups[db_index][None, :]] = np.inf
         kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
         out[lo:lo + chunk] = np.sqrt(np.maximum(kth, 0.0))
     return out

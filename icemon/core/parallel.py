@@ -53,6 +53,7 @@ from icemon.core.denoise import check_overlaps, skin_valid
 from icemon.core.frame import Frame, fractional, wrap
 from icemon.core.graph import edges_within
 from icemon.core.neighbors import neighbor_pairs
+from icemon.core.replicas import replica_groups
 from icemon.errors import IcemonError
 
 if TYPE_CHECKING:
@@ -400,6 +401,10 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
         # rank knows from the gathered scores which atoms those are and who owns them)
         far = shared.far_rows(a.coordinates, far_atoms, clf.components.shape[0] + 1)
         if len(far_atoms):
+            # copies of one box written several times are one atom (every rank finds the
+            # same groups from the same input)
+            replicas = replica_groups(frame.positions, cell)
+
             # the repeat check of the far atoms (O(far × sample), every far atom of a
             # liquid frame) is shared too: each rank its own far atoms, against the same
             # sample of all of them
@@ -407,7 +412,8 @@ def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
                 mine = np.flatnonzero(dec.owner[far_atoms] == rank)
                 d = np.full(len(own), np.nan)
                 d[np.searchsorted(own, far_atoms[mine])] = repeat_distance(
-                    far, clf.repeat_k, rows=mine)
+                    far, clf.repeat_k, rows=mine,
+                    groups=None if replicas is None else replicas[far_atoms])
                 return d
 
             d_own, error = attempt(local_repeat, rank)

@@ -20,6 +20,7 @@ from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.frame import Frame
 from icemon.core.modelfile import IcemonModel
+from icemon.core.replicas import replica_groups
 from icemon.phases import PHASES
 
 
@@ -157,9 +158,11 @@ class Pipeline:
         feats = self.soap(den.positions, frame.cell)
         t2 = time.perf_counter()
         a = self.classifier.assess(feats, den.positions, frame.cell)
+        replicas = replica_groups(frame.positions, frame.cell) \
+            if a.coordinates is not None and len(a.coordinates) else None
         labels = self.classifier.label(a.nearest, a.scores, a.coordinates, orbits=a.orbits,
                                         positions=den.positions, cell=frame.cell,
-                                        pairs=a.pairs)
+                                        pairs=a.pairs, replicas=replicas)
         nearest = self.classifier.voted_nearest(a.nearest, labels)
         t3 = time.perf_counter()
         return Result(frame, labels, a.scores.astype(np.float32), den.positions,

@@ -1,6 +1,6 @@
 """Under ``mpirun -np 2``: frames whose labels depend on the regional checks of
 ``unknown`` (the orbit check, the averaged repeat distance, the family vote, the
-topology check), classified
+topology check, a replicated box's copies), classified
 by the ranks together and, on rank 0, by a serial pipeline. Rank 0 prints a JSON list:
 per frame, its name, whether the labels are identical and the shared labels' counts."""
 
@@ -26,6 +26,10 @@ for lattice in ("12", "4", "TS1"):
 # thermal sI: 2-3 % of its atoms read as sII before the family vote
 frames.append(("sI", next(iter(read_frames(f"{gcicenet}/md_sI_dev.xtc",
                                             f"{gcicenet}/md_sI.tpr", stop=1)))))
+# a liquid box written 2×2×2: its exact copies are one atom for the repeat check
+w = next(iter(read_frames(f"{gcicenet}/md_w_dev.xtc", f"{gcicenet}/md_w.tpr", stop=1)))
+shifts = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ w.cell
+frames.append(("w222", Frame(np.concatenate([w.positions + s for s in shifts]), 2 * w.cell)))
 shared = Pipeline(comm=comm)
 serial = Pipeline() if comm.rank == 0 else None
 out = []
