@@ -119,6 +119,53 @@ def test_a_vacancy_leaves_the_clathrate_its_name(pipeline):
     assert res.fractions[code] == 1.0, res.table()
 
 
+def _slab_beside_disorder(thickness_cells: int, seed: int = 3):
+    """A noised sI slab (half of a 1×1×2n supercell of the 2×2×2 cell) whose other half is
+    a random packing at the same number of oxygens, pushed apart to 2.6 Å against itself
+    and the ice: (positions, cell, bool mask of the ice atoms)."""
+    from icemon.core.neighbors import neighbor_pairs
+
+    a = reference("sI", 24.0).repeat((1, 1, thickness_cells))
+    cell = np.asarray(a.cell[:])
+    rng = np.random.default_rng(seed)
+    x = a.positions + rng.normal(0, 0.12, a.positions.shape)
+    ice = x[(x @ np.linalg.inv(cell))[:, 2] % 1 < 0.5]
+    top = rng.uniform(size=(len(x) - len(ice), 3)) * [1, 1, 0.5] + [0, 0, 0.5]
+    pos = np.concatenate([ice, top @ cell])
+    fixed = np.arange(len(pos)) < len(ice)
+    for _ in range(300):
+        i, j, s = neighbor_pairs(pos, cell, 2.6)
+        if len(i) == 0:
+            break
+        vec = pos[j] + s @ cell - pos[i]
+        r = np.linalg.norm(vec, axis=1)
+        step = np.zeros_like(pos)
+        np.add.at(step, i, -0.25 * ((2.6 - r) / np.maximum(r, 1e-6))[:, None] * vec)
+        step[fixed] = 0.0
+        pos = pos + step
+    return pos, cell, fixed
+
+
+@pytest.mark.slow
+def test_a_clathrate_beside_disorder_is_judged_by_its_interior(pipeline):
+    """A 48 Å sI slab beside a disordered one: only atoms six bonds inside the slab are
+    judged (27 of them here), all have sI's sequences, and the labels are those of the
+    same classifier without the check (v0.7: sI 81.55 %, the rest of the slab liquid
+    within the interfaces' blur)."""
+    from icemon import Frame, IcemonModel, Pipeline
+
+    pos, cell, ice = _slab_beside_disorder(4)
+    res = pipeline.process(Frame(pos, cell))
+    code = pipeline.model.phases.index("sI")
+    shares, judged = pipeline.classifier.topology_fits(res.labels, res.denoised, cell)[code]
+    assert 0 < judged < (res.labels == code).sum() and shares[code] == 1.0
+    assert np.all(res.labels[~ice] == pipeline.model.phases.index("liquid"))
+    from .conftest import ROOT
+
+    without = Pipeline(IcemonModel.load(ROOT / "benchmarks" / "models" / "v0.7.npz"))
+    np.testing.assert_array_equal(without.process(Frame(pos, cell)).labels, res.labels)
+
+
 @pytest.mark.slow
 def test_thermal_clathrate_keeps_its_framework(pipeline, gcicenet):
     """Thermal sI (TIP4P/Ice, GCIceNet): every judged atom has one of sI's sequences."""
