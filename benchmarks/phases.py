@@ -137,16 +137,16 @@ def main() -> None:
         print(f"\nGCIceNet TIP4P/Ice frames ({a.frames} per phase):")
         print(f"{'data':>6s} {'phase':>7s} {'right %':>8s} {'liquid %':>8s} {'unknown %':>9s} "
               f"{'min':>6s} {'99.9%':>6s} {'max':>6s}  labels")
-    for tag, ph in TAGS.items() if a.frames else ():
-        frames = read_frames(DATA / f"md_{tag}_dev.xtc", DATA / f"md_{tag}.tpr", "name OW",
-                             stop=a.frames)
-        results = [pipe.process(f) for f in frames]
-        lab = np.concatenate([names[r.labels] for r in results])
-        scores = np.concatenate([r.scores for r in results])
-        right = 100 * (lab == ph).mean() if ph != "T" else float("nan")
-        print(f"{tag:>6s} {ph:>7s} {right:8.3f} {100 * (lab == 'liquid').mean():8.3f} "
-              f"{100 * (lab == 'unknown').mean():9.3f} {scores.min():6.3f} "
-              f"{np.quantile(scores, 0.999):6.3f} {scores.max():6.3f}  {summary(lab)}")
+        for tag, ph in TAGS.items():
+            frames = read_frames(DATA / f"md_{tag}_dev.xtc", DATA / f"md_{tag}.tpr",
+                                 "name OW", stop=a.frames)
+            results = [pipe.process(f) for f in frames]
+            lab = np.concatenate([names[r.labels] for r in results])
+            scores = np.concatenate([r.scores for r in results])
+            right = 100 * (lab == ph).mean() if ph != "T" else float("nan")
+            print(f"{tag:>6s} {ph:>7s} {right:8.3f} {100 * (lab == 'liquid').mean():8.3f} "
+                  f"{100 * (lab == 'unknown').mean():9.3f} {scores.min():6.3f} "
+                  f"{np.quantile(scores, 0.999):6.3f} {scores.max():6.3f}  {summary(lab)}")
     pipe.close()
     print(f"({time.perf_counter() - t0:.0f} s)")
 

@@ -154,14 +154,14 @@ def test_a_clathrate_beside_disorder_is_judged_by_its_interior(pipeline):
     within the interfaces' blur)."""
     from icemon import Frame, IcemonModel, Pipeline
 
+    from .conftest import ROOT
+
     pos, cell, ice = _slab_beside_disorder(4)
     res = pipeline.process(Frame(pos, cell))
     code = pipeline.model.phases.index("sI")
     shares, judged = pipeline.classifier.topology_fits(res.labels, res.denoised, cell)[code]
     assert 0 < judged < (res.labels == code).sum() and shares[code] == 1.0
     assert np.all(res.labels[~ice] == pipeline.model.phases.index("liquid"))
-    from .conftest import ROOT
-
     without = Pipeline(IcemonModel.load(ROOT / "benchmarks" / "models" / "v0.7.npz"))
     np.testing.assert_array_equal(without.process(Frame(pos, cell)).labels, res.labels)
 

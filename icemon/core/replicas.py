@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from icemon.core.frame import fractional
+from icemon.core.frame import fractional, unit_interval
 
 REPLICA_TOLERANCE = 0.01
 """Å. Largest mismatch between an atom shifted by a replication period and its copy:
@@ -23,14 +23,6 @@ motion moves atoms by tenths of Å within femtoseconds."""
 
 MAX_REPLICAS = 16
 """Largest number of copies looked for along one cell vector."""
-
-
-def _unit(frac: np.ndarray) -> np.ndarray:
-    """Fractional coordinates in [0, 1) exactly (``x % 1`` of a tiny negative x rounds to
-    1.0, which a periodic KD-tree of box 1 refuses)."""
-    frac = frac % 1.0
-    frac[frac >= 1.0] = 0.0
-    return frac
 
 
 def replica_groups(positions: np.ndarray, cell: np.ndarray,
@@ -44,7 +36,7 @@ def replica_groups(positions: np.ndarray, cell: np.ndarray,
     from scipy.spatial import cKDTree
 
     cell = np.asarray(cell, dtype=np.float64)
-    s = _unit(fractional(positions, cell))
+    s = fractional(positions, cell)
     n = len(s)
     if n < 2:
         return None
@@ -53,7 +45,7 @@ def replica_groups(positions: np.ndarray, cell: np.ndarray,
 
     def images(shift: np.ndarray, atoms: np.ndarray) -> np.ndarray | None:
         """Index of the atom each of ``atoms`` lands on, or None if one misses."""
-        target = _unit(s[atoms] + shift)
+        target = unit_interval(s[atoms] + shift)
         _, j = tree.query(target)
         miss = (s[j] - target + 0.5) % 1.0 - 0.5
         return j if np.linalg.norm(miss @ cell, axis=1).max() <= tol else None

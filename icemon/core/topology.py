@@ -121,11 +121,11 @@ def bond_gap(positions: np.ndarray, cell: np.ndarray) -> tuple[float, float]:
     """(longest bond, shortest non-bonded distance) Å of an ideal lattice read as a
     four-coordinated network: the largest fourth-nearest and the smallest fifth-nearest
     neighbour distance over its atoms (the first is smaller only for such a network)."""
-    from icemon.core.neighbors import neighbor_pairs
+    from icemon.core.neighbors import neighbor_list
 
-    pos, cell = np.asarray(positions, dtype=np.float64), np.asarray(cell, dtype=np.float64)
-    i, j, s = neighbor_pairs(pos, cell, 6.0)
-    d = np.linalg.norm(pos[j] + s @ cell - pos[i], axis=1)
+    pos = np.asarray(positions, dtype=np.float64)
+    i, j, shifts = neighbor_list(pos, cell, 6.0)
+    d = np.linalg.norm(pos[j] + shifts - pos[i], axis=1)
     order = np.lexsort((d, i))
     i, d = i[order], d[order]
     first = np.searchsorted(i, np.arange(len(pos)))

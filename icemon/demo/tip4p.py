@@ -24,8 +24,8 @@ import numpy as np
 from ase import Atoms
 
 from icemon.demo.md import thermostat_commands
-from icemon.training.references import (GENICE_LATTICES, phase_spec, reference_density,
-                                       replication, unit_cell)
+from icemon.training.references import (lattice_name, reference_density, replication,
+                                       unit_cell)
 
 EPSILON = 0.21084
 """kcal/mol, O–O Lennard-Jones well depth."""
@@ -52,10 +52,8 @@ def ice(phase: str, min_height: float = 22.0, seed: int = 1) -> Atoms:
     from genice2.genice import GenIce
     from genice2.plugin import safe_import
 
-    base, _ = phase_spec(phase)
-    name = GENICE_LATTICES.get(base, base)
     rep = replication(np.asarray(unit_cell(phase).cell[:]), min_height)
-    lattice = safe_import("lattice", name).Lattice()
+    lattice = safe_import("lattice", lattice_name(phase)).Lattice()
     formatter = safe_import("format", "exyz").Format()
     water = safe_import("molecule", "tip3p").Molecule()  # O, H, H; TIP4P/Ice's geometry
     random.seed(seed)

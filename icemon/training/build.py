@@ -14,9 +14,9 @@ from icemon.core.denoise import Denoiser
 from icemon.core.descriptors import Soap
 from icemon.core.modelfile import IcemonModel
 from icemon.core.network import ScoreNet
+from icemon.core.topology import bond_gap
 from icemon.errors import ConfigError
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
-from icemon.core.topology import bond_gap
 from icemon.training.calibrate import REFERENCE_SCALES, calibrate, fit_classifier
 from icemon.training.references import genice_version, reference_symmetry, unit_cell
 from icemon.training.train import TrainConfig

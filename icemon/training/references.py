@@ -54,6 +54,13 @@ def phase_spec(phase: str) -> tuple[str, float | None]:
     return name, density
 
 
+def lattice_name(phase: str) -> str:
+    """GenIce2 lattice plugin of a phase spec (:func:`phase_spec`): the named phases'
+    (:data:`GENICE_LATTICES`) or the name as given."""
+    base, _ = phase_spec(phase)
+    return GENICE_LATTICES.get(base, base)
+
+
 def genice_version() -> str:
     return version("genice2")
 
@@ -110,9 +117,8 @@ def _unit_cell(phase: str, symprec: float = 0.0) -> tuple[np.ndarray, np.ndarray
     from genice2.plugin import safe_import
 
     base, given = phase_spec(phase)
-    name = GENICE_LATTICES.get(base, base)
     try:
-        lattice = safe_import("lattice", name).Lattice()
+        lattice = safe_import("lattice", lattice_name(phase)).Lattice()
     except Exception as exc:
         raise PhaseError(f"no reference for phase {phase!r}: neither a named phase "
                          f"({', '.join(GENICE_LATTICES)}) nor a GenIce2 lattice ({exc})") from exc
