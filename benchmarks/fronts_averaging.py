@@ -30,8 +30,8 @@ def main() -> None:
     a = p.parse_args()
 
     from icemon.analysis import FrontTracker, Log
-    from icemon.core.frame import Frame
-    from icemon.core.pipeline import Pipeline
+    from icemon.geometry.frame import Frame
+    from icemon.execution.pipeline import Pipeline
     from icemon.demo.live import run_demo
     from icemon.io.log import LogWriter
 

@@ -8,7 +8,7 @@ the highest score of any ice atom lies, how far above it the lowest liquid score
 whose 100 % rests on a few per cent of margin may not hold on frames it has not seen);
 where the time goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
 threads sharing each frame, and (``--workers``) with whole frames shared by one-thread
-worker processes (:class:`icemon.core.pool.FramePool`, what ``icemon classify --workers``
+worker processes (:class:`icemon.execution.pool.FramePool`, what ``icemon classify --workers``
 does: wall time of every frame through the pool, pickling included). OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
 same run, again after every model, and each model's throughput is printed as a ratio to
 the mean of the CHILL+ runs just before and after it. A closing Pareto table
@@ -77,7 +77,7 @@ def pool_rate(model: str | None, frames: dict[str, list[Frame]], steps: int | No
               workers: int, compile: bool) -> float:
     """O/s of every frame through a :class:`FramePool` of ``workers`` processes (wall
     time, after each worker has classified frames of both sizes)."""
-    from icemon.core.pool import FramePool
+    from icemon.execution.pool import FramePool
 
     every = [fr for frs in frames.values() for fr in frs]
     with FramePool(model, workers, denoise_steps=steps, compile=compile) as pool:

@@ -6,7 +6,7 @@ Prints a table: MD wall time, monitored wall time, overhead (%), frames classifi
 the timed run (step 0 is classified before it, which also warms the model up), and
 monitor time per frame on rank 0; then the strong-scaling ratio (monitor seconds per frame
 on P ranks / on 1 rank) and a model of 64 and 1024 ranks on 10⁶ molecules built from the
-halo fractions of the decomposition icemon actually uses (:mod:`icemon.core.parallel`).
+halo fractions of the decomposition icemon actually uses (:mod:`icemon.execution.mpi`).
 Without overlap, every rank takes a share of each frame; with overlap, rank 0 classifies
 alone in a thread.
 
@@ -47,7 +47,7 @@ def interleaved(a: argparse.Namespace) -> None:
     from mpi4py import MPI
 
     from icemon import Frame, Pipeline
-    from icemon.core.modelfile import IcemonModel
+    from icemon.model.modelfile import IcemonModel
     from icemon.demo import mw
     from icemon.hooks.lammps import box_cell
     from icemon.hooks.monitor import Monitor, torch_threads
@@ -115,7 +115,7 @@ def worker(a: argparse.Namespace) -> None:
     from mpi4py import MPI
 
     import icemon.hooks.lammps
-    from icemon.core.modelfile import IcemonModel
+    from icemon.model.modelfile import IcemonModel
     from icemon.demo import mw
 
     comm = MPI.COMM_WORLD
@@ -300,15 +300,15 @@ def main() -> None:
 
 def model_ranks(n_bench: int, t1: float | None, model_path: str | None) -> None:
     """Cost per frame of 10⁶ mW molecules on 64 and 1024 ranks, from the shares and halos
-    that :class:`~icemon.core.parallel.Decomposition` makes of a real 10⁶-O ice box and the
+    that :class:`~icemon.execution.mpi.Decomposition` makes of a real 10⁶-O ice box and the
     measured serial cost per atom; communication from the Allgatherv volumes."""
     import numpy as np
 
-    from icemon.core.modelfile import IcemonModel
-    from icemon.core.parallel import MARGIN, Decomposition
+    from icemon.model.modelfile import IcemonModel
+    from icemon.execution.mpi import MARGIN, Decomposition
     from icemon.demo import mw
 
-    from icemon.core.descriptors import Soap
+    from icemon.descriptors.soap import Soap
 
     m = IcemonModel.load(model_path)
     n_soap = Soap(m.soap, processes=1).n_features

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from icemon import read_frames
-from icemon.core.classify import shell_average
-from icemon.core.modelfile import IcemonModel
-from icemon.core.pipeline import Pipeline
+from icemon.classification.classifier import shell_average
+from icemon.model.modelfile import IcemonModel
+from icemon.execution.pipeline import Pipeline
 from icemon.phases import ICE_PHASES
 from icemon.training.calibrate import fit_classifier
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 from icemon.training.train import noisy_sample
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gcicenet"

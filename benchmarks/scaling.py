@@ -42,7 +42,7 @@ def worker(n: int, threads: int, model: str | None) -> None:
     import torch
 
     from icemon import Frame, Pipeline
-    from icemon.training.references import reference
+    from icemon.lattices.references import reference
 
     torch.set_num_threads(threads)
     pipe = Pipeline(model)

@@ -4,7 +4,7 @@ A crystal of a phase fills every Wyckoff orbit of that phase in proportion to it
 multiplicity; a lattice the model does not know, read as some ice, need not (ice XII
 read as V, the clathrates TS1/HS1 read as sI/sII). The model matches each atom labelled
 with an ice, by its own (not averaged) descriptor, to the nearest site of that ice
-(:meth:`icemon.core.classify.PhaseClassifier.orbits`); a frame's ice whose worst-filled
+(:meth:`icemon.classification.classifier.PhaseClassifier.orbits`); a frame's ice whose worst-filled
 orbit holds less than the model's floor (its share × ``orbit_floor``, derived from
 synthetic ice) becomes ``unknown``. This prints, per frame, the labels with and without
 the two regional checks (orbits, averaged repeat distances) and each checked ice's
@@ -23,7 +23,7 @@ import argparse
 import numpy as np
 
 from icemon import Frame, Pipeline
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 GCICENET = "../shared/data/gcicenet"
 

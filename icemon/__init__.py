@@ -2,15 +2,22 @@
 
 Data flow, one subpackage per stage:
 
-- ``icemon.hooks``    simulation engines (LAMMPS, ASE, i-PI) hand frames over;
-- ``icemon.io``       trajectory readers, the HDF5 log (``icemon/1``), extxyz output;
-- ``icemon.core``     per frame: :class:`Frame` → :class:`Denoiser` (E(3)-equivariant
-  score network) → SOAP → nearest reference (:class:`PhaseClassifier`), the
-  :class:`Pipeline` that chains them and the model file;
-- ``icemon.analysis`` fractions, melting fronts, reports and plots from a log;
-- ``icemon.training`` ideal GenIce2 references, training and threshold calibration;
-- ``icemon.mdanalysis``, ``icemon.ovito``  the same classification inside those tools;
-- ``icemon.demo``     the mW water model and the live demo (example support, not API).
+- ``icemon.hooks``          simulation engines (LAMMPS, ASE, i-PI) hand frames over;
+- ``icemon.geometry``       :class:`Frame` (oxygens, cell; Å), neighbour lists, replicas;
+- ``icemon.model``          the E(3)-equivariant score network, the :class:`Denoiser`
+  and the model file (weights + arrays + JSON config, never a pickled module);
+- ``icemon.descriptors``    SOAP of the denoised oxygens (dscribe);
+- ``icemon.classification`` nearest reference environment, then the regional checks
+  (``icemon.classification.checks``: repeat/unknown, family vote, topology, orbits);
+- ``icemon.execution``      the :class:`Pipeline` that chains them, run serially, by
+  MPI ranks sharing a frame, or by a :class:`FramePool` of worker processes;
+- ``icemon.recording``      the one place that processes a frame and appends it to a log;
+- ``icemon.io``             trajectory readers, the HDF5 log (``icemon/1``), extxyz;
+- ``icemon.analysis``       fractions, melting fronts, reports and plots from a log;
+- ``icemon.integrations``   the same classification inside MDAnalysis and OVITO;
+- ``icemon.lattices``       ideal GenIce2 lattices (references, tests, demos);
+- ``icemon.training``       score-network training and threshold calibration;
+- ``icemon.demo``           the mW water model and the live demo (example support).
 """
 
 from __future__ import annotations
@@ -23,17 +30,17 @@ from icemon.errors import ConfigError, IcemonError, ModelFileError
 from icemon.phases import ICE_PHASES, LIQUID, PHASES
 
 if TYPE_CHECKING:
-    from icemon.core.frame import Frame, FrameError
-    from icemon.core.modelfile import IcemonModel, default_model_path
-    from icemon.core.pipeline import Pipeline, Result
-    from icemon.core.pool import FramePool
+    from icemon.geometry.frame import Frame, FrameError
+    from icemon.model.modelfile import IcemonModel, default_model_path
+    from icemon.execution.pipeline import Pipeline, Result
+    from icemon.execution.pool import FramePool
     from icemon.io.log import LogError, LogWriter
     from icemon.io.readers import TrajectoryError, read_frames
 
-_LAZY = {"Frame": "icemon.core.frame", "FrameError": "icemon.core.frame",
-         "IcemonModel": "icemon.core.modelfile", "default_model_path": "icemon.core.modelfile",
-         "Pipeline": "icemon.core.pipeline", "Result": "icemon.core.pipeline",
-         "FramePool": "icemon.core.pool",
+_LAZY = {"Frame": "icemon.geometry.frame", "FrameError": "icemon.geometry.frame",
+         "IcemonModel": "icemon.model.modelfile", "default_model_path": "icemon.model.modelfile",
+         "Pipeline": "icemon.execution.pipeline", "Result": "icemon.execution.pipeline",
+         "FramePool": "icemon.execution.pool",
          "LogError": "icemon.io.log", "LogWriter": "icemon.io.log",
          "TrajectoryError": "icemon.io.readers", "read_frames": "icemon.io.readers"}
 """Names imported on first use: ``import icemon`` loads neither numpy nor h5py, and

@@ -16,7 +16,7 @@ def _pipeline(args, mpi: bool = False):
     per rank unless ``--threads`` says otherwise."""
     import torch
 
-    from icemon.core.pipeline import Pipeline
+    from icemon.execution.pipeline import Pipeline
 
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
@@ -113,7 +113,7 @@ def cmd_classify(args) -> int:
         if uses_ase(args.traj, args.top) or args.workers > 1 or comm is not None:
             from tqdm.auto import tqdm
 
-            from icemon.core.pool import FramePool, share_frames
+            from icemon.execution.pool import FramePool, share_frames
             from icemon.io.log import LogWriter
 
             if args.workers > 1:  # whole frames to one-thread worker processes
@@ -150,7 +150,7 @@ def cmd_classify(args) -> int:
             n_frames = n_logged
         else:
             # MDAnalysis reads it: its AnalysisBase slices the trajectory and shows progress
-            from icemon.mdanalysis import IcePhases
+            from icemon.integrations.mdanalysis import IcePhases
 
             oxygens = mda_oxygens(args.traj, args.top, args.select)
             ice = IcePhases(oxygens, args.model, threads=args.threads or None,
@@ -179,7 +179,7 @@ def _phase_list(spec: str) -> list[str]:
     """``Ih,Ic,...`` → names, each checked to build a GenIce2 reference (PhaseError)."""
     from icemon.errors import ConfigError
     from icemon.phases import LIQUID_NAME
-    from icemon.training.references import unit_cell
+    from icemon.lattices.references import unit_cell
 
     names = [p.strip() for p in spec.split(",") if p.strip()]
     if not names or LIQUID_NAME in names or len(set(names)) != len(names):
@@ -288,7 +288,7 @@ def cmd_train(args) -> int:
 
 def cmd_info(args) -> int:
     """Print a model file's configuration and provenance."""
-    from icemon.core.modelfile import IcemonModel
+    from icemon.model.modelfile import IcemonModel
 
     m = IcemonModel.load(args.model)
     print(json.dumps({"path": str(m.path), "sha256": m.sha256, **m.meta}, indent=1))

@@ -1,7 +1,7 @@
 """Phase names, codes and colours.
 
 The vocabulary of a classification belongs to its model file (:attr:`IcemonModel.phases
-<icemon.core.modelfile.IcemonModel.phases>`): ice phases in code order, then ``liquid``;
+<icemon.model.modelfile.IcemonModel.phases>`): ice phases in code order, then ``liquid``;
 logs record it (``phases`` attribute) and every reader takes names from there. Models
 without a recorded vocabulary use :data:`PHASES`, the seven ices and liquid of the models
 before vocabularies (the shipped model names ten ices, then liquid and unknown).
@@ -28,7 +28,7 @@ LIQUID_NAME = "liquid"
 
 UNKNOWN_NAME = "unknown"
 """Label of ordered environments that match no reference (after ``liquid`` in the
-vocabulary of models that have it; see :mod:`icemon.core.classify`)."""
+vocabulary of models that have it; see :mod:`icemon.classification.classifier`)."""
 
 
 def liquid_code(phases: Sequence[str]) -> int:

@@ -5,7 +5,7 @@ import pytest
 
 from icemon import PHASES, Frame, LogError, LogWriter
 from icemon.analysis import FrontTracker, Log
-from icemon.core.pipeline import Result
+from icemon.execution.pipeline import Result
 
 IH, LIQ = PHASES.index("Ih"), PHASES.index("liquid")
 

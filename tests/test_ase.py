@@ -8,7 +8,7 @@ import icemon.hooks.ase
 from icemon import PHASES, FrameError
 from icemon.demo import mw
 from icemon.io.log import open_log
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 
 def test_observer_on_ase_langevin(tmp_path):

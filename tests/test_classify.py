@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from icemon import ICE_PHASES, Frame
-from icemon.core.frame import minimum_image
-from icemon.training.references import reference
+from icemon.geometry.frame import minimum_image
+from icemon.lattices.references import reference
 
 from .conftest import gcicenet_frame, random_rotation, shipped_phases
 
@@ -108,7 +108,7 @@ def test_left_handed_cell_same_labels(pipeline, md_frame, md_result):
 
 def test_shell_average_of_descriptors():
     """Averages over the atom and its neighbours within the radius, rows or scalars."""
-    from icemon.core.classify import shell_average
+    from icemon.classification.classifier import shell_average
 
     cell = np.eye(3) * 9.0
     pos = np.array([[0.0, 0, 0], [2.5, 0, 0], [6.0, 0, 0]])  # 0–1 at 2.5 Å, 1–2 at 3.5, 2–0 at 3

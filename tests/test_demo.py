@@ -8,7 +8,7 @@ import pytest
 
 from icemon.analysis import Log
 from icemon.cli import main
-from icemon.core.modelfile import IcemonModel
+from icemon.model.modelfile import IcemonModel
 from icemon.demo import live
 
 TINY = {"melt_steps": 800, "lateral": 18.0, "layers": 2}  # 576 molecules, 35 Å high

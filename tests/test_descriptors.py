@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icemon.core.descriptors import PARALLEL_MIN_ATOMS, Soap
-from icemon.training.references import reference
+from icemon.descriptors.soap import PARALLEL_MIN_ATOMS, Soap
+from icemon.lattices.references import reference
 
 
 @pytest.fixture(scope="module")

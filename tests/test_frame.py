@@ -59,7 +59,7 @@ def test_from_ase_without_oxygen():
 
 @pytest.mark.parametrize("shift", [0.0, 0.3])
 def test_overlapping_oxygens_are_refused_by_the_pipeline(pipeline, shift):
-    from icemon.training.references import reference
+    from icemon.lattices.references import reference
 
     ice = reference("Ic", 12.0)
     pos = ice.positions.copy()
@@ -90,7 +90,7 @@ def test_left_handed_cell_is_accepted():
 def test_frame_in_wrong_units_is_refused_before_any_neighbour_list(pipeline):
     """Ice in nm read as Å is 1000x too dense: refused at once with a units hint (its
     neighbour list would exhaust memory)."""
-    from icemon.training.references import reference
+    from icemon.lattices.references import reference
 
     a = reference("Ic", 12.0)
     with pytest.raises(FrameError, match="denser than any water phase.*wrong length units"):

@@ -9,7 +9,7 @@ HEAVY = ("torch", "e3nn", "dscribe", "sklearn")
 
 
 def test_light_imports_do_not_load_torch():
-    code = ("import sys, icemon, icemon.io.log, icemon.io.log_reader, icemon.analysis, "
+    code = ("import sys, icemon, icemon.io.log, icemon.io.log.reader, icemon.analysis, "
             "icemon.analysis.report, icemon.analysis.plots, icemon.cli, icemon.hooks.base; "
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -56,8 +56,8 @@ from ase.md.verlet import VelocityVerlet
 from ase import units
 import icemon.hooks.ase
 from icemon.cli import main
-from icemon.io.log_reader import Log
-from icemon.training.references import reference
+from icemon.io.log.reader import Log
+from icemon.lattices.references import reference
 
 ice = reference("Ic", 14.0)
 ice.positions += np.random.default_rng(0).normal(0, 0.05, ice.positions.shape)

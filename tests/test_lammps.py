@@ -17,7 +17,7 @@ from icemon import PHASES, Frame, Pipeline
 from icemon.demo import mw
 from icemon.hooks.lammps import LammpsError
 from icemon.io.log import complete_frames, open_log
-from icemon.training.references import unit_cell
+from icemon.lattices.references import unit_cell
 
 from .conftest import shipped_phases
 

@@ -8,10 +8,10 @@ from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.hooks.lammps
 from icemon import PHASES
-from icemon.core.frame import wrap
+from icemon.geometry.frame import wrap
 from icemon.hooks.lammps import LammpsError
 from icemon.io.log import open_log
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 from .conftest import shipped_phases
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from icemon import PHASES, Frame, LogError, LogWriter
-from icemon.core.pipeline import Result
+from icemon.execution.pipeline import Result
 from icemon.io.log import SCHEMA, check_schema
 
 

@@ -1,4 +1,4 @@
-"""`icemon.mdanalysis.IcePhases` on the GCIceNet ice Ih trajectory, and `icemon classify`
+"""`icemon.integrations.mdanalysis.IcePhases` on the GCIceNet ice Ih trajectory, and `icemon classify`
 running it: the same labels, results of the documented shapes, the log, the errors."""
 
 import subprocess
@@ -13,8 +13,8 @@ from icemon import FrameError
 from icemon.cli import main
 from icemon.errors import ConfigError
 from icemon.io.log import LogWriter
-from icemon.io.log_reader import Log
-from icemon.mdanalysis import IcePhases
+from icemon.io.log.reader import Log
+from icemon.integrations.mdanalysis import IcePhases
 from icemon.phases import PHASES
 
 IH = PHASES.index("Ih")
@@ -164,7 +164,7 @@ def test_classify_every_zero(gcicenet, tmp_path, capsys):
 
 def test_import_does_not_load_torch():
     """The network's stack is loaded when an analysis is made, not on import."""
-    code = ("import sys, icemon.mdanalysis; "
+    code = ("import sys, icemon.integrations.mdanalysis; "
             "print([m for m in ('torch', 'e3nn', 'dscribe', 'sklearn') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from icemon.core.denoise import Denoiser
-from icemon.core.frame import minimum_image
-from icemon.core.network import ScoreNet, ScoreNetConfig
-from icemon.training.references import reference
+from icemon.model.denoise import Denoiser
+from icemon.geometry.frame import minimum_image
+from icemon.model.network import ScoreNet, ScoreNetConfig
+from icemon.lattices.references import reference
 
 from .conftest import random_rotation
 
@@ -90,7 +90,7 @@ def test_config_round_trip_and_rejects_unknown_keys():
 def test_skin_rule_adds_the_two_largest_moves():
     """Two atoms that each moved less than the skin can still close a gap of the skin
     between them: the list is stale once the two largest moves add up to it."""
-    from icemon.core.denoise import skin_valid
+    from icemon.model.denoise import skin_valid
 
     built = torch.zeros(5, 3)
     moved = built.clone()
@@ -105,7 +105,7 @@ def test_skin_rule_measures_the_pairs_of_fast_atoms(across_boundary):
     """Two atoms whose moves add up to more than the skin: far apart, no pair can have come
     inside the cutoff unseen and the list is kept; moving towards each other from beyond
     cutoff + skin to inside the cutoff (also through a periodic face), it is stale."""
-    from icemon.core.denoise import skin_valid
+    from icemon.model.denoise import skin_valid
 
     cell = np.diag([20.0, 18.0, 22.0])
     cutoff, skin = 4.1, 1.2
@@ -141,9 +141,9 @@ def test_skin_neighbour_list_gives_the_fresh_list_result(net, noisy_ice, skin):
 
 
 def test_a_block_updates_just_its_first_rows_as_the_whole_graph_would(net, noisy_ice):
-    """What an MPI rank does (:mod:`icemon.core.parallel`): its own atoms first, messages
+    """What an MPI rank does (:mod:`icemon.execution.mpi`): its own atoms first, messages
     only towards them; the updated rows equal those of the whole-graph block."""
-    from icemon.core.graph import build_graph
+    from icemon.model.graph import build_graph
 
     pos, cell = noisy_ice
     net = copy.deepcopy(net).double()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from icemon import IcemonModel, ModelFileError, Pipeline, default_model_path
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 
 def test_shipped_model_records_its_provenance(model):
@@ -35,7 +35,7 @@ def test_shipped_model_records_its_provenance(model):
 
 def test_classifier_arrays_without_shell_load_as_per_atom(model):
     """Model files written before descriptor averaging existed have no 'shell' entry."""
-    from icemon.core.classify import PhaseClassifier
+    from icemon.classification.classifier import PhaseClassifier
 
     arrays = model.classifier.to_arrays()
     arrays.pop("shell")
@@ -120,7 +120,7 @@ def test_phase_quantile_rule_gives_each_phase_its_own_unit():
 def test_phase_scale_divides_the_score_and_survives_the_model_file(model, tmp_path):
     """With per-phase units the score is the distance over its nearest phase's unit; the
     units travel in the model file, and files without them score plain distances."""
-    from icemon.core.classify import PhaseClassifier
+    from icemon.classification.classifier import PhaseClassifier
 
     a = reference("III", 10.0)
     pos = a.positions + np.random.default_rng(3).normal(scale=0.15, size=a.positions.shape)

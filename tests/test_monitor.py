@@ -16,7 +16,7 @@ import pytest
 from icemon import PHASES, Frame, LogError
 from icemon.hooks.monitor import Monitor, MonitorWarning
 from icemon.io.log import complete_frames, open_log
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from icemon.core.neighbors import neighbor_list, neighbor_pairs
+from icemon.geometry.neighbors import neighbor_list, neighbor_pairs
 
 
 def _pairs(i, j, shifts) -> set:

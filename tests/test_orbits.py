@@ -4,7 +4,7 @@ read as an ice it is not, like ice XII read as V, fills only some of V's orbits)
 
 import numpy as np
 
-from icemon.core.classify import PhaseClassifier, orbit_min_expected
+from icemon.classification.classifier import PhaseClassifier, orbit_min_expected
 from icemon.training.calibrate import orbit_floors
 
 

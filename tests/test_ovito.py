@@ -15,12 +15,12 @@ from ovito.pipeline import Pipeline, StaticSource
 
 from icemon.cli import main
 from icemon.io.extxyz import write_frame
-from icemon.ovito import IcePhasesModifier, OvitoInputError
-from icemon.core.modelfile import IcemonModel
+from icemon.integrations.ovito import IcePhasesModifier, OvitoInputError
+from icemon.model.modelfile import IcemonModel
 from icemon.phases import PHASE_COLORS, PHASES
 
 SHIPPED = IcemonModel.load(None).phases  # the shipped model's vocabulary (with unknown)
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 from .test_analysis import synthetic_log
 
@@ -132,7 +132,7 @@ def test_unknown_oxygen_type_is_refused():
 
 
 def test_import_loads_no_torch():
-    code = ("import sys, icemon.ovito; "
+    code = ("import sys, icemon.integrations.ovito; "
             "print([m for m in ('torch', 'e3nn', 'dscribe', 'sklearn') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

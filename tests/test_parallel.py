@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from icemon import PHASES, Frame, Pipeline
-from icemon.core.neighbors import neighbor_list
-from icemon.core.parallel import Decomposition, best_grid
+from icemon.geometry.neighbors import neighbor_list
+from icemon.execution.mpi import Decomposition, best_grid
 from icemon.demo import mw
 from icemon.io.log import complete_frames, open_log
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 from .conftest import gcicenet_frame, shipped_phases
 
@@ -66,7 +66,7 @@ def test_one_skin_list_serves_both_passes_of_a_rank(monkeypatch, pipeline, gcice
     Run in one process on ``COMM_SELF`` (the same code every rank runs)."""
     from mpi4py import MPI
 
-    from icemon.core import parallel
+    from icemon.execution import mpi as parallel
 
     builds = []
     real = parallel.neighbor_pairs

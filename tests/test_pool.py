@@ -1,4 +1,4 @@
-"""Whole frames shared by worker processes (:class:`icemon.core.pool.FramePool`) and
+"""Whole frames shared by worker processes (:class:`icemon.execution.pool.FramePool`) and
 ``icemon classify --workers``: the same answers as one process, in frame order."""
 
 import h5py
@@ -7,7 +7,7 @@ import pytest
 
 from icemon import Frame, read_frames
 from icemon.cli import main
-from icemon.core.pool import FramePool
+from icemon.execution.pool import FramePool
 from icemon.errors import ConfigError
 
 

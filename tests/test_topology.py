@@ -4,8 +4,8 @@ other frameworks of the clathrates' cages (TS1, HS1) from being named sI or sII.
 import numpy as np
 import pytest
 
-from icemon.core.topology import bond_cutoff, coordination_sequences
-from icemon.training.references import reference, unit_cell
+from icemon.classification.topology import bond_cutoff, coordination_sequences
+from icemon.lattices.references import reference, unit_cell
 
 # closed forms of the two carbon nets (diamond = Ic, lonsdaleite = Ih), OEIS A005246/A008253
 DIAMOND = [4, 12, 24, 42, 64, 92, 124, 162]
@@ -123,7 +123,7 @@ def _slab_beside_disorder(thickness_cells: int, seed: int = 3):
     """A noised sI slab (half of a 1×1×2n supercell of the 2×2×2 cell) whose other half is
     a random packing at the same number of oxygens, pushed apart to 2.6 Å against itself
     and the ice: (positions, cell, bool mask of the ice atoms)."""
-    from icemon.core.neighbors import neighbor_pairs
+    from icemon.geometry.neighbors import neighbor_pairs
 
     a = reference("sI", 24.0).repeat((1, 1, thickness_cells))
     cell = np.asarray(a.cell[:])

@@ -8,8 +8,8 @@ import torch
 
 from icemon import IcemonModel
 from icemon.cli import main
-from icemon.core.frame import minimum_image
-from icemon.training.references import reference
+from icemon.geometry.frame import minimum_image
+from icemon.lattices.references import reference
 from icemon.training.train import TrainConfig, Trainer, apply_override
 
 TINY = {"steps": 8, "batch_size": 2, "checkpoint_every": 4, "min_height": 8.0,
@@ -30,7 +30,7 @@ def test_apply_override():
 
 def _validation_mse(trainer: Trainer) -> float:
     """MSE of ε on fixed noised references (σ = 0.1 Å), independent of the training RNG."""
-    from icemon.core.graph import build_graph
+    from icemon.model.graph import build_graph
     from icemon.training.train import noisy_sample
 
     rng = np.random.default_rng(123)
@@ -122,7 +122,7 @@ def test_phase_weights_choose_what_is_drawn(tmp_path):
 def test_unrolled_loss_is_the_mean_distance_to_the_clean_lattice_after_each_pass(tmp_path):
     """K = 2: the skin neighbour list built once per batch gives the same loss as fresh
     lists per pass, and the loss is the mean over passes of |r_k − clean|² (weighted)."""
-    from icemon.core.graph import build_graph
+    from icemon.model.graph import build_graph
 
     t = Trainer(TrainConfig.from_dict({**TINY, "train_passes": 2, "seed": 4}), tmp_path)
     g, noise, weight = t.batch()
@@ -144,7 +144,7 @@ def test_unrolled_loss_is_the_mean_distance_to_the_clean_lattice_after_each_pass
 
 def test_few_pass_training_lowers_the_error_after_k_passes(tmp_path):
     def after_two_passes(trainer):
-        from icemon.core.denoise import Denoiser
+        from icemon.model.denoise import Denoiser
         from icemon.training.train import noisy_sample
 
         rng = np.random.default_rng(5)
@@ -171,7 +171,7 @@ def test_few_pass_training_lowers_the_error_after_k_passes(tmp_path):
 def test_references_of_phases_beyond_the_seven(phase, n_unit, density):
     """sII, sH and ice V (and any GenIce2 lattice name) build as the seven do, with
     GenIce's own density; an unknown name is a PhaseError naming the choices."""
-    from icemon.training.references import reference_density, unit_cell
+    from icemon.lattices.references import reference_density, unit_cell
 
     assert len(unit_cell(phase)) == n_unit
     assert reference_density(phase) == pytest.approx(density, abs=0.005)
@@ -196,7 +196,7 @@ def test_symmetrised_references_are_the_symmetric_lattices(phase, group, shells,
     """GenIce2's Ih has 7 distinct first-shell O–O distances and III 19, where their
     space groups allow 2 and 3: the symmetrised unit cells have exactly those, sites move
     by less than the tolerance, and lattices GenIce already builds symmetric stay put."""
-    from icemon.training.references import symmetrise, unit_cell
+    from icemon.lattices.references import symmetrise, unit_cell
 
     raw = unit_cell(phase)
     sym = unit_cell(phase, symprec=0.2)
@@ -222,7 +222,7 @@ def test_a_phase_can_be_given_its_density():
     oxygen over the cell's volume); a lattice without a density of its own (the zeolite
     IWV) asks for one, and a malformed density is named, all before anything runs."""
     from icemon.errors import PhaseError
-    from icemon.training.references import reference_density, unit_cell
+    from icemon.lattices.references import reference_density, unit_cell
 
     xii = unit_cell("12:1.29")
     grams = len(xii) * 18.015 / 6.02214076e23

@@ -5,7 +5,7 @@ other far atoms (a crystal the model has no reference for) is unknown, one that 
 import numpy as np
 import pytest
 
-from icemon.core.classify import PhaseClassifier, repeat_distance
+from icemon.classification.classifier import PhaseClassifier, repeat_distance
 
 
 def _crystal_like(rng, n_orbits=3, copies=60, dim=31, noise=0.02):
@@ -94,7 +94,7 @@ def test_unknown_is_stored_in_the_classifier_arrays():
 @pytest.mark.parametrize("unknown", [3, -1])
 def test_model_file_vocabulary_must_name_unknown_where_the_classifier_has_it(tmp_path, unknown):
     from icemon import IcemonModel
-    from icemon.core.modelfile import ModelFileError
+    from icemon.model.modelfile import ModelFileError
 
     model = IcemonModel.load(None)
     clf = model.classifier
@@ -120,7 +120,7 @@ def test_lattices_the_shipped_model_does_not_know_are_unknown(pipeline, lattice)
     92 % unknown; with the averaged repeat distance but the σ = 0.15 Å threshold, HS2,
     C36, LTA 87 / 85 / 67 %, the rest liquid)."""
     from icemon import Frame
-    from icemon.training.references import reference
+    from icemon.lattices.references import reference
 
     assert "unknown" in pipeline.model.phases
     a = reference(lattice, 18.0)
@@ -137,7 +137,7 @@ def test_the_shipped_model_names_sII_sH_and_V(pipeline, phase):
     noised as thermal motion would: their own names (the seven-ice model called sII and
     sH sI, V unknown)."""
     from icemon import Frame
-    from icemon.training.references import reference
+    from icemon.lattices.references import reference
 
     a = reference(phase, 18.0)
     x = a.positions + np.random.default_rng(7).normal(0, 0.12, a.positions.shape)
@@ -158,7 +158,7 @@ def test_averaged_repeat_distances_keep_a_crystal_whole():
     the network leaves less ordered, like ice IV) is unknown everywhere once each atom's
     repeat distance is averaged over the far atoms around it; a liquid beside it stays
     liquid."""
-    from icemon.core.classify import far_average
+    from icemon.classification.classifier import far_average
 
     rng = np.random.default_rng(5)
     clf = _classifier(unknown=3)
@@ -187,7 +187,7 @@ def test_averaged_repeat_distances_keep_a_crystal_whole():
 def test_averages_from_the_shell_pairs_equal_those_from_a_new_list():
     """The classification's shell pairs, reused for the repeat-distance average (every far
     atom, or an MPI rank's rows), give what a list over the far atoms alone gives."""
-    from icemon.core.classify import far_average, far_pair_average, shell_pairs
+    from icemon.classification.classifier import far_average, far_pair_average, shell_pairs
 
     rng = np.random.default_rng(8)
     cell = np.diag([20.0, 20.0, 20.0])

@@ -14,7 +14,7 @@ from icemon.analysis.report import export, report
 from icemon.io.log import LogError, LogWriter
 from icemon.phases import ICE_PHASES, PHASES
 from icemon.training.calibrate import fit_classifier
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 TEN = (*ICE_PHASES, "sII", "sH", "V")
 

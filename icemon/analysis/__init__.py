@@ -10,6 +10,6 @@ from icemon.analysis.fronts import (
     find_fronts,
     solid_profile,
 )
-from icemon.io.log_reader import Log
+from icemon.io.log.reader import Log
 
 __all__ = ["AXES", "FrontResults", "FrontTracker", "Log", "find_fronts", "solid_profile"]

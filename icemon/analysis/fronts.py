@@ -1,6 +1,6 @@
 """Melting and growth fronts from an ``icemon/1`` log.
 
->>> log = Log("run.h5")                    # icemon.io.log_reader, also while a run writes
+>>> log = Log("run.h5")                    # icemon.io.log.reader, also while a run writes
 >>> fronts = FrontTracker(normal="z").compute(log)
 >>> fronts.positions, fronts.velocities    # Å per frame and front; Å/ps ± standard error
 
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from icemon.core.frame import fractional
+from icemon.geometry.frame import fractional
 from icemon.errors import ConfigError, IcemonError
 from icemon.io.log import LogError
-from icemon.io.log_reader import Log
+from icemon.io.log.reader import Log
 from icemon.phases import LIQUID
 
 AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from icemon import phases
 from icemon.analysis.fronts import FrontTracker, phase_names_present
-from icemon.io.log_reader import Log
+from icemon.io.log.reader import Log
 
 AXIS_NAMES = "abc"
 #: the two fronts' colours in the front map (on the blue solid-fraction map)

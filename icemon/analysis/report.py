@@ -11,7 +11,7 @@ import numpy as np
 
 from icemon.analysis.fronts import FrontResults, FrontTracker, phase_names_present
 from icemon.io.log import LogError, open_for_writing
-from icemon.io.log_reader import Log
+from icemon.io.log.reader import Log
 
 AXIS_NAMES = "abc"
 

@@ -16,7 +16,7 @@ from ase import Atoms
 from ase.io import write
 
 from icemon.demo.md import thermostat_commands
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 #: mW mass (g/mol) and the density of mW ice Ih near 250 K (g/cm³), used to scale the
 #: GenIce lattices before the NPT equilibration finishes the job.

@@ -33,7 +33,7 @@ class Classified:
 
 def classify_snapshots(pipe: Any, path: str | Path = SNAPSHOTS) -> tuple[list[Classified], str]:
     """Classify every frame of ``path`` (extxyz with a ``title`` per frame) with the
-    :class:`~icemon.core.pipeline.Pipeline` ``pipe``. Returns the classified snapshots and
+    :class:`~icemon.execution.pipeline.Pipeline` ``pipe``. Returns the classified snapshots and
     the titles' common remainder after the first comma (e.g. where the data come from;
     empty if the titles differ there)."""
     from ase.io import iread

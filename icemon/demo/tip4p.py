@@ -24,7 +24,7 @@ import numpy as np
 from ase import Atoms
 
 from icemon.demo.md import thermostat_commands
-from icemon.training.references import (lattice_name, reference_density, replication,
+from icemon.lattices.references import (lattice_name, reference_density, replication,
                                        unit_cell)
 
 EPSILON = 0.21084

@@ -7,7 +7,7 @@
 interval=every)``; an :class:`Observer` can also be called by hand.)
 
 Every call takes the selected oxygens of ``atoms`` (by element, default "O", or by
-index), builds a :class:`~icemon.core.frame.Frame` (Å; time in ps from ``dyn`` when given)
+index), builds a :class:`~icemon.geometry.frame.Frame` (Å; time in ps from ``dyn`` when given)
 and hands it to a :class:`~icemon.hooks.monitor.Monitor`.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from icemon.core.frame import Frame, FrameError
-from icemon.core.modelfile import IcemonModel
+from icemon.geometry.frame import Frame, FrameError
+from icemon.model.modelfile import IcemonModel
 from icemon.errors import ConfigError
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor

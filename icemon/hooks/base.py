@@ -9,7 +9,7 @@ same keywords for the same things, is a context manager and reads back the same 
 ``every``       MD steps between classified frames
 ``oxygens``     which atoms are the water oxygens (LAMMPS: atom type; ASE and
                 i-PI: element/atom name or indices)
-``model``       model file, loaded :class:`~icemon.core.modelfile.IcemonModel`,
+``model``       model file, loaded :class:`~icemon.model.modelfile.IcemonModel`,
                 or None for the shipped one
 ``threads``     torch threads of the monitor (default: 1 under MPI or with
                 ``overlap``, where the simulation keeps the cores busy)
@@ -20,7 +20,7 @@ same keywords for the same things, is a context manager and reads back the same 
 ``compile``     run the network through torch.compile: faster frames after a
                 one-time compilation of about a minute
 ``source``      free text recorded in the log
-``on_frame``    callable receiving each logged :class:`~icemon.core.pipeline.Result`
+``on_frame``    callable receiving each logged :class:`~icemon.execution.pipeline.Result`
 =============== ==============================================================
 
 Read-back: ``n_frames`` (frames logged), ``errors`` ((step, message) of skipped frames),

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from icemon.core.frame import Frame, FrameError, minimum_image, wrap
-from icemon.core.modelfile import IcemonModel
-from icemon.core.pipeline import Pipeline
+from icemon.geometry.frame import Frame, FrameError, minimum_image, wrap
+from icemon.model.modelfile import IcemonModel
+from icemon.execution.pipeline import Pipeline
 from icemon.errors import ConfigError, IcemonError
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from icemon.core.frame import Frame
-from icemon.core.modelfile import IcemonModel
-from icemon.core.pipeline import Pipeline
+from icemon.geometry.frame import Frame
+from icemon.model.modelfile import IcemonModel
+from icemon.execution.pipeline import Pipeline
 from icemon.errors import IcemonError
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor, torch_threads
@@ -205,7 +205,7 @@ class LammpsMonitor(Hook):
         self.every = every
 
         # Under MPI (without overlap) every rank loads the model and takes a share of
-        # each frame's atoms (icemon.core.parallel); rank 0 alone writes the log.
+        # each frame's atoms (icemon.execution.mpi); rank 0 alone writes the log.
         self.collective = self.comm.size > 1 and not overlap
         self.pipeline: Pipeline | None = None
         self._threads_before: int | None = None

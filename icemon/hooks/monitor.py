@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from icemon.core.frame import Frame
-from icemon.core.modelfile import IcemonModel
-from icemon.core.pipeline import Pipeline, Result
+from icemon.geometry.frame import Frame
+from icemon.model.modelfile import IcemonModel
+from icemon.execution.pipeline import Pipeline, Result
 from icemon.io.log import LogWriter
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from icemon.phases import PHASES, phase_color
 
 if TYPE_CHECKING:
-    from icemon.core.pipeline import Result
+    from icemon.execution.pipeline import Result
 
 NAME_COLUMN = "structure_type"
 """The string column of phase names that OVITO reads as its ``Structure Type``."""
@@ -86,7 +86,7 @@ def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.
 
 
 def write_result(fh: TextIO, result: Result, info: dict[str, str] | None = None) -> None:
-    """Append one classified frame (:class:`~icemon.core.pipeline.Result`) with the
+    """Append one classified frame (:class:`~icemon.execution.pipeline.Result`) with the
     positions as simulated, not denoised (see :func:`write_frame`)."""
     f = result.frame
     write_frame(fh, f.positions, f.cell, result.labels, result.scores, f.atom_ids, f.step,

@@ -1,4 +1,4 @@
-"""Read trajectories into :class:`~icemon.core.frame.Frame` objects (MDAnalysis or ASE)."""
+"""Read trajectories into :class:`~icemon.geometry.frame.Frame` objects (MDAnalysis or ASE)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from icemon.core.frame import Frame, FrameError
+from icemon.geometry.frame import Frame, FrameError
 from icemon.errors import IcemonError
 
 ASE_SUFFIXES = {".extxyz", ".xyz", ".traj", ".cif", ".vasp", ".pdb"}

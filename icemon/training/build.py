@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from icemon.core.denoise import Denoiser
-from icemon.core.descriptors import Soap
-from icemon.core.modelfile import IcemonModel
-from icemon.core.network import ScoreNet
-from icemon.core.topology import bond_gap
+from icemon.model.denoise import Denoiser
+from icemon.descriptors.soap import Soap
+from icemon.model.modelfile import IcemonModel
+from icemon.model.network import ScoreNet
+from icemon.classification.topology import bond_gap
 from icemon.errors import ConfigError
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
 from icemon.training.calibrate import REFERENCE_SCALES, calibrate, fit_classifier
-from icemon.training.references import genice_version, reference_symmetry, unit_cell
+from icemon.lattices.references import genice_version, reference_symmetry, unit_cell
 from icemon.training.train import TrainConfig
 
 

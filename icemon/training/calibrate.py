@@ -33,13 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from icemon.core.classify import PhaseClassifier, far_average, repeat_distance, shell_average
-from icemon.core.denoise import Denoiser
-from icemon.core.descriptors import Soap
-from icemon.core.neighbors import neighbor_list
+from icemon.classification.classifier import PhaseClassifier, far_average, repeat_distance, shell_average
+from icemon.model.denoise import Denoiser
+from icemon.descriptors.soap import Soap
+from icemon.geometry.neighbors import neighbor_list
 from icemon.errors import ConfigError
 from icemon.phases import ICE_PHASES
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 from icemon.training.train import noisy_sample
 
 REPEAT_HEIGHT = 20.0
@@ -120,7 +120,7 @@ class Calibration:
     rule: str = "ice_quantile"
     repeat_threshold: float = float("inf")
     """The ``ice_quantile`` quantile of the synthetic-ice repeat distances
-    (:func:`~icemon.core.classify.repeat_distance`): at most this far, an environment
+    (:func:`~icemon.classification.classifier.repeat_distance`): at most this far, an environment
     above the liquid threshold is ordered (``unknown``), beyond it liquid."""
     ice_repeats: np.ndarray | None = None
     disorder_repeats: np.ndarray | None = None

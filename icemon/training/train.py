@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from icemon.core.descriptors import SoapConfig
-from icemon.core.graph import build_graph, edges_within
-from icemon.core.network import ScoreNet, ScoreNetConfig
+from icemon.descriptors.soap import SoapConfig
+from icemon.model.graph import build_graph, edges_within
+from icemon.model.network import ScoreNet, ScoreNetConfig
 from icemon.errors import ConfigError
 from icemon.phases import ICE_PHASES
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 
 @dataclass
@@ -62,10 +62,10 @@ class TrainConfig:
     the nearest-reference search (0 = none); recorded in the classifier."""
     unknown_label: bool = True
     """Label ordered environments that match no reference ``unknown`` instead of liquid
-    (:func:`icemon.core.classify.repeat_distance`; its threshold is calibrated on the same
+    (:func:`icemon.classification.classifier.repeat_distance`; its threshold is calibrated on the same
     synthetic ice as the liquid threshold)."""
     orbit_margin: float = 0.5
-    """Orbit check of the ``unknown`` label (:mod:`icemon.core.classify`): a frame's
+    """Orbit check of the ``unknown`` label (:mod:`icemon.classification.classifier`): a frame's
     atoms of an ice become ``unknown`` when one of its orbits holds less than this
     fraction of the smallest population / share seen in synthetic ice (0 = no check)."""
     repeat_sigma: float | str | None = "sigma_max"
@@ -79,10 +79,10 @@ class TrainConfig:
     which averaging alone separated thermal sI from sII (99.9 %, session 15)."""
     repeat_k: int = 4
     """Other atoms whose environment must lie within the repeat threshold for a far atom's
-    environment to count as repeated (:func:`icemon.core.classify.repeat_distance`)."""
+    environment to count as repeated (:func:`icemon.classification.classifier.repeat_distance`)."""
     topology_depth: int = 6
     """Bonds of the coordination sequences that check a family member's framework
-    (:mod:`icemon.core.topology`; 0 = no check, and none without families)."""
+    (:mod:`icemon.classification.topology`; 0 = no check, and none without families)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
     the unknown-vs-liquid decision (:attr:`PhaseClassifier.repeat_shell`)."""
@@ -117,10 +117,10 @@ class TrainConfig:
     reference_symprec: float = 0.0
     """Largest tolerance (Å) at which the GenIce unit cells are symmetrised before they
     are used for training, the classifier and calibration (0 = GenIce's sites as they
-    are; see :func:`icemon.training.references.symmetrise`)."""
+    are; see :func:`icemon.lattices.references.symmetrise`)."""
     phases: list[str] | None = None
     """Reference phases, any GenIce2 lattice (names as in
-    :data:`~icemon.training.references.GENICE_LATTICES`, or GenIce's own); their order
+    :data:`~icemon.lattices.references.GENICE_LATTICES`, or GenIce's own); their order
     gives the codes, ``liquid`` comes after them. None = the seven ices (``ICE_PHASES``)."""
     metric_phases: list[str] | None = None
     """Phases whose reference environments alone set the classifier's standardisation and
@@ -209,7 +209,7 @@ class Trainer:
         self.init_sha256: str | None = None
         """sha256 of the model file the weights started from (``config.init``)."""
         if config.init:
-            from icemon.core.modelfile import IcemonModel
+            from icemon.model.modelfile import IcemonModel
 
             start = IcemonModel.load(config.init)
             if start.net.config != config.model:

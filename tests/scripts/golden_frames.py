@@ -31,7 +31,7 @@ def slab(gcicenet: Path):
     """Real Ih (lower half of its box along z) beside real liquid (the GCIceNet liquid box
     tiled over the upper half), liquid molecules closer than 2.5 Å to another removed."""
     from icemon import Frame
-    from icemon.core.neighbors import neighbor_pairs
+    from icemon.geometry.neighbors import neighbor_pairs
 
     ice, liq = _read(gcicenet, "1h"), _read(gcicenet, "w")
     cell = np.asarray(ice.cell, dtype=np.float64)
@@ -56,7 +56,7 @@ def slab(gcicenet: Path):
 
 def frames(gcicenet: Path) -> list[tuple[str, object]]:
     from icemon import Frame
-    from icemon.training.references import reference
+    from icemon.lattices.references import reference
 
     out = [(f"gcicenet-{tag}", _read(gcicenet, tag)) for tag in TAGS]
     for lattice, size in LATTICES.items():

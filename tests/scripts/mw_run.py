@@ -30,7 +30,7 @@ p.add_argument("--count-soap", action="store_true",
 a = p.parse_args()
 
 if a.fault_rank is not None and MPI.COMM_WORLD.rank == a.fault_rank:
-    from icemon.core.descriptors import Soap
+    from icemon.descriptors.soap import Soap
 
     calls = []
     plain = Soap.plain
@@ -45,7 +45,7 @@ if a.fault_rank is not None and MPI.COMM_WORLD.rank == a.fault_rank:
 
 described: list[int] = []  # environments this rank described with SOAP, per call
 if a.count_soap:
-    from icemon.core.descriptors import Soap
+    from icemon.descriptors.soap import Soap
 
     counted = Soap.plain
 

@@ -12,7 +12,7 @@ import torch
 from mpi4py import MPI
 
 from icemon import Frame, Pipeline
-from icemon.core.parallel import CollectiveError, Decomposition
+from icemon.execution.mpi import CollectiveError, Decomposition
 from icemon.demo import mw
 
 comm = MPI.COMM_WORLD

@@ -12,7 +12,7 @@ import torch
 from mpi4py import MPI
 
 from icemon import Frame, Pipeline, read_frames
-from icemon.training.references import reference
+from icemon.lattices.references import reference
 
 comm = MPI.COMM_WORLD
 torch.set_num_threads(1)

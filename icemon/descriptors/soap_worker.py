@@ -54,7 +54,7 @@ def main() -> None:
 
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     c = pickle.load(inp)
-    # the same descriptor as icemon.core.descriptors.Soap (make_soap, above; icemon itself is
+    # the same descriptor as icemon.descriptors.soap.Soap (make_soap, above; icemon itself is
     # not imported: its package import would load torch into every helper)
     soap = make_soap(c)
     while True:

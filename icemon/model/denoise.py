@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from icemon.core.frame import FrameError, minimum_image, wrap
-from icemon.core.graph import build_graph, edges_within
-from icemon.core.network import Compiled, ScoreNet
+from icemon.geometry.frame import FrameError, minimum_image, wrap
+from icemon.model.graph import build_graph, edges_within
+from icemon.model.network import Compiled, ScoreNet
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Denoiser:
         self.embed = Compiled(self.model.embed, "embedding") if compile else self.model.embed
         self.blocks = ([Compiled(b, f"block {k}") for k, b in enumerate(self.model.layers)]
                        if compile else list(self.model.layers))
-        """The network piece by piece, for :mod:`icemon.core.parallel` (which exchanges
+        """The network piece by piece, for :mod:`icemon.execution.mpi` (which exchanges
         node features between the blocks); compiled lazily, so unused here otherwise."""
         self.max_steps = int(max_steps)
         self.tol = float(tol)

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from icemon.core.denoise import Denoiser
-from icemon.core.descriptors import Soap
-from icemon.core.frame import Frame
-from icemon.core.modelfile import IcemonModel
-from icemon.core.replicas import replica_groups
+from icemon.model.denoise import Denoiser
+from icemon.descriptors.soap import Soap
+from icemon.geometry.frame import Frame
+from icemon.model.modelfile import IcemonModel
+from icemon.geometry.replicas import replica_groups
 from icemon.phases import PHASES
 
 
@@ -73,7 +73,7 @@ class Result:
 def log_settings(model: IcemonModel, max_steps: int, tol: float, device: str) -> dict:
     """What a :class:`~icemon.io.log.LogWriter` records of a pipeline running ``model``
     with these denoising settings (shared by :class:`Pipeline` and, for the pipelines its
-    workers build, :class:`~icemon.core.pool.FramePool`)."""
+    workers build, :class:`~icemon.execution.pool.FramePool`)."""
     return {"model_name": model.name, "model_sha256": model.sha256,
             "threshold": model.threshold,
             "denoise": {"max_steps": max_steps, "tol": tol, "device": device},
@@ -90,14 +90,14 @@ class Pipeline:
         tol: override the model's convergence tolerance (Å) on the largest update.
         device: torch device for the network ("cpu" or "cuda").
         compile: run the network through ``torch.compile`` (faster per frame after a
-            one-time compilation of about a minute; :class:`~icemon.core.network.Compiled`).
+            one-time compilation of about a minute; :class:`~icemon.model.network.Compiled`).
         comm: an mpi4py communicator: every rank of it calls :meth:`process` with the
             same frame, each does the per-atom work of a share of the atoms, and every
-            rank gets the same result (:mod:`icemon.core.parallel`; no SOAP helper
+            rank gets the same result (:mod:`icemon.execution.mpi`; no SOAP helper
             processes then).
 
     The network uses ``torch.get_num_threads()`` threads and SOAP as many processes
-    (see :mod:`icemon.core.descriptors`); set them with ``torch.set_num_threads``.
+    (see :mod:`icemon.descriptors.soap`); set them with ``torch.set_num_threads``.
 
     One pipeline may be shared by threads (e.g. one monitor per i-PI bead): frames are
     processed one at a time, since the SOAP helper processes hold one request each.
@@ -149,7 +149,7 @@ class Pipeline:
 
     def _process(self, frame: Frame) -> Result:
         if self.comm is not None:
-            from icemon.core import parallel
+            from icemon.execution import mpi as parallel
 
             return parallel.process(self, frame, self.comm)
         t0 = time.perf_counter()

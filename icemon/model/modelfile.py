@@ -7,7 +7,7 @@ with any later torch / e3nn / scikit-learn:
   liquid threshold and its calibration statistics, training config and command,
   library versions;
 * ``net/<name>``: one array per ``ScoreNet`` state-dict entry;
-* ``clf/<name>``: the fitted :class:`~icemon.core.classify.PhaseClassifier`.
+* ``clf/<name>``: the fitted :class:`~icemon.classification.classifier.PhaseClassifier`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from icemon.core.classify import PhaseClassifier
-from icemon.core.descriptors import SoapConfig
-from icemon.core.network import ScoreNet, ScoreNetConfig
+from icemon.classification.classifier import PhaseClassifier
+from icemon.descriptors.soap import SoapConfig
+from icemon.model.network import ScoreNet, ScoreNetConfig
 from icemon.errors import ModelFileError
 from icemon.phases import LIQUID_NAME, PHASES, UNKNOWN_NAME
 
@@ -48,7 +48,7 @@ def sha256(path: str | Path) -> str:
 
 @dataclass
 class IcemonModel:
-    """Everything a :class:`~icemon.core.pipeline.Pipeline` needs, as loaded from one file."""
+    """Everything a :class:`~icemon.execution.pipeline.Pipeline` needs, as loaded from one file."""
 
     net: ScoreNet
     classifier: PhaseClassifier
@@ -70,7 +70,7 @@ class IcemonModel:
     @property
     def reference_symprec(self) -> float:
         """Tolerance (Å) the model's GenIce references were symmetrised at (0 = GenIce's
-        sites as they are; :func:`icemon.training.references.symmetrise`): the lattices
+        sites as they are; :func:`icemon.lattices.references.symmetrise`): the lattices
         the model treats as ideal."""
         return float(self.meta.get("train", {}).get("config", {}).get("reference_symprec", 0.0))
 

@@ -18,7 +18,7 @@ halos). Each rank then does the per-atom work of its own atoms only:
   positions are all-gathered after every pass; the stopping rule is an ``allreduce``
   (for models that can stop early, tol > 0; the shipped one always makes its passes).
 - **SOAP**: one dscribe call per rank with the own atoms as centres (by position, which
-  is linear: :mod:`icemon.core.descriptors`) in the own atoms plus a halo of ``r_cut``;
+  is linear: :mod:`icemon.descriptors.soap`) in the own atoms plus a halo of ``r_cut``;
   rows of the own atoms are all-gathered. Each rank describes only its own atoms (until
   session 8 it described its halo too, all-atoms mode: 69-72 % of the 8,064-O box per
   rank on 2 ranks, because centres by index cost centres × atoms).
@@ -48,16 +48,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from icemon.core.classify import far_average, far_pair_average, repeat_distance
-from icemon.core.denoise import check_overlaps, skin_valid
-from icemon.core.frame import Frame, fractional, wrap
-from icemon.core.graph import edges_within
-from icemon.core.neighbors import neighbor_pairs
-from icemon.core.replicas import replica_groups
+from icemon.classification.classifier import far_average, far_pair_average, repeat_distance
+from icemon.model.denoise import check_overlaps, skin_valid
+from icemon.geometry.frame import Frame, fractional, wrap
+from icemon.model.graph import edges_within
+from icemon.geometry.neighbors import neighbor_pairs
+from icemon.geometry.replicas import replica_groups
 from icemon.errors import IcemonError
 
 if TYPE_CHECKING:
-    from icemon.core.pipeline import Pipeline, Result
+    from icemon.execution.pipeline import Pipeline, Result
 
 MARGIN = 0.1
 """Å added to every halo besides the largest distance an own atom has moved from where
@@ -339,7 +339,7 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
 def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
     """:meth:`Pipeline.process` shared by the ranks of ``comm``: every rank calls it with
     the same frame and gets the same result."""
-    from icemon.core.pipeline import Result
+    from icemon.execution.pipeline import Result
 
     t0 = time.perf_counter()
     cell = frame.cell

@@ -25,7 +25,7 @@ from importlib.metadata import version
 import numpy as np
 from ase import Atoms
 
-from icemon.core.frame import minimum_image
+from icemon.geometry.frame import minimum_image
 from icemon.errors import PhaseError
 from icemon.phases import ICE_PHASES
 

@@ -7,13 +7,65 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from icemon.io.log import STEP_FILL, LogError, complete_frames, log_phases, open_log
+from icemon.io.log.recovery import Busy, check_not_truncated, lock_message, locked
+from icemon.io.log.schema import REQUIRED, STEP_FILL, LogError, check_schema, complete_frames, log_phases
 from icemon.phases import LIQUID_NAME
+
+
+def open_log(path: str | Path, wait: float = 2.0) -> h5py.File:
+    """Open an ``icemon/1`` log for reading, also while a run is still writing it (SWMR).
+
+    A writer that is reopening the log to append (after a restart) holds HDF5's file lock
+    until it switches to SWMR mode, and meanwhile its end-of-file address may run ahead of
+    the bytes on disk; both are retried for up to ``wait`` seconds.
+
+    Raises :class:`LogError` for a missing, non-HDF5, truncated, foreign or still-locked
+    file."""
+    path = Path(path)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return _open_log_once(path)
+        except Busy as exc:
+            if time.monotonic() >= deadline:
+                raise LogError(lock_message(path) or str(exc)) from exc.__cause__
+            time.sleep(0.05)
+
+
+def _open_log_once(path: Path) -> h5py.File:
+    if not path.exists():
+        raise LogError(f"no such log: {str(path)!r}")
+    check_not_truncated(path)
+    try:
+        f = h5py.File(path, "r", swmr=True, libver="latest")
+    except OSError as first:
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            if locked(first) or locked(exc):
+                raise Busy(str(exc)) from exc  # named by open_log if it stays locked
+            raise LogError(f"{str(path)!r} is not a readable HDF5 file (truncated or not "
+                           f"HDF5?): {exc}") from exc
+    try:
+        check_schema(f, path)
+        n = complete_frames(f)
+        if n:  # the last complete frame must be readable
+            for name in REQUIRED[1:]:
+                f[name][n - 1]
+    except OSError as exc:
+        f.close()
+        raise LogError(f"{str(path)!r} is damaged (truncated copy?): {exc}") from exc
+    except Exception:
+        f.close()
+        raise
+    return f
+
 
 
 class Log:

@@ -1,43 +1,5 @@
-"""The ``icemon/1`` HDF5 log, written by ``icemon classify`` and the live monitors.
+"""Appending frames to an ``icemon/1`` log (:mod:`icemon.io.log.schema`), flushed and SWMR.
 
-Layout (first axis of every per-frame dataset = monitored frame, chunked, resizable)::
-
-    /                      attrs: schema="icemon/1", phases (the model's vocabulary:
-                                  names, index = code; the seven-ice models: Ih Ic II
-                                  III VI VII sI liquid),
-                                  model (JSON {"name", "sha256"}), threshold, source,
-                                  icemon_version, denoise (JSON {"max_steps", "tol",
-                                  "device"}; absent = unknown)
-    /atom_ids   int64 (N)          the atom behind each column
-    /n_frames   int64 (1)          number of complete frames (written after their data)
-    /step       int64 (n)          MD step (-1 if unknown)
-    /time       float64 (n)        ps (NaN if unknown)
-    /cell       float32 (n, 3, 3)  Å, lattice vectors as rows
-    /fractions  float32 (n, P)     fraction of each phase (P = len(phases))
-    /labels     int8 (n, N)        phase code per atom
-    /scores     float32 (n, N)     the score behind the liquid decision: distance to the
-                                   nearest reference environment (of the shell-averaged
-                                   descriptor when the model averages; the threshold
-                                   attribute applies to it)
-    /atom_scores float32 (n, N)    distance of each atom's own descriptor (optional:
-                                   models that average descriptors)
-    /positions  float32 (n, N, 3)  Å, as given (optional)
-    /denoised   float32 (n, N, 3)  Å, after denoising (optional)
-    /errors     (m,) {step int64, message S512}  monitor failures (frames not logged)
-
-Every append is flushed, and the file is written in HDF5 SWMR mode, so it can be read
-while it grows (open it with ``h5py.File(path, "r", swmr=True)`` or :func:`open_log`) and a
-crash loses at most the frame in progress.
-
-Complete frames: an append resizes every per-frame dataset, writes and flushes the row,
-and only then writes and flushes ``n_frames``. The per-frame datasets can therefore be a
-row longer than ``n_frames`` (a reader catching an append half-way, or a writer killed
-mid-frame); that row is not a frame. Readers take :func:`complete_frames` (``n_frames``
-read first, then the datasets refreshed, never more rows than any of them holds). Rows that
-were resized but not yet written read as fill values that no frame has — labels -1; NaN
-scores, fractions, cell and positions; step ``STEP_FILL`` (the int64 minimum, since -1 is
-a real "unknown" step); time NaN (as an unknown time); errors ``(STEP_FILL, b"")`` — so
-even a reader that ignores ``n_frames`` cannot take such a row for "ice Ih, score 0".
 A restarted writer cuts the datasets back to ``n_frames`` before appending. Logs written
 before ``n_frames`` existed (no counter, no fill values) count ``len(step)`` frames, as
 they always did ('step' was written last); appending to one adds the counter.
@@ -50,19 +12,14 @@ larger than every step already in the log is refused with a :class:`LogError` (a
 restarted from an earlier point would otherwise mix two trajectories in one time series;
 start a new log for it). Frames of unknown step (-1) are accepted anywhere.
 
-A writer killed without closing leaves HDF5's "open for SWMR write" mark in the
-superblock, which makes plain HDF5 (and h5py) refuse to open the file. Re-opening it with
-:class:`LogWriter` clears that mark (what ``h5clear -s`` does) once it has checked that
-the process recorded as the writer is gone, and appends after the last complete frame.
+A log whose writer was killed is taken over as :mod:`icemon.io.log.recovery` says.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import socket
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,239 +28,27 @@ from typing import Any
 import h5py
 import numpy as np
 
-from icemon.errors import IcemonError
+from icemon.io.log.reader import open_log
+from icemon.io.log.recovery import clear_write_mark, writer_alive
+from icemon.io.log.schema import (
+    COUNTER,
+    ERROR_DTYPE,
+    FILL,
+    SCHEMA,
+    SERIES,
+    STEP_FILL,
+    UNKNOWN_STEP,
+    LogError,
+    check_schema,
+    complete_frames,
+    log_phases,
+)
 from icemon.phases import LIQUID_NAME, PHASES
-
-SCHEMA = "icemon/1"
-ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
-REQUIRED = ("atom_ids", "step", "time", "cell", "fractions", "labels", "scores")
-SERIES = ("step", "time", "cell", "fractions", "labels", "scores", "atom_scores", "positions",
-          "denoised")
-"""The per-frame datasets ('atom_scores', 'positions' and 'denoised' are optional)."""
-COUNTER = "n_frames"
-STEP_FILL = int(np.iinfo(np.int64).min)
-"""What an unwritten 'step' (or error step) reads as; -1 is a real step ("unknown")."""
-UNKNOWN_STEP = -1
-FILL = {"step": STEP_FILL, "labels": -1}
-"""Fill values of the per-frame datasets; every other one is floating point: NaN."""
-
-
-class LogError(IcemonError, ValueError):
-    """A log that is not ``icemon/1``, or does not match the run that wants to extend it."""
-
 
 def _version() -> str:
     from icemon import __version__
 
     return __version__
-
-
-def check_schema(f: h5py.File, path: str | Path) -> None:
-    """Raise :class:`LogError` unless ``f`` is a complete ``icemon/1`` log."""
-    schema = f.attrs.get("schema")
-    if isinstance(schema, bytes):
-        schema = schema.decode()
-    if schema != SCHEMA:
-        raise LogError(f"{str(path)!r} is not an icemon log (schema attribute {schema!r}, "
-                       f"expected {SCHEMA!r})")
-    missing = [k for k in REQUIRED if k not in f]
-    if missing:
-        raise LogError(f"{str(path)!r} is an incomplete icemon/1 log: missing {missing}")
-    phases = log_phases(f)
-    if LIQUID_NAME not in phases or f["fractions"].shape[1:] != (len(phases),):
-        raise LogError(f"{str(path)!r}: its phase vocabulary {list(phases)} does not match its "
-                       f"fractions ({f['fractions'].shape[1:]} columns) or has no liquid")
-
-
-def log_phases(f: h5py.File) -> tuple[str, ...]:
-    """The phase names of an open log (its ``phases`` attribute: the model's vocabulary;
-    label k is ``phases[k]``, fractions column k its fraction)."""
-    return tuple(p.decode() if isinstance(p, bytes) else str(p)
-                 for p in f.attrs.get("phases", []))
-
-
-def complete_frames(f: h5py.File, refresh: bool = False) -> int:
-    """The number of complete frames of an open log.
-
-    That is the ``n_frames`` counter, bounded by the rows every per-frame dataset holds;
-    a log written before the counter existed has ``len(step)`` frames. With ``refresh``
-    (SWMR readers), the counter is re-read first and the datasets are refreshed after it,
-    so every row it counts is visible in all of them."""
-    def fresh(name: str) -> None:
-        if refresh:
-            try:
-                f[name].refresh()
-            except (RuntimeError, ValueError, OSError):  # a file not opened in SWMR mode
-                pass
-
-    rows = []
-    if COUNTER in f:
-        fresh(COUNTER)
-        rows.append(int(f[COUNTER][0]))
-    for name in SERIES:
-        if name in f:
-            fresh(name)
-            rows.append(int(f[name].shape[0]))
-    return min(rows)
-
-
-def open_log(path: str | Path, wait: float = 2.0) -> h5py.File:
-    """Open an ``icemon/1`` log for reading, also while a run is still writing it (SWMR).
-
-    A writer that is reopening the log to append (after a restart) holds HDF5's file lock
-    until it switches to SWMR mode, and meanwhile its end-of-file address may run ahead of
-    the bytes on disk; both are retried for up to ``wait`` seconds.
-
-    Raises :class:`LogError` for a missing, non-HDF5, truncated, foreign or still-locked
-    file."""
-    path = Path(path)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return _open_log_once(path)
-        except _Busy as exc:
-            if time.monotonic() >= deadline:
-                raise LogError(_lock_message(path) or str(exc)) from exc.__cause__
-            time.sleep(0.05)
-
-
-def _lock_message(path: Path) -> str | None:
-    """Why ``path`` cannot be opened if another process holds HDF5's lock on it, else None."""
-    try:
-        h5py.File(path, "r").close()
-    except OSError as exc:
-        if _locked(exc):
-            return (f"{str(path)!r} is locked (HDF5 file lock) by a process that holds it "
-                    "open for writing without SWMR mode; icemon's writers switch to SWMR "
-                    f"within a second, so another program holds it ({exc})")
-    return None
-
-
-class _Busy(Exception):
-    """A log a writer is setting up right now (lock held or not all bytes flushed)."""
-
-
-def _open_log_once(path: Path) -> h5py.File:
-    if not path.exists():
-        raise LogError(f"no such log: {str(path)!r}")
-    _check_not_truncated(path)
-    try:
-        f = h5py.File(path, "r", swmr=True, libver="latest")
-    except OSError as first:
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            if _locked(first) or _locked(exc):
-                raise _Busy(str(exc)) from exc  # named by open_log if it stays locked
-            raise LogError(f"{str(path)!r} is not a readable HDF5 file (truncated or not "
-                           f"HDF5?): {exc}") from exc
-    try:
-        check_schema(f, path)
-        n = complete_frames(f)
-        if n:  # the last complete frame must be readable
-            for name in REQUIRED[1:]:
-                f[name][n - 1]
-    except OSError as exc:
-        f.close()
-        raise LogError(f"{str(path)!r} is damaged (truncated copy?): {exc}") from exc
-    except Exception:
-        f.close()
-        raise
-    return f
-
-
-def _locked(exc: OSError) -> bool:
-    """Whether an h5py open failed on another process's file lock."""
-    return exc.errno == errno.EAGAIN or "lock" in str(exc).lower()
-
-
-def _superblock(path: str | Path) -> bytes | None:
-    """The 48 bytes of a version 2/3 HDF5 superblock with 8-byte addresses at offset 0
-    (what icemon writes), or None for anything else. Bytes 11: file-consistency flags,
-    28–36: end-of-file address, 44–48: checksum."""
-    with open(path, "rb") as fh:
-        head = fh.read(48)
-    if len(head) == 48 and head[:8] == b"\x89HDF\r\n\x1a\n" and head[8] in (2, 3) \
-            and head[9] == 8:
-        return head
-    return None
-
-
-def open_for_writing(path: str | Path) -> bool:
-    """Whether a writer holds the log open (or was killed without closing it)."""
-    head = _superblock(path)
-    return head is not None and head[11] != 0
-
-
-def _check_not_truncated(path: Path) -> None:
-    """Compare the file size with the end-of-file address in the superblock (a log still
-    marked open for writing may be mid-flush: :class:`_Busy`, retried)."""
-    head = _superblock(path)
-    if head is not None:
-        eof = int.from_bytes(head[28:36], "little")
-        size = path.stat().st_size
-        if size < eof:
-            message = f"{str(path)!r} is truncated: {size} bytes of {eof}"
-            if head[11] != 0:
-                raise _Busy(message + " (marked open for writing: a copy of a live log, or "
-                            "a writer killed mid-write)")
-            raise LogError(message)
-
-
-def _lookup3(data: bytes) -> int:
-    """Bob Jenkins' lookup3 hash, HDF5's metadata checksum (H5_checksum_lookup3, seed 0)."""
-    m = 0xFFFFFFFF
-
-    def rot(x: int, k: int) -> int:
-        return ((x << k) | (x >> (32 - k))) & m
-
-    n = len(data)
-    a = b = c = (0xDEADBEEF + n) & m
-    k = 0
-    while n > 12:
-        a = (a + int.from_bytes(data[k:k + 4], "little")) & m
-        b = (b + int.from_bytes(data[k + 4:k + 8], "little")) & m
-        c = (c + int.from_bytes(data[k + 8:k + 12], "little")) & m
-        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m
-        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m
-        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m
-        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m
-        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m
-        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m
-        n -= 12
-        k += 12
-    if n == 0:
-        return c
-    tail = data[k:] + bytes(12 - n)
-    a = (a + int.from_bytes(tail[0:4], "little")) & m
-    b = (b + int.from_bytes(tail[4:8], "little")) & m
-    c = (c + int.from_bytes(tail[8:12], "little")) & m
-    c ^= b; c = (c - rot(b, 14)) & m
-    a ^= c; a = (a - rot(c, 11)) & m
-    b ^= a; b = (b - rot(a, 25)) & m
-    c ^= b; c = (c - rot(b, 16)) & m
-    a ^= c; a = (a - rot(c, 4)) & m
-    b ^= a; b = (b - rot(a, 14)) & m
-    c ^= b; c = (c - rot(b, 24)) & m
-    return c
-
-
-def clear_write_mark(path: str | Path) -> None:
-    """Clear the superblock's "open for (SWMR) write" flags left by a killed writer,
-    like ``h5clear -s``. Only version 2/3 superblocks at offset 0 (what icemon writes);
-    the stored checksum is verified before anything is changed."""
-    head = _superblock(path)
-    if head is None:
-        raise LogError(f"{str(path)!r}: unexpected HDF5 superblock; clear it with "
-                       "'h5clear -s' before appending")
-    with open(path, "r+b") as fh:
-        if int.from_bytes(head[44:48], "little") != _lookup3(head[:44]):
-            raise LogError(f"{str(path)!r}: superblock checksum mismatch; not touching it")
-        fixed = head[:11] + b"\x00" + head[12:44]
-        fh.seek(0)
-        fh.write(fixed + _lookup3(fixed).to_bytes(4, "little"))
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _publish(part: Path, path: Path) -> None:
@@ -316,24 +61,6 @@ def _publish(part: Path, path: Path) -> None:
             raise LogError(f"cannot create log {str(path)!r}: another process created it "
                            "meanwhile") from exc
         os.rename(part, path)  # a file system without hard links (not atomic against a race)
-
-
-def _writer_alive(path: Path) -> str | None:
-    """Who is recorded as writing ``path``, if that process still runs on this host."""
-    try:
-        with h5py.File(path, "r", swmr=True, libver="latest") as f:
-            writer = json.loads(f.attrs.get("writer", "{}"))
-    except (OSError, ValueError):
-        return None
-    if writer.get("host") != socket.gethostname() or not writer.get("pid"):
-        return None
-    try:
-        os.kill(int(writer["pid"]), 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return f"pid {writer['pid']} on {writer['host']}"
 
 
 _DENOISE_TYPES = {"max_steps": int, "tol": float, "device": str}
@@ -364,7 +91,7 @@ class LogWriter:
         atom_scores: also store the scores of each atom's own descriptor (for models
             that average descriptors, :attr:`Result.atom_scores`).
         denoise: the run's denoising settings, ``{"max_steps": int, "tol": float,
-            "device": str}`` (e.g. of :class:`~icemon.core.denoise.Denoiser`); recorded in a new
+            "device": str}`` (e.g. of :class:`~icemon.model.denoise.Denoiser`); recorded in a new
             log, compared with an existing one's. None: unknown, neither recorded nor
             checked.
     """
@@ -460,7 +187,7 @@ class LogWriter:
             if "already open for write" not in str(exc):
                 raise LogError(f"cannot open existing log {str(self.path)!r} for appending "
                                f"(not HDF5, or no permission?): {exc}") from exc
-            writer = _writer_alive(self.path)
+            writer = writer_alive(self.path)
             if writer is not None:
                 raise LogError(f"{str(self.path)!r} is being written by {writer}; "
                                "refusing to write to it at the same time") from exc
@@ -536,7 +263,7 @@ class LogWriter:
         return "positions" in self.file
 
     def append(self, result) -> None:
-        """Append one :class:`~icemon.core.pipeline.Result` and flush it to disk.
+        """Append one :class:`~icemon.execution.pipeline.Result` and flush it to disk.
 
         Raises :class:`LogError` (and leaves the log as it was) for a frame of other atoms
         or one whose step is not after the log's last known step."""

@@ -1,4 +1,4 @@
-"""Turn frames into the tensors :class:`~icemon.core.network.ScoreNet` takes (one or a batch)."""
+"""Turn frames into the tensors :class:`~icemon.model.network.ScoreNet` takes (one or a batch)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from icemon.core.neighbors import neighbor_list
+from icemon.geometry.neighbors import neighbor_list
 
 
 @dataclass
@@ -53,7 +53,7 @@ def edges_within(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
     """The edges of a skin list (built at ``cutoff + skin``) that are shorter than
     ``cutoff`` Å at the current positions ``pos``; the list stays valid while the two
     largest displacements since it was built add up to less than ``skin``
-    (:func:`icemon.core.denoise.skin_valid`)."""
+    (:func:`icemon.model.denoise.skin_valid`)."""
     with torch.no_grad():
         keep = ((pos[src] + shifts - pos[dst]).norm(dim=1) < cutoff).nonzero().squeeze(1)
     return src[keep], dst[keep], shifts[keep]

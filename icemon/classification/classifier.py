@@ -24,7 +24,7 @@ ices that synthetic ice reads as one another (the sI, sII and sH clathrates) are
 apart by a vote over 7 Å (:attr:`PhaseClassifier.family`), after which the coordination
 sequences of the hydrogen-bond network say whether the region is that clathrate's
 framework or another one built of the same cages (:attr:`PhaseClassifier.topology_sequences`,
-:mod:`icemon.core.topology`). All thresholds come from synthetic data
+:mod:`icemon.classification.topology`). All thresholds come from synthetic data
 (:mod:`icemon.training.calibrate`) or from the ideal lattices.
 
 Everything here is fitted on reference atoms only. The per-atom *score* is the
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from icemon.core.topology import TOPOLOGY_DEPTH, TOPOLOGY_MAJORITY
+from icemon.classification.topology import TOPOLOGY_DEPTH, TOPOLOGY_MAJORITY
 from icemon.phases import LIQUID
 
 REPEAT_K = 4
@@ -178,7 +178,7 @@ class PhaseClassifier:
     family_radius: float = 0.0
     """Å, radius of the family vote."""
     topology_sequences: np.ndarray | None = None
-    """(T, depth) int64 coordination sequences (:mod:`icemon.core.topology`) of the sites
+    """(T, depth) int64 coordination sequences (:mod:`icemon.classification.topology`) of the sites
     of the family members' ideal lattices, one row per distinct sequence (None: no
     topology check). The vote names the clathrate whose surroundings a region has; the
     sequences say whether the region's network is that clathrate's framework at all or
@@ -190,7 +190,7 @@ class PhaseClassifier:
     """(T,) phase code of each row of :attr:`topology_sequences`."""
     topology_cutoff: float = 0.0
     """Å, O–O distance below which two oxygens are bonded in the network whose
-    sequences are counted (:func:`~icemon.core.topology.bond_cutoff`)."""
+    sequences are counted (:func:`~icemon.classification.topology.bond_cutoff`)."""
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_components: int = 30,
@@ -403,7 +403,7 @@ class PhaseClassifier:
         distances over :attr:`repeat_shell` and for the vote (None: neither); ``pairs``:
         the frame's :attr:`Assessment.pairs`, reused for that average when its radius is
         the shell's. The vote and the topology check need ``positions``. ``replicas``
-        (N,): :func:`~icemon.core.replicas.replica_groups` of a frame written as copies of
+        (N,): :func:`~icemon.geometry.replicas.replica_groups` of a frame written as copies of
         one box (None: it is not)."""
         far = self.far(scores)
         labels = np.where(far, self.liquid, nearest).astype(np.int8)
@@ -437,7 +437,7 @@ class PhaseClassifier:
                      depth: int = TOPOLOGY_DEPTH) -> None:
         """Store the coordination sequences (``depth`` bonds) of the sites of ideal
         ``lattices`` ({phase code: (positions, cell) Å}) and their bond cutoff."""
-        from icemon.core.topology import bond_cutoff, coordination_sequences
+        from icemon.classification.topology import bond_cutoff, coordination_sequences
 
         self.topology_cutoff = bond_cutoff(list(lattices.values()))
         rows, codes = [], []
@@ -456,12 +456,12 @@ class PhaseClassifier:
         denoised ``positions`` (N, 3) and ``cell``, Å): entry q of the shares is the share
         of the judged atoms whose coordination sequence is one of phase q's lattice (0
         for phases without sequences; a sequence two lattices share counts for both). Up to
-        :data:`~icemon.core.topology.TOPOLOGY_SAMPLE` atoms of each ice (evenly strided:
+        :data:`~icemon.classification.topology.TOPOLOGY_SAMPLE` atoms of each ice (evenly strided:
         every MPI rank picks the same) are looked at; one is judged when it and every
         atom fewer than the depth bonds away are labelled with a member of its family and
         have four bonds (interfaces, other structures and the surroundings of a vacancy
         or a broken bond are not judged)."""
-        from icemon.core.topology import TOPOLOGY_SAMPLE, coordination_sequences
+        from icemon.classification.topology import TOPOLOGY_SAMPLE, coordination_sequences
 
         assert self.topology_sequences is not None and self.topology_phase is not None
         depth = self.topology_sequences.shape[1]
@@ -613,7 +613,7 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
     others. With ``rows`` (indices into ``points``), only those points' distances, in
     that order, against the same sample: MPI ranks share the far atoms this way (on an
     all-liquid 8,064-O frame the whole check is ~0.13 s). ``groups`` (n,): points of one
-    group are one atom written several times (:func:`~icemon.core.replicas.replica_groups`)
+    group are one atom written several times (:func:`~icemon.geometry.replicas.replica_groups`)
     and are not each other's copies.
 
     Small in a crystal, whose environments repeat once per Wyckoff orbit, large in a
@@ -683,7 +683,7 @@ def shell_pairs(positions: np.ndarray, cell: np.ndarray, radius: float,
     included), centred on the atoms ``rows`` (indices; default all): the row is the
     centre's position in ``rows``, the atom the neighbour's index. Who, not where: no Å
     shifts."""
-    from icemon.core.neighbors import neighbor_pairs
+    from icemon.geometry.neighbors import neighbor_pairs
 
     if rows is None:
         i, j, _ = neighbor_pairs(positions, cell, radius)

@@ -2,12 +2,12 @@
 
 The settings are much smaller than the paper's (r_cut 12 Å, n_max 10, l_max 8) because on
 denoised structures a short descriptor already separates the ices (the shipped model:
-r_cut 6 Å, n_max 4, l_max 6, averaged over neighbours; see :mod:`icemon.core.classify`); they
+r_cut 6 Å, n_max 4, l_max 6, averaged over neighbours; see :mod:`icemon.classification.classifier`); they
 are stored in every model file.
 
 dscribe's C++ keeps Python's GIL, so threads cannot share the work; on more than one
 core the atoms of a frame are split between this process and helper processes
-(:mod:`icemon.core.soap_worker`), as many in all as torch has threads — the one knob
+(:mod:`icemon.descriptors.soap_worker`), as many in all as torch has threads — the one knob
 (``--threads``, ``Monitor(threads=...)``) that says how many cores icemon may use.
 
 A share of the atoms is always passed to dscribe as the Cartesian positions of its
@@ -52,7 +52,7 @@ class SoapConfig:
 
 
 class _Helper:
-    """One helper process running :mod:`icemon.core.soap_worker`."""
+    """One helper process running :mod:`icemon.descriptors.soap_worker`."""
 
     def __init__(self, config: SoapConfig) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
@@ -99,7 +99,7 @@ class Soap:
     """
 
     def __init__(self, config: SoapConfig | None = None, processes: int | None = None) -> None:
-        from icemon.core.soap_worker import make_soap
+        from icemon.descriptors.soap_worker import make_soap
 
         self.config = config or SoapConfig()
         self.processes = processes

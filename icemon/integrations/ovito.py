@@ -1,14 +1,14 @@
 """icemon inside OVITO: a pipeline modifier that labels each water oxygen with its phase.
 
 >>> from ovito.io import import_file
->>> from icemon.ovito import IcePhasesModifier
+>>> from icemon.integrations.ovito import IcePhasesModifier
 >>> pipeline = import_file("md.lammpstrj")
 >>> pipeline.modifiers.append(IcePhasesModifier(oxygens="O"))   # type name, or type id
 >>> data = pipeline.compute()
 >>> data.attributes["icemon.fraction.Ih"]
 
 The modifier classifies the selected oxygens of each frame with one icemon
-:class:`~icemon.core.pipeline.Pipeline` and writes, like OVITO's own structure
+:class:`~icemon.execution.pipeline.Pipeline` and writes, like OVITO's own structure
 identification:
 
 - ``Structure Type`` (int): one named, coloured type per phase of the model's vocabulary,
@@ -39,12 +39,12 @@ from ovito.data import DataCollection, ParticleType
 from ovito.pipeline import ModifierInterface
 from traits.api import Bool, Int, Str, Union
 
-from icemon.core.frame import Frame, minimum_image
+from icemon.geometry.frame import Frame, minimum_image
 from icemon.errors import ConfigError, IcemonError
 from icemon.phases import phase_color
 
 if TYPE_CHECKING:
-    from icemon.core.pipeline import Pipeline
+    from icemon.execution.pipeline import Pipeline
 
 STRUCTURE_TYPE = "Structure Type"
 SCORE = "icemon Score"
@@ -76,7 +76,7 @@ class IcePhasesModifier(ModifierInterface):
         color_by_type: write a ``Color`` property from the types' colours.
 
     The cell must be periodic in all three directions (icemon's SOAP and neighbour lists
-    are periodic). The :class:`~icemon.core.pipeline.Pipeline` is built on the first frame
+    are periodic). The :class:`~icemon.execution.pipeline.Pipeline` is built on the first frame
     and kept for the next ones until ``model``, ``threads``, ``device`` or
     ``denoise_steps`` change.
     """
@@ -171,7 +171,7 @@ class IcePhasesModifier(ModifierInterface):
             raise ConfigError(f"threads must be ≥ 0 (0 = default), got {self.threads}")
         import torch
 
-        from icemon.core.pipeline import Pipeline
+        from icemon.execution.pipeline import Pipeline
 
         if self.threads:
             torch.set_num_threads(self.threads)

@@ -184,7 +184,7 @@ class ScoreNet(nn.Module):
               shifts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What the blocks take: edge spherical harmonics, edge radial basis and the
         initial node features (one scalar per atom). Split out so that a caller can run
-        the blocks one by one (:mod:`icemon.core.parallel` exchanges node features
+        the blocks one by one (:mod:`icemon.execution.mpi` exchanges node features
         between MPI ranks after each)."""
         vec = pos[src] + shifts - pos[dst]
         sh = self.sh(vec)

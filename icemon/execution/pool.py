@@ -7,7 +7,7 @@ many (``icemon classify`` on a trajectory, a benchmark), each worker process tak
 frames with one thread of its own, and nothing is shared inside a frame.
 
 In-situ monitoring has one frame at a time, so it shares the atoms instead
-(:mod:`icemon.core.parallel`); :class:`FramePool` (processes on one machine) and
+(:mod:`icemon.execution.mpi`); :class:`FramePool` (processes on one machine) and
 :func:`share_frames` (MPI ranks) are for frames that are all there.
 
 >>> with FramePool(workers=2) as pool:
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from icemon.core.frame import Frame
-    from icemon.core.modelfile import IcemonModel
-    from icemon.core.pipeline import Pipeline, Result
+    from icemon.geometry.frame import Frame
+    from icemon.model.modelfile import IcemonModel
+    from icemon.execution.pipeline import Pipeline, Result
 
 _PIPE: Pipeline | None = None
 """The worker process's pipeline (built once by :func:`_start`)."""
@@ -41,7 +41,7 @@ def _start(model: str | None, denoise_steps: int | None, compile: bool, device: 
     import torch
 
     torch.set_num_threads(1)
-    from icemon.core.pipeline import Pipeline
+    from icemon.execution.pipeline import Pipeline
 
     global _PIPE
     _PIPE = Pipeline(model, denoise_steps=denoise_steps, device=device, compile=compile)
@@ -58,7 +58,7 @@ class FramePool:
     Args:
         model: a model file path, a loaded model, or None for the shipped default.
         workers: worker processes (one core each).
-        denoise_steps, compile, device: as for :class:`~icemon.core.pipeline.Pipeline`;
+        denoise_steps, compile, device: as for :class:`~icemon.execution.pipeline.Pipeline`;
             with ``compile`` each worker compiles once (inductor's on-disk cache makes
             the second one quick).
 
@@ -71,7 +71,7 @@ class FramePool:
     def __init__(self, model: str | Path | IcemonModel | None = None, workers: int = 2, *,
                  denoise_steps: int | None = None, compile: bool = False,
                  device: str = "cpu") -> None:
-        from icemon.core.modelfile import IcemonModel
+        from icemon.model.modelfile import IcemonModel
         from icemon.errors import ConfigError
 
         if workers < 1:
@@ -107,7 +107,7 @@ class FramePool:
 
     def log_settings(self) -> dict:
         """What a :class:`~icemon.io.log.LogWriter` records of the workers' pipelines."""
-        from icemon.core.pipeline import log_settings
+        from icemon.execution.pipeline import log_settings
 
         m = self.model
         steps = m.denoise_steps if self._denoise_steps is None else self._denoise_steps
@@ -149,9 +149,9 @@ def share_frames(pipe: Pipeline, frames: Iterable[Frame], comm: Any
     Small frames leave little per-atom work to share, and the atoms path synchronises the
     ranks after every network block.
 
-    A frame that fails on any rank raises :class:`~icemon.core.parallel.CollectiveError`
+    A frame that fails on any rank raises :class:`~icemon.execution.mpi.CollectiveError`
     on every rank, after the results before it have been yielded; no rank waits."""
-    from icemon.core.parallel import CollectiveError
+    from icemon.execution.mpi import CollectiveError
 
     frames = iter(frames)
     while batch := list(itertools.islice(frames, comm.size)):

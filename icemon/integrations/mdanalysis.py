@@ -1,7 +1,7 @@
 """Ice phase of every oxygen of an MDAnalysis trajectory, as an MDAnalysis analysis.
 
 >>> import MDAnalysis as mda
->>> from icemon.mdanalysis import IcePhases
+>>> from icemon.integrations.mdanalysis import IcePhases
 >>> u = mda.Universe("md.tpr", "md.xtc")
 >>> ice = IcePhases(u.select_atoms("name OW")).run(step=10)
 >>> ice.results.labels, ice.results.fractions      # (n_frames, N) codes, (n_frames, 8)
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 
-from icemon.core.frame import FrameError
+from icemon.geometry.frame import FrameError
 from icemon.errors import ConfigError
 from icemon.io.readers import mda_atom_ids, mda_frame, mda_has_times
 
 if TYPE_CHECKING:
-    from icemon.core.modelfile import IcemonModel
-    from icemon.core.pipeline import Result
+    from icemon.model.modelfile import IcemonModel
+    from icemon.execution.pipeline import Result
     from icemon.io.log import LogWriter
 
 __all__ = ["IcePhases"]
@@ -42,7 +42,7 @@ class IcePhases(AnalysisBase):
         atomgroup: the water oxygens (e.g. ``u.select_atoms("name OW")``), a fixed set
             of atoms; positions in Å and a periodic box in every frame. A Universe
             stands for all its atoms.
-        model: a model file path, a loaded :class:`~icemon.core.modelfile.IcemonModel`,
+        model: a model file path, a loaded :class:`~icemon.model.modelfile.IcemonModel`,
             or None for the shipped model.
         threads: torch threads (also the number of processes sharing SOAP) while
             :meth:`run` runs; the previous count is restored afterwards. None: unchanged.
@@ -55,13 +55,13 @@ class IcePhases(AnalysisBase):
             run leaves every finished frame on disk.
         positions: store the given and denoised positions in that log.
         source: what the log records as its producer (default: the trajectory file).
-        on_frame: called with each frame's :class:`~icemon.core.pipeline.Result` once it
+        on_frame: called with each frame's :class:`~icemon.execution.pipeline.Result` once it
             is in the results (and the log), e.g. to write extxyz.
         keep_denoised: also keep the denoised positions in ``results.denoised``
             (n_frames × N × 3 floats, off by default to save memory).
         verbose: MDAnalysis's default for ``run(verbose=...)``.
         comm: an mpi4py communicator whose ranks all run the same analysis: they share
-            each frame's atoms (:mod:`icemon.core.parallel`), rank 0 writes the log and
+            each frame's atoms (:mod:`icemon.execution.mpi`), rank 0 writes the log and
             calls ``on_frame``; every rank gets the same results.
 
     After :meth:`run`, ``results`` holds
@@ -109,7 +109,7 @@ class IcePhases(AnalysisBase):
             raise ConfigError(f"threads must be at least 1, got {threads}")
         super().__init__(trajectory, verbose=verbose)
         # loads torch, e3nn and dscribe: only once an analysis is made
-        from icemon.core.pipeline import Pipeline
+        from icemon.execution.pipeline import Pipeline
 
         self._ag = atomgroup
         self._ids = ids
@@ -120,7 +120,7 @@ class IcePhases(AnalysisBase):
         self._threads = threads
         self._log = None if log is None else Path(log)
         self._positions = positions
-        self._source = source or f"icemon.mdanalysis.IcePhases {filename or ''}".rstrip()
+        self._source = source or f"icemon.integrations.mdanalysis.IcePhases {filename or ''}".rstrip()
         self._on_frame = on_frame
         self._keep_denoised = keep_denoised
         self._writer: LogWriter | None = None

@@ -63,7 +63,7 @@ def coordination_sequences(positions: np.ndarray, cell: np.ndarray, cutoff: floa
     A breadth-first search of all centres at once on (centre, atom, image) keys; a vertex
     new at step k is a neighbour of step k − 1 seen neither at step k − 1 nor k − 2 (a
     neighbour of a vertex k − 1 bonds away is k − 2, k − 1 or k away)."""
-    from icemon.core.neighbors import neighbor_pairs
+    from icemon.geometry.neighbors import neighbor_pairs
 
     positions = np.asarray(positions, dtype=np.float64)
     n = len(positions)
@@ -121,7 +121,7 @@ def bond_gap(positions: np.ndarray, cell: np.ndarray) -> tuple[float, float]:
     """(longest bond, shortest non-bonded distance) Å of an ideal lattice read as a
     four-coordinated network: the largest fourth-nearest and the smallest fifth-nearest
     neighbour distance over its atoms (the first is smaller only for such a network)."""
-    from icemon.core.neighbors import neighbor_list
+    from icemon.geometry.neighbors import neighbor_list
 
     pos = np.asarray(positions, dtype=np.float64)
     i, j, shifts = neighbor_list(pos, cell, 6.0)

@@ -1,0 +1,1 @@
+"""SOAP descriptors (dscribe) of denoised oxygens, and their helper processes."""
