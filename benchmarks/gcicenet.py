@@ -145,7 +145,7 @@ def report(name: str, res: dict, chill: float | None) -> dict:
     s = pipe.model.soap
     print(f"\n== model {name}: {c.hidden}, {c.n_layers} blocks, l ≤ {c.lmax}, cutoff {c.cutoff} Å, "
           f"≤{pipe.denoiser.max_steps} passes; SOAP r_cut {s.r_cut} Å n {s.n_max} l {s.l_max}, "
-          f"PCA {pipe.classifier.components.shape[0]}; threshold {pipe.threshold:.3f}"
+          f"PCA {pipe.classifier.reference.components.shape[0]}; threshold {pipe.threshold:.3f}"
           f"{f', shell-averaged over {pipe.classifier.shell} Å' if pipe.classifier.shell else ''}")
     print(f"{'data':>6s} {'phase':>7s} {'frames':>6s} | {'raw 7cl':>8s} {'den 7cl':>8s} "
           f"{'worst fr':>8s} | {'raw 8cl':>8s} {'den 8cl':>8s} {'worst fr':>8s} | steps | "

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from icemon import read_frames
-from icemon.classification.classifier import shell_average
+from icemon.classification.reference import shell_average
 from icemon.model.modelfile import IcemonModel
 from icemon.execution.pipeline import Pipeline
 from icemon.phases import ICE_PHASES
@@ -42,7 +42,7 @@ def scores(pipe: Pipeline, clf, pos: np.ndarray, cell: np.ndarray) -> tuple[np.n
     """(nearest code, shell-averaged score) of every atom after the network's passes."""
     den = pipe.denoiser(pos, cell).positions
     feats = shell_average(pipe.soap(den, cell), den, cell, clf.shell)
-    return clf.nearest(feats)
+    return clf.reference.nearest(feats)
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
     model = IcemonModel.load(a.model)
     pipe = Pipeline(model)
     phases = tuple(ICE_PHASES) + tuple(a.phases)
-    clf = fit_classifier(pipe.soap, model.classifier.components.shape[0],
+    clf = fit_classifier(pipe.soap, model.classifier.reference.components.shape[0],
                          shell=model.classifier.shell, phases=phases)
     # threshold: the shipped rule on every reference phase (σ = 0.15 Å, 4 % strain)
     rng = np.random.default_rng(0)

@@ -97,8 +97,10 @@ def main() -> None:
     names = np.array(model.phases)
     refs = [ph for ph in model.phases if ph not in ("liquid", "unknown")]
     clf = model.classifier
+    repeat = clf.check("repeat")
     print(f"model {model.name} ({model.path}): {', '.join(model.phases)}; liquid threshold "
-          f"{clf.threshold:.3f}, repeat threshold {clf.repeat_threshold:.3f} (k = {clf.repeat_k})")
+          f"{clf.threshold:.3f}" + ("" if repeat is None else
+                                    f", repeat threshold {repeat.threshold:.3f} (k = {repeat.k})"))
 
     rng = np.random.default_rng(1)
     print("\nnoised ideal lattices of the model's phases (σ = 0.12 Å):")

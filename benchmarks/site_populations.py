@@ -4,7 +4,7 @@ A crystal of a phase fills every Wyckoff orbit of that phase in proportion to it
 multiplicity; a lattice the model does not know, read as some ice, need not (ice XII
 read as V, the clathrates TS1/HS1 read as sI/sII). The model matches each atom labelled
 with an ice, by its own (not averaged) descriptor, to the nearest site of that ice
-(:meth:`icemon.classification.classifier.PhaseClassifier.orbits`); a frame's ice whose worst-filled
+(:meth:`icemon.classification.checks.orbits.OrbitCheck.orbits`); a frame's ice whose worst-filled
 orbit holds less than the model's floor (its share × ``orbit_floor``, derived from
 synthetic ice) becomes ``unknown``. This prints, per frame, the labels with and without
 the two regional checks (orbits, averaged repeat distances) and each checked ice's
@@ -23,6 +23,8 @@ import argparse
 import numpy as np
 
 from icemon import Frame, Pipeline
+from icemon.classification.checks import RepeatCheck
+from icemon.classification.classifier import PhaseClassifier
 from icemon.lattices.references import reference
 
 GCICENET = "../shared/data/gcicenet"
@@ -42,11 +44,14 @@ def main() -> None:
     a = p.parse_args()
     pipe = Pipeline(a.model)
     clf = pipe.classifier
-    if clf.site_features is None or clf.orbit_floor is None:
+    sites, repeat = clf.check("orbits"), clf.check("repeat")
+    if sites is None or sites.floor is None or repeat is None:
         raise SystemExit(f"{a.model} has no orbit check (a model built before it)")
+    # the nearest reference and the repeat check of single atoms: no regional rule
+    bare = PhaseClassifier(clf.reference, [RepeatCheck(repeat.threshold, repeat.k, 0.0)])
     phases = pipe.model.phases
     print("orbit floors: " + ", ".join(f"{phases[k]} {f:.3f}" for k, f in
-                                       enumerate(clf.orbit_floor) if f > 0))
+                                       enumerate(sites.floor) if f > 0))
     rng = np.random.default_rng(7)
     frames: list[tuple[str, Frame]] = []
     for lat in a.lattices:
@@ -66,11 +71,11 @@ def main() -> None:
         res = pipe.process(frame)
         den = res.denoised
         own = pipe.soap(den, frame.cell)
-        a_ = clf.assess(own, den, frame.cell)
-        without = clf.label(a_.nearest, a_.scores, a_.coordinates)
-        ratios = clf.orbit_ratios(without, a_.orbits)
-        text = "; ".join(f"{phases[k]} {r:.2f} ({clf.orbit_floor[k]:.2f})"
-                         for k, (r, n) in ratios.items() if clf.orbit_floor[k] > 0)
+        without = bare.label_frame(own, den, frame.cell).labels
+        a_ = clf.reference.assess(own, den, frame.cell)
+        ratios = sites.ratios(without, sites.orbits(a_.own, a_.nearest))
+        text = "; ".join(f"{phases[k]} {r:.2f} ({sites.floor[k]:.2f})"
+                         for k, (r, n) in ratios.items() if sites.floor[k] > 0)
         print(f"{name:10s} {frame.n_atoms:5d}  {share(res.labels, phases)} | "
               f"{share(without, phases)} | {text or '-'}")
 

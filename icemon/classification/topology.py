@@ -49,7 +49,8 @@ unknown frameworks nearly all foreign ones."""
 
 def coordination_sequences(positions: np.ndarray, cell: np.ndarray, cutoff: float,
                            depth: int, centres: np.ndarray | None = None,
-                           member: np.ndarray | None = None, valence: int | None = None
+                           member: np.ndarray | None = None, valence: int | None = None,
+                           pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Coordination sequences of the atoms ``centres`` (indices; default all) in the
     network of bonds shorter than ``cutoff`` Å of a periodic frame (``positions`` (N, 3),
@@ -59,6 +60,7 @@ def coordination_sequences(positions: np.ndarray, cell: np.ndarray, cutoff: floa
     sequence describes that structure and not an interface. ``valence``: only atoms with
     that many bonds are members (a vacancy or a broken bond changes the sequences of
     every atom a few bonds around it; those are then not judged, rather than misfits).
+    ``pairs``: the bonds (i, j, images) if already listed (a frame's neighbour service).
 
     A breadth-first search of all centres at once on (centre, atom, image) keys; a vertex
     new at step k is a neighbour of step k − 1 seen neither at step k − 1 nor k − 2 (a
@@ -70,7 +72,7 @@ def coordination_sequences(positions: np.ndarray, cell: np.ndarray, cutoff: floa
     centres = np.arange(n) if centres is None else np.asarray(centres, dtype=np.int64)
     m = len(centres)
     out = np.zeros((m, depth), dtype=np.int64)
-    i, j, s = neighbor_pairs(positions, cell, cutoff)
+    i, j, s = neighbor_pairs(positions, cell, cutoff) if pairs is None else pairs
     member = np.ones(n, dtype=bool) if member is None else np.asarray(member, dtype=bool)
     if valence is not None:
         member = member & (np.bincount(i, minlength=n) == valence)

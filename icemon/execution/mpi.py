@@ -48,16 +48,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from icemon.classification.classifier import far_average, far_pair_average, repeat_distance
-from icemon.model.denoise import check_overlaps, skin_valid
-from icemon.geometry.frame import Frame, fractional, wrap
-from icemon.model.graph import edges_within
-from icemon.geometry.neighbors import neighbor_pairs
-from icemon.geometry.replicas import replica_groups
 from icemon.errors import IcemonError
+from icemon.geometry.frame import Frame, fractional, wrap
+from icemon.geometry.neighbors import neighbor_pairs
+from icemon.model.denoise import DenoiseResult, check_overlaps, skin_valid
+from icemon.model.graph import edges_within
 
 if TYPE_CHECKING:
-    from icemon.execution.pipeline import Pipeline, Result
+    from icemon.descriptors.soap import Soap
+    from icemon.model.denoise import Denoiser
 
 MARGIN = 0.1
 """Å added to every halo besides the largest distance an own atom has moved from where
@@ -211,20 +210,6 @@ class Shared:
         full[self.order] = out
         return full
 
-    def far_rows(self, local: np.ndarray, atoms: np.ndarray, width: int) -> np.ndarray:
-        """(len(atoms), width) float32 rows of some atoms (sorted global indices, the same
-        on every rank), each rank sending those of ``atoms`` it owns (``local``, in
-        ascending index order): one gather of just those rows instead of a column of
-        every atom."""
-        owner = self.dec.owner[atoms]
-        counts = np.bincount(owner, minlength=self.dec.size).astype(np.int64)
-        mine = np.ascontiguousarray(local, dtype=np.float32).reshape(-1, width)
-        out = np.empty((len(atoms), width), dtype=np.float32)
-        self.comm.Allgatherv(mine, (out, counts * width))
-        rows = np.empty_like(out)
-        rows[np.argsort(owner, kind="stable")] = out
-        return rows
-
 
 def attempt(fn: Callable[[], Any], rank: int) -> tuple[Any, str | None]:
     """``(fn(), None)``, or ``(None, "rank r: Error: message")`` if it raised."""
@@ -255,13 +240,12 @@ class LocalGraph:
     """Row of each atom of :attr:`sub` in an all-gathered array (:attr:`Shared.slot`)."""
 
 
-def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
+def _local_graph(den: Denoiser, shared: Shared, pos: np.ndarray, moved: float,
                  cell: np.ndarray) -> LocalGraph:
     """The rank's skin list on ``pos``; ``moved``: how far (Å) any own atom is from where
     the shares were cut. The halo is ``cutoff + skin`` wide beyond that, so it holds every
     atom that can come within the cutoff of an own atom while the list is valid."""
-    den = pipe.denoiser
-    reach = den.model.config.cutoff + den.skin
+    reach = den.cutoff + den.skin
     sub = shared.dec.halo(shared.rank, pos, cell, reach + moved + MARGIN)
     # the pairs centred on own atoms, filtered before anything is converted to Å or torch
     own_local = np.searchsorted(sub, shared.own)
@@ -287,7 +271,7 @@ def _local_graph(pipe: Pipeline, shared: Shared, pos: np.ndarray, moved: float,
                       shared.slot[sub[order]])
 
 
-def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | None,
+def _pass(den: Denoiser, shared: Shared, pos: np.ndarray, graph: LocalGraph | None,
           moved: float, cell: np.ndarray, check: bool
           ) -> tuple[np.ndarray | None, LocalGraph | None, str | None]:
     """One denoising pass of the own atoms: ε (n_own, 3) float32, blocks exchanged, the
@@ -296,16 +280,14 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
     every rank (the block exchanges here; after the last block, the caller's gather of
     the new positions), so a pass costs no collective of its own.
     ``moved``: how far (Å) any own atom is from where the shares were cut."""
-    den = pipe.denoiser
-    net = den.model
     rank = shared.rank
-    cutoff = net.config.cutoff
+    cutoff = den.cutoff
 
     def edges():
         g = graph
         now = torch.as_tensor(pos, device=den.device)
         if g is None or not skin_valid(now, g.built_at, den.skin, cell, cutoff):
-            g = _local_graph(pipe, shared, pos, moved, cell)
+            g = _local_graph(den, shared, pos, moved, cell)
         p = now[torch.as_tensor(g.sub, device=den.device)]
         src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, cutoff)
         if check:
@@ -332,121 +314,90 @@ def _pass(pipe: Pipeline, shared: Shared, pos: np.ndarray, graph: LocalGraph | N
                                             at=None if graph is None else graph.gathered),
                                 device=den.device)
         if error is None:
-            eps, error = attempt(lambda: net.readout(x).cpu().numpy(), rank)
+            eps, error = attempt(lambda: den.readout(x).cpu().numpy(), rank)
     return eps, graph, error
 
 
-def process(pipe: Pipeline, frame: Frame, comm: Any) -> Result:
-    """:meth:`Pipeline.process` shared by the ranks of ``comm``: every rank calls it with
-    the same frame and gets the same result."""
-    from icemon.execution.pipeline import Result
+class Ranks(Shared):
+    """The ranks of a communicator sharing one frame: the denoising and SOAP strategies
+    of a share (above) and the :class:`~icemon.classification.checks.Share` gathers the
+    labelling path uses (:meth:`PhaseClassifier.label_frame`). Every rank calls
+    :meth:`Pipeline.process` with the same frame and gets the same result."""
 
-    t0 = time.perf_counter()
-    cell = frame.cell
-    start = wrap(frame.positions, cell)
-    clf = pipe.classifier
-    soap = pipe.soap
-    dec = Decomposition.build(start, cell, comm.size, soap.config.r_cut)
-    shared = Shared(comm, dec)
-    rank, own = shared.rank, shared.own
+    def __init__(self, comm: Any, dec: Decomposition, start: np.ndarray) -> None:
+        super().__init__(comm, dec)
+        self.start = start
+        """(N, 3) Å the frame's positions wrapped into the cell (where shares were cut)."""
+        self.moved = 0.0
+        """Å, how far any own atom is from where the shares were cut (after denoising)."""
 
-    # denoising: float32 positions between passes, as the serial Denoiser keeps them
-    den = pipe.denoiser
-    pos = start.astype(np.float32)
-    history: list[float] = []
-    t_net = 0.0
-    graph: LocalGraph | None = None
-    for k in range(den.max_steps):
-        t1 = time.perf_counter()
-        moved = _largest_move(pos[own], start[own])
-        eps, graph, error = _pass(pipe, shared, pos, graph, moved, cell, check=k == 0)
-        t_net += time.perf_counter() - t1
-        mine = None if eps is None else pos[own] - eps
-        pos = shared.rows(mine, error, dtype=np.float32)  # raises on every rank on error
-        step = float(np.linalg.norm(eps, axis=1).max()) if len(eps) else 0.0
-        # the stopping rule is collective only where it can stop early (a model with
-        # tol 0, as shipped, always makes its max_steps passes: no reduction needed)
-        history.append(comm.allreduce(step, op=_max_op()) if den.tol > 0 else step)
-        if history[-1] < den.tol:
-            break
-    moved = _largest_move(pos[own], start[own])
-    denoised = wrap(pos.astype(np.float64), cell)
-    t2 = time.perf_counter()
+    @classmethod
+    def for_frame(cls, comm: Any, frame: Frame, halo: float) -> Ranks:
+        """Shares of ``frame`` for the ranks of ``comm`` (grid chosen for a halo of
+        ``halo`` Å, the SOAP cutoff)."""
+        start = wrap(frame.positions, frame.cell)
+        return cls(comm, Decomposition.build(start, frame.cell, comm.size, halo), start)
 
-    # SOAP of the own atoms, from own + halo
-    def local_soap():
-        sub = dec.halo(rank, denoised, cell, soap.config.r_cut + moved + MARGIN)
-        return soap.plain(denoised[sub], cell, centres=denoised[own])
+    def denoise(self, den: Denoiser, frame: Frame) -> DenoiseResult:
+        """Every pass on the own atoms (block features exchanged), positions gathered
+        after each; float32 between passes, as the serial :class:`Denoiser` keeps them."""
+        cell, start, own = frame.cell, self.start, self.own
+        pos = start.astype(np.float32)
+        history: list[float] = []
+        t_net = 0.0
+        graph: LocalGraph | None = None
+        for k in range(den.max_steps):
+            t1 = time.perf_counter()
+            moved = _largest_move(pos[own], start[own])
+            eps, graph, error = _pass(den, self, pos, graph, moved, cell, check=k == 0)
+            t_net += time.perf_counter() - t1
+            mine = None if eps is None else pos[own] - eps
+            pos = self.rows(mine, error, dtype=np.float32)  # raises on every rank on error
+            step = float(np.linalg.norm(eps, axis=1).max()) if len(eps) else 0.0
+            # the stopping rule is collective only where it can stop early (a model with
+            # tol 0, as shipped, always makes its max_steps passes: no reduction needed)
+            history.append(self.comm.allreduce(step, op=_max_op()) if den.tol > 0 else step)
+            if history[-1] < den.tol:
+                break
+        self.moved = _largest_move(pos[own], start[own])
+        return DenoiseResult(wrap(pos.astype(np.float64), cell), len(history), history,
+                             0.0, t_net)
 
-    feats_own, error = attempt(local_soap, rank)
-    # the classification reads the descriptors of the own atoms and a shell-wide halo:
-    # gathered straight into those rows
-    sub = dec.halo(rank, denoised, cell, clf.shell + moved + MARGIN)
-    feats = shared.rows(feats_own, error, dtype=np.float64, at=shared.slot[sub])
-    t3 = time.perf_counter()
+    def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
+                 halo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """SOAP of the own atoms (from own + an ``r_cut`` halo), gathered straight into the
+        rows the classification reads: the own atoms and a ``halo`` (the shell) around
+        them. Returns (descriptors, their atoms' indices, the own ones' rows there)."""
+        dec, rank, own = self.dec, self.rank, self.own
 
-    def local_classify():
-        return clf.assess(feats, denoised[sub], cell, rows=np.searchsorted(sub, own))
+        def local_soap():
+            sub = dec.halo(rank, positions, cell, soap.config.r_cut + self.moved + MARGIN)
+            return soap.plain(positions[sub], cell, centres=positions[own])
 
-    a, error = attempt(local_classify, rank)
-    local = None if a is None else np.column_stack(
-        [a.nearest, a.scores, a.atom_scores, *([] if a.orbits is None else [a.orbits])])
-    out = shared.rows(local, error, dtype=np.float64)
-    nearest, scores, atom_scores = out[:, 0].astype(np.int8), out[:, 1], out[:, 2]
-    orbits = out[:, 3].astype(np.int64) if out.shape[1] > 3 else None
-    far, distances = None, None
-    if clf.unknown >= 0:
-        far_atoms = np.flatnonzero(clf.far(scores))
-        # the points the unknown-vs-liquid check compares, of the far atoms only (every
-        # rank knows from the gathered scores which atoms those are and who owns them)
-        far = shared.far_rows(a.coordinates, far_atoms, clf.components.shape[0] + 1)
-        if len(far_atoms):
-            # copies of one box written several times are one atom (every rank finds the
-            # same groups from the same input)
-            replicas = replica_groups(frame.positions, cell)
+        feats_own, error = attempt(local_soap, rank)
+        sub = dec.halo(rank, positions, cell, halo + self.moved + MARGIN)
+        feats = self.rows(feats_own, error, dtype=np.float64, at=self.slot[sub])
+        return feats, sub, np.searchsorted(sub, own)
 
-            # the repeat check of the far atoms (O(far × sample), every far atom of a
-            # liquid frame) is shared too: each rank its own far atoms, against the same
-            # sample of all of them
-            def local_repeat():
-                mine = np.flatnonzero(dec.owner[far_atoms] == rank)
-                d = np.full(len(own), np.nan)
-                d[np.searchsorted(own, far_atoms[mine])] = repeat_distance(
-                    far, clf.repeat_k, rows=mine,
-                    groups=None if replicas is None else replicas[far_atoms])
-                return d
+    def gather(self, fn: Callable[[], Any], dtype: Any = np.float64) -> np.ndarray:
+        local, error = attempt(fn, self.rank)
+        return self.rows(local, error, dtype=dtype)
 
-            d_own, error = attempt(local_repeat, rank)
-            distances = shared.rows(d_own, error, dtype=np.float32)[far_atoms, 0]
-            if clf.repeat_shell > 0:
-                # averaged over the far atoms around: each rank its own, with every far
-                # atom's distance known now, over the pairs of its classification (its
-                # shell is the averaging radius; the halo holds every neighbour)
-                def local_average():
-                    d = np.full(len(own), np.nan)
-                    if clf.repeat_shell != clf.shell:  # no pairs of that radius: all far atoms
-                        mine = np.flatnonzero(dec.owner[far_atoms] == rank)
-                        d[np.searchsorted(own, far_atoms[mine])] = far_average(
-                            distances, denoised[far_atoms], cell, clf.repeat_shell, rows=mine)
-                        return d
-                    in_sub = np.isin(far_atoms, sub)
-                    far_sub = np.zeros(len(sub), dtype=bool)
-                    far_sub[np.searchsorted(sub, far_atoms[in_sub])] = True
-                    every = np.zeros(len(sub))
-                    every[far_sub] = distances[in_sub]
-                    rows = np.searchsorted(sub, own)
-                    d[far_sub[rows]] = far_pair_average(every, far_sub, a.pairs, rows)
-                    return d
+    def gather_subset(self, fn: Callable[[], Any], atoms: np.ndarray, width: int,
+                      dtype: Any = np.float64) -> np.ndarray:
+        local, error = attempt(fn, self.rank)
+        self.check(error)
+        owner = self.dec.owner[atoms]
+        counts = np.bincount(owner, minlength=self.dec.size).astype(np.int64)
+        mine = np.ascontiguousarray(local, dtype=dtype).reshape(-1, width)
+        out = np.empty((len(atoms), width), dtype=dtype)
+        self.comm.Allgatherv(mine, (out, counts * width))
+        rows = np.empty_like(out)
+        rows[np.argsort(owner, kind="stable")] = out
+        return rows
 
-                d_own, error = attempt(local_average, rank)
-                distances = shared.rows(d_own, error, dtype=np.float64)[far_atoms, 0]
-    labels = clf.label(nearest, scores, far, distances, orbits, denoised, cell)
-    nearest = clf.voted_nearest(nearest, labels)
-    t4 = time.perf_counter()
-    return Result(frame, labels, scores.astype(np.float32), denoised, nearest, len(history),
-                  {"neighbors": 0.0, "network": t_net, "denoise": t2 - t0, "soap": t3 - t2,
-                   "classify": t4 - t3, "total": t4 - t0}, pipe.model.phases,
-                  atom_scores.astype(np.float32))
+    def own_among(self, atoms: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(self.dec.owner[atoms] == self.rank)
 
 
 def _largest_move(pos: np.ndarray, start: np.ndarray) -> float:

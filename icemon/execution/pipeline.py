@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from icemon.model.denoise import Denoiser
+from icemon.classification.checks.base import Serial
+from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.descriptors.soap import Soap
 from icemon.geometry.frame import Frame
 from icemon.model.modelfile import IcemonModel
-from icemon.geometry.replicas import replica_groups
 from icemon.phases import PHASES
 
 
@@ -40,7 +40,7 @@ class Result:
     nearest: np.ndarray
     """(N,) int8 phase of the nearest reference environment, before the liquid threshold
     (after the family vote where the atom is labelled with an ice; see
-    :meth:`PhaseClassifier.voted_nearest`)."""
+    :meth:`~icemon.classification.checks.family.FamilyVote.voted_nearest`)."""
     n_denoise_steps: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
@@ -78,6 +78,19 @@ def log_settings(model: IcemonModel, max_steps: int, tol: float, device: str) ->
             "threshold": model.threshold,
             "denoise": {"max_steps": max_steps, "tol": tol, "device": device},
             "atom_scores": model.classifier.shell > 0, "phases": model.phases}
+
+
+class SerialRun(Serial):
+    """One process does a frame's whole work (the :class:`Pipeline` without MPI, and each
+    :class:`~icemon.execution.pool.FramePool` worker)."""
+
+    def denoise(self, denoiser: Denoiser, frame: Frame) -> DenoiseResult:
+        return denoiser(frame.positions, frame.cell)
+
+    def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
+                 halo: float) -> tuple[np.ndarray, None, None]:
+        """SOAP of every atom (no halo needed: the descriptors are the whole frame's)."""
+        return soap(positions, cell), None, None
 
 
 class Pipeline:
@@ -149,27 +162,30 @@ class Pipeline:
 
     def _process(self, frame: Frame) -> Result:
         if self.comm is not None:
-            from icemon.execution import mpi as parallel
+            from icemon.execution.mpi import Ranks
 
-            return parallel.process(self, frame, self.comm)
+            return self.process_with(frame, Ranks.for_frame(self.comm, frame,
+                                                            self.soap.config.r_cut))
+        return self.process_with(frame, SerialRun())
+
+    def process_with(self, frame: Frame, run: SerialRun | Any) -> Result:
+        """:meth:`process` by an executor: :class:`SerialRun`, or the
+        :class:`~icemon.execution.mpi.Ranks` of a communicator. The one path: only who
+        owns which atoms differs."""
         t0 = time.perf_counter()
-        den = self.denoiser(frame.positions, frame.cell)
+        den = run.denoise(self.denoiser, frame)
         t1 = time.perf_counter()
-        feats = self.soap(den.positions, frame.cell)
+        feats, sub, rows = run.describe(self.soap, den.positions, frame.cell,
+                                        self.classifier.shell)
         t2 = time.perf_counter()
-        a = self.classifier.assess(feats, den.positions, frame.cell)
-        replicas = replica_groups(frame.positions, frame.cell) \
-            if a.coordinates is not None and len(a.coordinates) else None
-        labels = self.classifier.label(a.nearest, a.scores, a.coordinates, orbits=a.orbits,
-                                        positions=den.positions, cell=frame.cell,
-                                        pairs=a.pairs, replicas=replicas)
-        nearest = self.classifier.voted_nearest(a.nearest, labels)
+        out = self.classifier.label_frame(feats, den.positions, frame.cell,
+                                          given=frame.positions, share=run, sub=sub, rows=rows)
         t3 = time.perf_counter()
-        return Result(frame, labels, a.scores.astype(np.float32), den.positions,
-                      nearest.astype(np.int8), den.n_steps,
+        return Result(frame, out.labels, out.scores.astype(np.float32), den.positions,
+                      out.nearest, den.n_steps,
                       {"neighbors": den.seconds_neighbors, "network": den.seconds_network,
                        "denoise": t1 - t0, "soap": t2 - t1, "classify": t3 - t2,
-                       "total": t3 - t0}, self.model.phases, a.atom_scores.astype(np.float32))
+                       "total": t3 - t0}, self.model.phases, out.atom_scores.astype(np.float32))
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray,
                  atom_ids: np.ndarray | None = None) -> Result:

@@ -47,3 +47,46 @@ def neighbor_list(
     """
     i, j, s = neighbor_pairs(positions, cell, cutoff)
     return i, j, s.astype(np.float64) @ np.asarray(cell, dtype=np.float64)
+
+
+class Neighbours:
+    """One frame's neighbour lists, shared by everything that looks at the frame's
+    neighbourhoods (the shell average, the family vote, the topology check): a list is
+    built at the largest radius asked so far and filtered for smaller ones, as freud
+    hands one ``NeighborList`` to every compute. Built lazily: a frame whose checks need
+    no wider radius pays for none.
+
+    ``positions`` (N, 3) and ``cell`` (3, 3) in Å."""
+
+    def __init__(self, positions: np.ndarray, cell: np.ndarray) -> None:
+        self.positions = np.asarray(positions, dtype=np.float64)
+        self.cell = np.asarray(cell, dtype=np.float64)
+        self.radius = 0.0
+        """Å, radius of the list held (0: none yet)."""
+        self.builds = 0
+        """Lists built so far (a measure of what sharing saves)."""
+        self._list: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def pairs(self, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(i, j, images) of every pair closer than ``radius`` Å, both directions, as
+        :func:`neighbor_pairs` gives them."""
+        if self._list is None or radius > self.radius:
+            i, j, s = neighbor_pairs(self.positions, self.cell, radius)
+            r = np.linalg.norm(self.positions[j] + s @ self.cell - self.positions[i], axis=1)
+            self._list, self.radius = (i, j, s, r), float(radius)
+            self.builds += 1
+            return i, j, s
+        i, j, s, r = self._list
+        if radius == self.radius:
+            return i, j, s
+        keep = r < radius
+        return i[keep], j[keep], s[keep]
+
+    def pairs_among(self, radius: float, atoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j) of the pairs closer than ``radius`` Å between ``atoms`` (indices), as
+        positions in ``atoms``."""
+        i, j, _ = self.pairs(radius)
+        slot = np.full(len(self.positions), -1, dtype=np.int64)
+        slot[atoms] = np.arange(len(atoms))
+        keep = (slot[i] >= 0) & (slot[j] >= 0)
+        return slot[i[keep]], slot[j[keep]]

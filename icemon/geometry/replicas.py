@@ -1,7 +1,7 @@
 """Frames written as several copies of one box (LAMMPS ``replicate``, ASE ``repeat``).
 
 The ``unknown`` label rests on translational order: an environment that repeats among
-the other atoms of the frame is ordered (:func:`icemon.classification.classifier.repeat_distance`).
+the other atoms of the frame is ordered (:func:`icemon.classification.checks.repeat.repeat_distance`).
 A liquid box replicated 2×2×2 repeats every environment seven times, exactly, until MD
 decorrelates the copies (a few ps), and read 13.7 % `unknown` (GCIceNet liquid frame,
 session 20); written twice with a single-copy rule it read 100 % `unknown`. Those copies

@@ -120,12 +120,19 @@ class Denoiser:
         self.embed = Compiled(self.model.embed, "embedding") if compile else self.model.embed
         self.blocks = ([Compiled(b, f"block {k}") for k, b in enumerate(self.model.layers)]
                        if compile else list(self.model.layers))
-        """The network piece by piece, for :mod:`icemon.execution.mpi` (which exchanges
-        node features between the blocks); compiled lazily, so unused here otherwise."""
+        """The network piece by piece (:attr:`embed`, :attr:`blocks`, :attr:`readout`), for
+        :mod:`icemon.execution.mpi`, which exchanges node features between the blocks;
+        compiled lazily, so unused here otherwise."""
+        self.readout = self.model.readout
         self.max_steps = int(max_steps)
         self.tol = float(tol)
         self.device = torch.device(device)
         self.skin = float(skin)
+
+    @property
+    def cutoff(self) -> float:
+        """Å, the network's graph cutoff."""
+        return float(self.model.config.cutoff)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -137,7 +137,7 @@ class IcemonModel:
         phases = tuple(meta.get("phases", PHASES))
         unknown = phases.index(UNKNOWN_NAME) if UNKNOWN_NAME in phases else -1
         if LIQUID_NAME not in phases or phases.index(LIQUID_NAME) != clf.liquid or \
-                int(clf.ref_labels.max(initial=-1)) >= clf.liquid or unknown != clf.unknown:
+                int(clf.reference.ref_labels.max(initial=-1)) >= clf.liquid or unknown != clf.unknown:
             raise ModelFileError(f"{str(path)!r}: its phase vocabulary {list(phases)} does not "
                                  f"match its classifier (liquid code {clf.liquid}, unknown code "
                                  f"{clf.unknown})")

@@ -14,6 +14,7 @@ from icemon.model.denoise import Denoiser
 from icemon.descriptors.soap import Soap
 from icemon.model.modelfile import IcemonModel
 from icemon.model.network import ScoreNet
+from icemon.classification.checks import FamilyVote, RepeatCheck, TopologyCheck
 from icemon.classification.topology import bond_gap
 from icemon.errors import ConfigError
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
@@ -51,7 +52,6 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                                 phases=phases, symprec=config.reference_symprec,
                                 metric_phases=tuple(config.metric_phases)
                                 if config.metric_phases else None)
-    classifier.repeat_k = config.repeat_k
     denoiser = Denoiser(net, config.denoise_steps, config.denoise_tol)
     repeat_shell = config.shell if config.repeat_average and config.unknown_label else 0.0
     cal = calibrate(denoiser, soap, classifier, sigma_max=config.sigma_max,
@@ -62,16 +62,18 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     symprec=config.reference_symprec, orbit_margin=config.orbit_margin,
                     repeat_shell=repeat_shell,
                     repeat_sigma=config.sigma_max if config.repeat_sigma == "sigma_max"
-                    else config.repeat_sigma)
-    classifier.threshold = cal.threshold
-    classifier.phase_scale = cal.phase_scale
+                    else config.repeat_sigma, repeat_k=config.repeat_k)
+    ref = classifier.reference
+    ref.threshold = cal.threshold
+    ref.phase_scale = cal.phase_scale
+    sites = classifier.check("orbits")
     if config.unknown_label:
-        classifier.unknown = classifier.liquid + 1  # the code after liquid
-        classifier.repeat_threshold = cal.repeat_threshold
-        classifier.orbit_floor = cal.orbit_floor
-        classifier.repeat_shell = repeat_shell
+        ref.unknown = ref.liquid + 1  # the code after liquid
+        classifier.add(RepeatCheck(cal.repeat_threshold, config.repeat_k, repeat_shell))
+        if sites is not None:
+            sites.floor = cal.orbit_floor
     if config.family_radius > 0 and cal.family is not None and (cal.family >= 0).any():
-        classifier.family, classifier.family_radius = cal.family, config.family_radius
+        classifier.add(FamilyVote(cal.family, config.family_radius))
         if config.topology_depth > 0:
             lattices = {}
             for code in np.flatnonzero(cal.family >= 0):
@@ -82,19 +84,21 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                     lattices[int(code)] = lattice
             try:
                 if lattices:
-                    classifier.fit_topology(lattices, config.topology_depth)
+                    classifier.add(TopologyCheck.fit(lattices, ref, cal.family,
+                                                     config.topology_depth))
             except ValueError as err:  # the members' bonds and non-bonds overlap
                 warnings.warn(f"no topology check: {err}", stacklevel=2)
+    topology = classifier.check("topology")
+    assert topology is None or isinstance(topology, TopologyCheck)
     meta = {
         "name": name,
         "train": {"config": config.to_dict(), **train_info},
         "calibration": cal.summary(),
-        **({} if classifier.topology_sequences is None else {"topology": {
-            "depth": int(classifier.topology_sequences.shape[1]),
-            "cutoff": classifier.topology_cutoff,
-            "sequences": {phases[c]: classifier.topology_sequences[
-                classifier.topology_phase == c].tolist()
-                for c in np.unique(classifier.topology_phase)}}}),
+        **({} if topology is None else {"topology": {
+            "depth": int(topology.sequences.shape[1]),
+            "cutoff": topology.cutoff,
+            "sequences": {phases[c]: topology.sequences[topology.phase == c].tolist()
+                          for c in np.unique(topology.phase)}}}),
         "genice2": genice_version(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),

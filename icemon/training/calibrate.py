@@ -17,7 +17,7 @@ from ice; it is kept as an option and its value is recorded for comparison.
 
 ``rule="phase_quantile"`` takes that quantile for each phase on its own (over the
 synthetic-ice atoms nearest to it) and makes it the phase's score unit
-(:attr:`PhaseClassifier.phase_scale`; the threshold is then 1): every ice is called
+(:attr:`~icemon.classification.reference.NearestReference.phase_scale`; the threshold is then 1): every ice is called
 liquid at the same small rate. One pooled quantile is set by the phases whose
 descriptors strain and noise move farthest (VII; with ten references also sII and V) and
 is then too loose near the stiff ones: measured, it let the ten-lattice network call
@@ -33,7 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from icemon.classification.classifier import PhaseClassifier, far_average, repeat_distance, shell_average
+from icemon.classification.checks.family import families
+from icemon.classification.checks.orbits import OrbitCheck, merged_orbits, orbit_floors
+from icemon.classification.checks.repeat import (
+    REPEAT_K,
+    far_average,
+    repeat_distance,
+    repeat_threshold,
+)
+from icemon.classification.classifier import PhaseClassifier
+from icemon.classification.reference import NearestReference, shell_average
 from icemon.model.denoise import Denoiser
 from icemon.descriptors.soap import Soap
 from icemon.geometry.neighbors import neighbor_list
@@ -64,7 +73,7 @@ def fit_classifier(soap: Soap, n_components: int = 30,
     descriptors shell-averaged over ``shell`` Å, as frames will be); the reference of
     ``phases[k]`` gets code k; ``symprec``: see :func:`reference`. The per-atom
     descriptors give the sites and orbits of the orbit check
-    (:meth:`PhaseClassifier.fit_sites`): an orbit is a distinct environment of the
+    (:meth:`~icemon.classification.checks.orbits.OrbitCheck.fit`): an orbit is a distinct environment of the
     reference at scale 1, and keeps its atoms at the other scales. ``metric_phases``: the
     phases whose environments set the standardisation and PCA (default all): adding a
     reference then leaves the metric, the units and the scores of the others as they
@@ -81,18 +90,19 @@ def fit_classifier(soap: Soap, n_components: int = 30,
     codes = np.concatenate(labels)
     metric = None if metric_phases is None else np.isin(
         codes, [phases.index(p) for p in metric_phases])
-    clf = PhaseClassifier.fit(np.concatenate(feats), codes, n_components, metric_rows=metric)
-    clf.shell = float(shell)
-    clf.liquid = len(phases)
+    ref = NearestReference.fit(np.concatenate(feats), codes, n_components, metric_rows=metric)
+    ref.shell = float(shell)
+    ref.liquid = len(phases)
     orbits, offset, k = [], 0, 0
     for phase in phases:
         at_one = own[k + (scales.index(1.0) if 1.0 in scales else 0)]
-        _, orbit = np.unique(np.round(clf.project(at_one)[0], 4), axis=0, return_inverse=True)
+        _, orbit = np.unique(np.round(ref.project(at_one)[0], 4), axis=0, return_inverse=True)
         orbits += [offset + orbit.ravel()] * len(scales)
         offset += int(orbit.max()) + 1
         k += len(scales)
-    clf.fit_sites(np.concatenate(own), np.concatenate(labels), np.concatenate(orbits))
-    return clf
+    sites = OrbitCheck.fit(ref, np.concatenate(own), np.concatenate(labels),
+                           np.concatenate(orbits))
+    return PhaseClassifier(ref, [sites])
 
 
 def random_packing(rng: np.random.Generator, cell: np.ndarray, n_atoms: int,
@@ -120,7 +130,7 @@ class Calibration:
     rule: str = "ice_quantile"
     repeat_threshold: float = float("inf")
     """The ``ice_quantile`` quantile of the synthetic-ice repeat distances
-    (:func:`~icemon.classification.classifier.repeat_distance`): at most this far, an environment
+    (:func:`~icemon.classification.checks.repeat.repeat_distance`): at most this far, an environment
     above the liquid threshold is ordered (``unknown``), beyond it liquid."""
     ice_repeats: np.ndarray | None = None
     disorder_repeats: np.ndarray | None = None
@@ -129,7 +139,7 @@ class Calibration:
     already divided by it and the threshold is 1)."""
     orbit_ratio_min: np.ndarray | None = None
     """(n_phases,) smallest orbit population / share found in any synthetic-ice sample
-    of each phase (:meth:`PhaseClassifier.orbit_ratios`; NaN: one orbit)."""
+    of each phase (:meth:`~icemon.classification.checks.orbits.OrbitCheck.ratios`; NaN: one orbit)."""
     orbit_floor: np.ndarray | None = None
     """(n_phases,) ``orbit_margin`` × :attr:`orbit_ratio_min` (0 where unchecked)."""
     family: np.ndarray | None = None
@@ -138,7 +148,7 @@ class Calibration:
     """(n_phases, n_phases) share of each ice's synthetic atoms nearest to each ice."""
     disorder_repeats_averaged: np.ndarray | None = None
     """The synthetic disorder's repeat distances averaged as the model averages them
-    (:attr:`PhaseClassifier.repeat_shell`), when it does."""
+    (:attr:`~icemon.classification.checks.repeat.RepeatCheck.shell`), when it does."""
 
     @property
     def separated(self) -> bool:
@@ -208,109 +218,6 @@ def phase_quantiles(scores: np.ndarray, codes: np.ndarray, n_phases: int,
     return out
 
 
-ORBIT_MERGE_RATE = 0.1
-"""Two orbits of a phase between which synthetic ice moves more than this share of
-either's atoms (matched to the other's sites after noise, strain and denoising) count as
-one orbit in the orbit check: their environments differ by less than strain can blur
-(sH has two such orbits, sII's 32e and 8a are close), so their populations say nothing."""
-
-
-ORBIT_SAMPLE_SHARE = 0.99
-"""Synthetic-ice samples whose atoms are nearest to their own phase at least this often
-set the orbit floors: the check asks how evenly a crystal recognised as that ice fills
-its orbits. (Under the calibration's strain, a few sH samples are read partly as sII,
-and the atoms so read are those of one orbit.)"""
-
-
-FAMILY_RATE = 0.01
-"""Two ices whose synthetic samples are read as the other for more than this share of
-their atoms (either way, under the calibration's noise and strain) are one family
-(:attr:`PhaseClassifier.family`). Measured on the ten-phase network: sI ↔ sII 50 %, sH →
-sII 14 %, sH → sI 6 %, every other pair 0.00 %."""
-
-
-def confusion_matrix(true: np.ndarray, found: np.ndarray, n: int) -> np.ndarray:
-    """(n, n) share of the items of each true class (row) found as each class."""
-    confusion = np.zeros((n, n))
-    np.add.at(confusion, (true, found), 1)
-    return confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-
-
-def joined(confusion: np.ndarray, rate: float, allowed: np.ndarray | None = None) -> np.ndarray:
-    """(n,) group of each class (0…G−1) after joining, transitively, every two classes
-    either of which is found as the other above ``rate`` (``allowed`` (n, n) bool: only
-    those pairs may join)."""
-    n = len(confusion)
-    root = np.arange(n)
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            i = root[i]
-        return i
-
-    link = (confusion > rate) | (confusion.T > rate)
-    if allowed is not None:
-        link &= allowed
-    for i, j in zip(*np.nonzero(link)):
-        root[find(i)] = find(j)
-    _, group = np.unique([find(i) for i in range(n)], return_inverse=True)
-    return group.ravel()
-
-
-def families(true: np.ndarray, nearest: np.ndarray, n_phases: int,
-             rate: float = FAMILY_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """(family of each phase, -1 for none; confusion matrix: share of each phase's
-    synthetic atoms nearest to each phase) from the synthetic-ice atoms' true and nearest
-    phase codes; phases join (transitively) when either reads as the other above
-    ``rate``."""
-    confusion = confusion_matrix(true, nearest, n_phases)
-    group = joined(confusion, rate)
-    shared = np.bincount(group)[group] > 1  # phases in a group of two or more
-    family = np.full(n_phases, -1)
-    family[shared] = np.unique(group[shared], return_inverse=True)[1].ravel()
-    return family, confusion
-
-
-ORBIT_SAMPLE_MIN_EXPECTED = 20.0
-"""Orbits of a synthetic sample expecting fewer atoms than this do not set floors (in a
-sample of one or two unit cells, one misassigned atom of an orbit of six is 17 %)."""
-
-
-def merged_orbits(classifier: PhaseClassifier,
-                  samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
-                  rate: float = ORBIT_MERGE_RATE) -> np.ndarray:
-    """(O,) new number of each orbit after joining those that synthetic ice confuses:
-    ``samples`` hold (phase code, nearest code, matched orbit, true orbit) of each atom of
-    each synthetic-ice sample; orbits i and j join when more than ``rate`` of the atoms
-    of i are matched to j or of j to i (transitively)."""
-    phase = classifier.orbit_phase
-    confusion = confusion_matrix(np.concatenate([t for *_, t in samples]),
-                                 np.concatenate([m for _, _, m, _ in samples]), len(phase))
-    return joined(confusion, rate, allowed=phase[:, None] == phase[None, :])
-
-
-def orbit_floors(classifier: PhaseClassifier,
-                 samples: list[tuple], margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """(smallest orbit ratio, floor) of each phase from synthetic-ice ``samples`` (phase
-    code, nearest code and :meth:`~PhaseClassifier.orbits` of each atom): how much of
-    its share the worst-filled orbit of a noised, strained, denoised ideal lattice
-    keeps when its atoms are matched to sites, over every sample of the phase read as
-    that phase (:data:`ORBIT_SAMPLE_SHARE`), times
-    ``margin`` (thermal motion mixes sites more than the synthetic noise does). A phase
-    of one orbit gets NaN and floor 0 (nothing to check)."""
-    n = classifier.liquid
-    ratio_min = np.full(n, np.nan)
-    for code, nearest, orbits, *_ in samples:
-        if np.mean(nearest == code) < ORBIT_SAMPLE_SHARE:
-            continue  # a sample read as another ice in part: no crystal of this one
-        labels = np.where(nearest == code, code, -1)  # the sample's own atoms only
-        got = classifier.orbit_ratios(labels, orbits, ORBIT_SAMPLE_MIN_EXPECTED).get(code)
-        if got is not None:
-            ratio_min[code] = np.fmin(ratio_min[code], got[0])
-    floor = np.where(np.isnan(ratio_min), 0.0, margin * np.nan_to_num(ratio_min))
-    return ratio_min, floor
-
-
 def valley_threshold(ice: np.ndarray, disorder: np.ndarray) -> float:
     """Threshold minimising the two synthetic error rates (geometric middle of the gap)."""
     cand = np.unique(np.concatenate([ice, disorder]))
@@ -334,7 +241,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               ice_sigma: float | None = None, progress: bool = True,
               phases: tuple[str, ...] = ICE_PHASES, symprec: float = 0.0,
               orbit_margin: float = 0.5, repeat_shell: float = 0.0,
-              repeat_sigma: float | None = None) -> Calibration:
+              repeat_sigma: float | None = None, repeat_k: int = REPEAT_K) -> Calibration:
     """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.
 
     ``ice_sigma`` sets the synthetic ice's noise (Å per component): None draws σ ~ U(0,
@@ -367,13 +274,17 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     rng = np.random.default_rng(seed)
     rng_repeat = np.random.default_rng(seed + 1)
     jobs = []
-    checks_orbits = classifier.site_features is not None and unknown and orbit_margin > 0
+    ref = classifier.reference
+    sites = classifier.check("orbits")
+    assert sites is None or isinstance(sites, OrbitCheck)
+    checks_orbits = sites is not None and unknown and orbit_margin > 0
     true_orbits = {}  # each reference atom's orbit, from its ideal environment
     for code, phase in enumerate(phases):
         atoms = reference(phase, min_height=2 * soap.config.r_cut, symprec=symprec)
         base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
         if checks_orbits:
-            true_orbits[code] = classifier.orbits(soap(*base), np.full(len(atoms), code))
+            true_orbits[code] = sites.orbits(ref.project(soap(*base))[0],
+                                             np.full(len(atoms), code))
         for _ in range(ice_samples):
             sigma = rng.uniform(0, sigma_max) if ice_sigma is None else ice_sigma
             jobs.append(("ice", code, noisy_sample(rng, base, sigma, strain)[:2]))
@@ -397,19 +308,19 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
     for kind, phase_code, (pos, cell) in tqdm(jobs, desc="calibrate", disable=not progress):
         den = denoiser(pos, cell)
         own = soap(den.positions, cell)
-        feats = classifier.averaged(own, den.positions, cell)
+        feats = ref.averaged(own, den.positions, cell)
         if kind != "repeat":
-            code, score = classifier.nearest(feats)
+            code, score = ref.nearest(feats)
             scores[kind].append(score)
             nearest[kind].append(code)
             if kind == "ice":
                 ice_phase.append(np.full(len(code), phase_code))
             if kind == "ice" and checks_orbits:
-                orbit_samples.append((phase_code, code, classifier.orbits(own, code),
+                orbit_samples.append((phase_code, code, sites.orbits(ref.project(own)[0], code),
                                       true_orbits[phase_code]))
         if kind != "ice" and unknown:
             # every atom of a sample is a candidate, as every atom of an unknown crystal is
-            d = repeat_distance(classifier.coordinates(feats), classifier.repeat_k)
+            d = repeat_distance(ref.coordinates(feats), repeat_k)
             repeats[kind].append(d)
             if kind == "disorder" and repeat_shell > 0:
                 averaged_disorder.append(far_average(d, den.positions, cell, repeat_shell))
@@ -433,16 +344,16 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
                                                np.concatenate(nearest["ice"]), len(phases))
     if unknown:
         ice_rep, dis_rep = np.concatenate(repeats["repeat"]), np.concatenate(repeats["disorder"])
-        cal.repeat_threshold = float(np.quantile(ice_rep, ice_quantile))
+        cal.repeat_threshold = repeat_threshold(ice_rep, ice_quantile)
         cal.ice_repeats, cal.disorder_repeats = ice_rep, dis_rep
         if averaged_disorder:
             cal.disorder_repeats_averaged = np.concatenate(averaged_disorder)
     if checks_orbits:
         # orbits that synthetic ice mixes are one orbit; the samples are renumbered alike
-        group = merged_orbits(classifier, orbit_samples)
-        classifier.merge_orbits(group)
+        group = merged_orbits(sites, orbit_samples)
+        sites.merge(group)
         orbit_samples = [(c, near, group[o], group[t]) for c, near, o, t in orbit_samples]
-        cal.orbit_ratio_min, cal.orbit_floor = orbit_floors(classifier, orbit_samples,
+        cal.orbit_ratio_min, cal.orbit_floor = orbit_floors(sites, orbit_samples,
                                                             orbit_margin)
     if not cal.separated:
         warnings.warn(f"poor calibration: the liquid threshold {threshold:.3f} is above the "

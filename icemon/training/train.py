@@ -62,7 +62,7 @@ class TrainConfig:
     the nearest-reference search (0 = none); recorded in the classifier."""
     unknown_label: bool = True
     """Label ordered environments that match no reference ``unknown`` instead of liquid
-    (:func:`icemon.classification.classifier.repeat_distance`; its threshold is calibrated on the same
+    (:func:`icemon.classification.checks.repeat.repeat_distance`; its threshold is calibrated on the same
     synthetic ice as the liquid threshold)."""
     orbit_margin: float = 0.5
     """Orbit check of the ``unknown`` label (:mod:`icemon.classification.classifier`): a frame's
@@ -75,17 +75,17 @@ class TrainConfig:
     rule before session 19)."""
     family_radius: float = 7.0
     """Å, radius of the family vote among ices that synthetic ice confuses (the
-    clathrates; :attr:`PhaseClassifier.family`); 0 = no vote. 7 Å: the shell radius at
+    clathrates; :class:`~icemon.classification.checks.family.FamilyVote`); 0 = no vote. 7 Å: the shell radius at
     which averaging alone separated thermal sI from sII (99.9 %, session 15)."""
     repeat_k: int = 4
     """Other atoms whose environment must lie within the repeat threshold for a far atom's
-    environment to count as repeated (:func:`icemon.classification.classifier.repeat_distance`)."""
+    environment to count as repeated (:func:`icemon.classification.checks.repeat.repeat_distance`)."""
     topology_depth: int = 6
     """Bonds of the coordination sequences that check a family member's framework
     (:mod:`icemon.classification.topology`; 0 = no check, and none without families)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
-    the unknown-vs-liquid decision (:attr:`PhaseClassifier.repeat_shell`)."""
+    the unknown-vs-liquid decision (:attr:`~icemon.classification.checks.repeat.RepeatCheck.shell`)."""
     steps: int = 6000
     batch_size: int = 8
     lr: float = 3e-3
