@@ -30,12 +30,12 @@ from icemon.errors import ConfigError, IcemonError, ModelFileError
 from icemon.phases import ICE_PHASES, LIQUID, PHASES
 
 if TYPE_CHECKING:
-    from icemon.geometry.frame import Frame, FrameError
-    from icemon.model.modelfile import IcemonModel, default_model_path
     from icemon.execution.pipeline import Pipeline, Result
     from icemon.execution.pool import FramePool
+    from icemon.geometry.frame import Frame, FrameError
     from icemon.io.log import LogError, LogWriter
     from icemon.io.readers import TrajectoryError, read_frames
+    from icemon.model.modelfile import IcemonModel, default_model_path
 
 _LAZY = {"Frame": "icemon.geometry.frame", "FrameError": "icemon.geometry.frame",
          "IcemonModel": "icemon.model.modelfile", "default_model_path": "icemon.model.modelfile",

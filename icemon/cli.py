@@ -7,23 +7,32 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from icemon.errors import IcemonError
 
+if TYPE_CHECKING:
+    from icemon.execution.pipeline import Pipeline
+    from icemon.recording import Options
 
-def _pipeline(args, mpi: bool = False):
+
+def _pipeline(args: argparse.Namespace, mpi: bool = False) -> Pipeline:
     """The (serial) pipeline the arguments ask for; under mpirun (``mpi``) one torch thread
     per rank unless ``--threads`` says otherwise."""
     import torch
-
-    from icemon.execution.pipeline import Pipeline
 
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
     elif mpi:
         torch.set_num_threads(1)  # one rank per core
-    return Pipeline(args.model, denoise_steps=args.denoise_steps, device=args.device,
-                    compile=args.compile)
+    return _options(args).pipeline()
+
+
+def _options(args: argparse.Namespace) -> Options:
+    """The classification options the arguments give."""
+    from icemon.recording import Options
+
+    return Options(args.model, args.denoise_steps, args.device, args.compile)
 
 
 MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
@@ -113,12 +122,11 @@ def cmd_classify(args) -> int:
         if uses_ase(args.traj, args.top) or args.workers > 1 or comm is not None:
             from tqdm.auto import tqdm
 
-            from icemon.execution.pool import FramePool, share_frames
-            from icemon.io.log import LogWriter
+            from icemon.execution.pool import share_frames
+            from icemon.recording import Recorder
 
             if args.workers > 1:  # whole frames to one-thread worker processes
-                pipe = FramePool(args.model, args.workers, denoise_steps=args.denoise_steps,
-                                 compile=args.compile, device=args.device)
+                pipe = _options(args).pool(args.workers)
             else:
                 pipe = _pipeline(args, mpi=comm is not None)
             frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
@@ -129,23 +137,16 @@ def cmd_classify(args) -> int:
                 results = share_frames(pipe, frames, comm)
             else:
                 results = map(pipe.process, frames)
-            writer = None
+            recorder = Recorder(pipe, out, source=source, positions=not args.no_positions)
             try:
                 for res in tqdm(results, desc="classify", unit="frame",
                                 disable=args.quiet or not root):
-                    if not root:
-                        n_logged += 1
-                        continue
-                    frame = res.frame
-                    if writer is None:
-                        writer = LogWriter(out, frame.atom_ids, **pipe.log_settings(),
-                                           source=source, positions=not args.no_positions)
-                    writer.append(res)
+                    if root:
+                        recorder.append(res)
+                        on_frame(res)
                     n_logged += 1
-                    on_frame(res)
             finally:
-                if writer is not None:
-                    writer.close()
+                recorder.close()
                 pipe.close()
             n_frames = n_logged
         else:
@@ -178,8 +179,8 @@ def cmd_classify(args) -> int:
 def _phase_list(spec: str) -> list[str]:
     """``Ih,Ic,...`` → names, each checked to build a GenIce2 reference (PhaseError)."""
     from icemon.errors import ConfigError
-    from icemon.phases import LIQUID_NAME
     from icemon.lattices.references import unit_cell
+    from icemon.phases import LIQUID_NAME
 
     names = [p.strip() for p in spec.split(",") if p.strip()]
     if not names or LIQUID_NAME in names or len(set(names)) != len(names):

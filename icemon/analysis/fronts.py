@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from icemon.geometry.frame import fractional
 from icemon.errors import ConfigError, IcemonError
+from icemon.geometry.frame import fractional
 from icemon.io.log import LogError
 from icemon.io.log.reader import Log
 from icemon.phases import LIQUID

@@ -24,8 +24,12 @@ import numpy as np
 from ase import Atoms
 
 from icemon.demo.md import thermostat_commands
-from icemon.lattices.references import (lattice_name, reference_density, replication,
-                                       unit_cell)
+from icemon.lattices.references import (
+    lattice_name,
+    reference_density,
+    replication,
+    unit_cell,
+)
 
 EPSILON = 0.21084
 """kcal/mol, O–O Lennard-Jones well depth."""

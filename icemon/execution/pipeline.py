@@ -17,9 +17,9 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from icemon.classification.checks.base import Serial
-from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.descriptors.soap import Soap
 from icemon.geometry.frame import Frame
+from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
 from icemon.phases import PHASES
 

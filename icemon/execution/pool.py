@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from icemon.execution.pipeline import Pipeline, Result
     from icemon.geometry.frame import Frame
     from icemon.model.modelfile import IcemonModel
-    from icemon.execution.pipeline import Pipeline, Result
 
 _PIPE: Pipeline | None = None
 """The worker process's pipeline (built once by :func:`_start`)."""
@@ -71,8 +71,8 @@ class FramePool:
     def __init__(self, model: str | Path | IcemonModel | None = None, workers: int = 2, *,
                  denoise_steps: int | None = None, compile: bool = False,
                  device: str = "cpu") -> None:
-        from icemon.model.modelfile import IcemonModel
         from icemon.errors import ConfigError
+        from icemon.model.modelfile import IcemonModel
 
         if workers < 1:
             raise ConfigError(f"workers must be at least 1, got {workers}")

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from icemon.geometry.frame import Frame, FrameError
-from icemon.model.modelfile import IcemonModel
 from icemon.errors import ConfigError
+from icemon.geometry.frame import Frame, FrameError
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
+from icemon.model.modelfile import IcemonModel
 
 
 class Observer(Hook):

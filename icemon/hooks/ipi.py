@@ -36,13 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from icemon.geometry.frame import Frame, FrameError, minimum_image, wrap
-from icemon.model.modelfile import IcemonModel
-from icemon.execution.pipeline import Pipeline
 from icemon.errors import ConfigError, IcemonError
+from icemon.geometry.frame import Frame, FrameError, minimum_image, wrap
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
-
+from icemon.model.modelfile import IcemonModel
+from icemon.recording import Options
 
 STALL_FACTOR = 10
 """No step for this many ``engine_timeout`` s with an engine listed ⇒ the engine is gone
@@ -110,7 +109,7 @@ class IpiMonitor(Hook):
                              f"{len(names)} atoms ({', '.join(sorted(set(names)))})")
         self.nbeads = int(self.system.beads.nbeads)
         self.frames()  # validate coordinates and cell before any step
-        pipe = Pipeline(model, denoise_steps=denoise_steps, device=device, compile=compile)
+        pipe = Options(model, denoise_steps, device, compile).pipeline()
         log = Path(log)
         kind = "path-integral" if self.nbeads > 1 else "classical"
         if beads == "centroid" or self.nbeads == 1:

@@ -38,12 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from icemon.geometry.frame import Frame
-from icemon.model.modelfile import IcemonModel
-from icemon.execution.pipeline import Pipeline
 from icemon.errors import IcemonError
+from icemon.execution.pipeline import Pipeline
+from icemon.geometry.frame import Frame
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor, torch_threads
+from icemon.model.modelfile import IcemonModel
+from icemon.recording import Options
 
 #: LAMMPS distance unit of each ``units`` style with a physical scale, in Å
 #: (electron: Bohr).
@@ -167,6 +168,7 @@ class LammpsMonitor(Hook):
                           "the run (measured 3-4x on 2 ranks / 2 cores)", stacklevel=3)
         if threads is None and (self.comm.size > 1 or overlap):
             threads = 1  # every core already runs an MPI rank (which busy-waits meanwhile)
+        options = Options(model, denoise_steps, device, compile, threads)
         if isinstance(oxygens, bool) or not isinstance(oxygens, (int, np.integer)):
             raise LammpsError(f"oxygens must be the LAMMPS atom type (an integer) of the water "
                               f"oxygens, not {oxygens!r}")
@@ -215,14 +217,12 @@ class LammpsMonitor(Hook):
             if self.collective:
                 if threads:
                     self._threads_before = torch_threads(int(threads))
-                self.pipeline = Pipeline(model, denoise_steps=denoise_steps, device=device,
-                                         comm=self.comm, compile=compile)
+                self.pipeline = options.pipeline(self.comm)
             if self.rank == 0:
                 ids = np.sort(np.concatenate(all_tags))
                 self.monitor = Monitor(
-                    log, ids, model=model, pipeline=self.pipeline, positions=positions,
-                    overlap=overlap, denoise_steps=denoise_steps, compile=compile,
-                    threads=None if self.collective else threads, device=device,
+                    log, ids, pipeline=self.pipeline, positions=positions, overlap=overlap,
+                    options=options.with_(threads=None) if self.collective else options,
                     on_frame=on_frame,
                     source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygens}, "
                                      f"{self.comm.size} MPI rank(s)")

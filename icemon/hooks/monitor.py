@@ -1,4 +1,4 @@
-"""The live monitor: a :class:`Pipeline` plus a :class:`LogWriter`.
+"""The live monitor: a :class:`Pipeline` plus a :class:`~icemon.recording.Recorder`.
 
 The simulation hooks (:mod:`icemon.hooks.lammps`, :mod:`icemon.hooks.ase`, :mod:`icemon.hooks.ipi`) turn
 their snapshots into :class:`Frame` objects and hand them to a :class:`Monitor`, which
@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from icemon.geometry.frame import Frame
-from icemon.model.modelfile import IcemonModel
 from icemon.execution.pipeline import Pipeline, Result
+from icemon.geometry.frame import Frame
 from icemon.io.log import LogWriter
+from icemon.model.modelfile import IcemonModel
+from icemon.recording import Options, Recorder
 
 
 def _close_at_exit(ref: weakref.ReferenceType) -> None:
@@ -79,6 +80,8 @@ class Monitor:
             running simulation on 2 cores made each frame 2-4x slower), else unchanged.
         on_frame: called with each result after it is in the log (in the worker thread
             with ``overlap``); an exception there is warned about, the frame stays logged.
+        options: an :class:`~icemon.recording.Options` instead of model, denoise_steps,
+            device, compile and threads.
     """
 
     def __init__(self, log: str | Path, atom_ids: np.ndarray, *,
@@ -88,7 +91,11 @@ class Monitor:
                  denoise_steps: int | None = None, device: str = "cpu",
                  compile: bool = False,
                  threads: int | None = None,
-                 on_frame: Callable[[Result], None] | None = None) -> None:
+                 on_frame: Callable[[Result], None] | None = None,
+                 options: Options | None = None) -> None:
+        if options is not None:  # one object instead of the keywords
+            model, denoise_steps, device = options.model, options.denoise_steps, options.device
+            compile, threads = options.compile, options.threads
         if threads is None and overlap:
             threads = 1  # the simulation keeps a core busy meanwhile; more would oversubscribe
         self._threads_before: int | None = None
@@ -97,7 +104,7 @@ class Monitor:
         self._worker: threading.Thread | None = None
         self._queue: queue.Queue | None = None
         self.pipeline: Pipeline | None = None
-        self.writer: LogWriter | None = None
+        self.recorder: Recorder | None = None
         self.errors: list[tuple[int, str]] = []
         """(step, message) of every frame that was skipped."""
         self.n_logged = 0
@@ -109,10 +116,10 @@ class Monitor:
         if threads:
             self._threads_before = torch_threads(int(threads))
         try:
-            self.pipeline = pipeline or Pipeline(model, denoise_steps=denoise_steps,
-                                                 device=device, compile=compile)
-            self.writer = LogWriter(log, atom_ids, **self.pipeline.log_settings(),
-                                    source=source, positions=positions)
+            self.pipeline = pipeline or Options(model, denoise_steps, device,
+                                                compile).pipeline()
+            self.recorder = Recorder(self.pipeline, log, atom_ids=atom_ids, source=source,
+                                     positions=positions)
         except BaseException:
             self.close()  # torch's thread count restored, helpers stopped
             raise
@@ -125,8 +132,13 @@ class Monitor:
             atexit.register(_close_at_exit, weakref.ref(self))
 
     @property
+    def writer(self) -> LogWriter | None:
+        """The log's writer (None once closed or if it could not be opened)."""
+        return None if self.recorder is None else self.recorder.writer
+
+    @property
     def path(self) -> Path:
-        return self.writer.path
+        return self.recorder.log
 
     @property
     def overlap(self) -> bool:
@@ -151,8 +163,7 @@ class Monitor:
     def _process(self, frame: Frame) -> Result | None:
         t0 = time.perf_counter()
         try:
-            result = self.pipeline.process(frame)
-            self.writer.append(result)
+            result = self.recorder.record(frame)
         except Exception as exc:  # noqa: BLE001 - a monitor must never stop the simulation
             self._skip(frame.step, exc)
             return None
@@ -174,7 +185,7 @@ class Monitor:
         warnings.warn(f"icemon: frame at step {step} skipped: {message}", MonitorWarning,
                       stacklevel=3)
         try:
-            self.writer.record_error(step, message)
+            self.recorder.record_error(step, message)
         except Exception:  # noqa: BLE001 - the log may be what failed; the warning stays
             pass
 
@@ -202,8 +213,8 @@ class Monitor:
                 self._worker.join()
             self._worker = None
             self._queue = None
-        if self.writer is not None:
-            self.writer.close()
+        if self.recorder is not None:
+            self.recorder.close()
         if self._own_pipeline and self.pipeline is not None:
             self.pipeline.close()
         if self._threads_before is not None:

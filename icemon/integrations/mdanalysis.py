@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 
-from icemon.geometry.frame import FrameError
 from icemon.errors import ConfigError
+from icemon.geometry.frame import FrameError
 from icemon.io.readers import mda_atom_ids, mda_frame, mda_has_times
 
 if TYPE_CHECKING:
-    from icemon.model.modelfile import IcemonModel
     from icemon.execution.pipeline import Result
-    from icemon.io.log import LogWriter
+    from icemon.model.modelfile import IcemonModel
+    from icemon.recording import Recorder
 
 __all__ = ["IcePhases"]
 
@@ -109,13 +109,12 @@ class IcePhases(AnalysisBase):
             raise ConfigError(f"threads must be at least 1, got {threads}")
         super().__init__(trajectory, verbose=verbose)
         # loads torch, e3nn and dscribe: only once an analysis is made
-        from icemon.execution.pipeline import Pipeline
+        from icemon.recording import Options
 
         self._ag = atomgroup
         self._ids = ids
         self._has_time = has_time
-        self.pipeline = Pipeline(model, denoise_steps=denoise_steps, device=device, comm=comm,
-                                 compile=compile)
+        self.pipeline = Options(model, denoise_steps, device, compile).pipeline(comm)
         self._root = comm is None or comm.rank == 0  # writes the log, calls on_frame
         self._threads = threads
         self._log = None if log is None else Path(log)
@@ -123,7 +122,7 @@ class IcePhases(AnalysisBase):
         self._source = source or f"icemon.integrations.mdanalysis.IcePhases {filename or ''}".rstrip()
         self._on_frame = on_frame
         self._keep_denoised = keep_denoised
-        self._writer: LogWriter | None = None
+        self._recorder: Recorder | None = None
         self.n_logged = 0
         """Frames the last :meth:`run` appended to ``log``."""
 
@@ -146,9 +145,9 @@ class IcePhases(AnalysisBase):
             return super().run(*args, **kwargs)
 
     def _close_log(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
 
     def _prepare(self) -> None:
         n, m = self.n_frames, len(self._ag)
@@ -165,17 +164,18 @@ class IcePhases(AnalysisBase):
             del r["denoised"]  # left from an earlier run with other settings
         self.n_logged = 0
         if self._log is not None and n > 0 and self._root:  # no frames: no (empty) log file either
-            from icemon.io.log import LogWriter
+            from icemon.recording import Recorder
 
             # opened before the first frame: a log of another model, settings or atoms
             # is refused before any work
-            self._writer = LogWriter(self._log, self._ids, **self.pipeline.log_settings(),
-                                     source=self._source, positions=self._positions)
+            self._recorder = Recorder(self.pipeline, self._log, atom_ids=self._ids,
+                                      source=self._source, positions=self._positions)
 
     def _single_frame(self) -> None:
         k = self._frame_index
         frame = mda_frame(self._ag, self._ts, self._ids, self._has_time)
-        res = self.pipeline.process(frame)
+        res = (self.pipeline.process(frame) if self._recorder is None
+               else self._recorder.record(frame))
         r = self.results
         r.labels[k] = res.labels
         r.scores[k] = res.scores
@@ -184,8 +184,7 @@ class IcePhases(AnalysisBase):
         if self._keep_denoised:
             r.denoised[k] = res.denoised
         self.times[k] = frame.time  # NaN where the trajectory has no times
-        if self._writer is not None:
-            self._writer.append(res)
+        if self._recorder is not None:
             self.n_logged += 1
         if self._on_frame is not None and self._root:
             self._on_frame(res)

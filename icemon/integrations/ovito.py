@@ -39,8 +39,8 @@ from ovito.data import DataCollection, ParticleType
 from ovito.pipeline import ModifierInterface
 from traits.api import Bool, Int, Str, Union
 
-from icemon.geometry.frame import Frame, minimum_image
 from icemon.errors import ConfigError, IcemonError
+from icemon.geometry.frame import Frame, minimum_image
 from icemon.phases import phase_color
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from icemon.geometry.frame import Frame, FrameError
 from icemon.errors import IcemonError
+from icemon.geometry.frame import Frame, FrameError
 
 ASE_SUFFIXES = {".extxyz", ".xyz", ".traj", ".cif", ".vasp", ".pdb"}
 LAMMPS_DUMP_SUFFIXES = {".lammpstrj", ".dump", ".lammpsdump"}

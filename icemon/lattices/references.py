@@ -25,8 +25,8 @@ from importlib.metadata import version
 import numpy as np
 from ase import Atoms
 
-from icemon.geometry.frame import minimum_image
 from icemon.errors import PhaseError
+from icemon.geometry.frame import minimum_image
 from icemon.phases import ICE_PHASES
 
 GENICE_LATTICES: dict[str, str] = {

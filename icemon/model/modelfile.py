@@ -25,8 +25,8 @@ import torch
 
 from icemon.classification.classifier import PhaseClassifier
 from icemon.descriptors.soap import SoapConfig
-from icemon.model.network import ScoreNet, ScoreNetConfig
 from icemon.errors import ModelFileError
+from icemon.model.network import ScoreNet, ScoreNetConfig
 from icemon.phases import LIQUID_NAME, PHASES, UNKNOWN_NAME
 
 FORMAT = "icemon-model/1"

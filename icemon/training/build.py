@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from icemon.model.denoise import Denoiser
-from icemon.descriptors.soap import Soap
-from icemon.model.modelfile import IcemonModel
-from icemon.model.network import ScoreNet
 from icemon.classification.checks import FamilyVote, RepeatCheck, TopologyCheck
 from icemon.classification.topology import bond_gap
+from icemon.descriptors.soap import Soap
 from icemon.errors import ConfigError
+from icemon.lattices.references import genice_version, reference_symmetry, unit_cell
+from icemon.model.denoise import Denoiser
+from icemon.model.modelfile import IcemonModel
+from icemon.model.network import ScoreNet
 from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
 from icemon.training.calibrate import REFERENCE_SCALES, calibrate, fit_classifier
-from icemon.lattices.references import genice_version, reference_symmetry, unit_cell
 from icemon.training.train import TrainConfig
 
 

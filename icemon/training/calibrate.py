@@ -43,12 +43,12 @@ from icemon.classification.checks.repeat import (
 )
 from icemon.classification.classifier import PhaseClassifier
 from icemon.classification.reference import NearestReference, shell_average
-from icemon.model.denoise import Denoiser
 from icemon.descriptors.soap import Soap
-from icemon.geometry.neighbors import neighbor_list
 from icemon.errors import ConfigError
-from icemon.phases import ICE_PHASES
+from icemon.geometry.neighbors import neighbor_list
 from icemon.lattices.references import reference
+from icemon.model.denoise import Denoiser
+from icemon.phases import ICE_PHASES
 from icemon.training.train import noisy_sample
 
 REPEAT_HEIGHT = 20.0

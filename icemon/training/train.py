@@ -21,11 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from icemon.descriptors.soap import SoapConfig
+from icemon.errors import ConfigError
+from icemon.lattices.references import reference
 from icemon.model.graph import build_graph, edges_within
 from icemon.model.network import ScoreNet, ScoreNetConfig
-from icemon.errors import ConfigError
 from icemon.phases import ICE_PHASES
-from icemon.lattices.references import reference
 
 
 @dataclass

@@ -14,7 +14,14 @@ import h5py
 import numpy as np
 
 from icemon.io.log.recovery import Busy, check_not_truncated, lock_message, locked
-from icemon.io.log.schema import REQUIRED, STEP_FILL, LogError, check_schema, complete_frames, log_phases
+from icemon.io.log.schema import (
+    REQUIRED,
+    STEP_FILL,
+    LogError,
+    check_schema,
+    complete_frames,
+    log_phases,
+)
 from icemon.phases import LIQUID_NAME
 
 

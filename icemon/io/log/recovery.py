@@ -20,6 +20,7 @@ import h5py
 
 from icemon.io.log.schema import LogError
 
+
 def lock_message(path: Path) -> str | None:
     """Why ``path`` cannot be opened if another process holds HDF5's lock on it, else None."""
     try:

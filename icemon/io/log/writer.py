@@ -45,6 +45,7 @@ from icemon.io.log.schema import (
 )
 from icemon.phases import LIQUID_NAME, PHASES
 
+
 def _version() -> str:
     from icemon import __version__
 
