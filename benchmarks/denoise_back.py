@@ -18,10 +18,10 @@ import argparse
 import numpy as np
 import torch
 
-from icemon.model.denoise import Denoiser
 from icemon.geometry.frame import minimum_image
-from icemon.model.modelfile import IcemonModel
 from icemon.lattices.references import reference
+from icemon.model.denoise import Denoiser
+from icemon.model.modelfile import IcemonModel
 
 
 def rmsd(x: np.ndarray, x0: np.ndarray, cell: np.ndarray) -> float:

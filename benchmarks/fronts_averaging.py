@@ -30,9 +30,9 @@ def main() -> None:
     a = p.parse_args()
 
     from icemon.analysis import FrontTracker, Log
-    from icemon.geometry.frame import Frame
-    from icemon.execution.pipeline import Pipeline
     from icemon.demo.live import run_demo
+    from icemon.execution.pipeline import Pipeline
+    from icemon.geometry.frame import Frame
     from icemon.io.log import LogWriter
 
     t0 = time.perf_counter()

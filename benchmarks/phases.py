@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from icemon import Frame, read_frames
-from icemon.model.modelfile import IcemonModel
 from icemon.execution.pipeline import Pipeline
 from icemon.lattices.references import reference
+from icemon.model.modelfile import IcemonModel
 from icemon.training.train import noisy_sample
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gcicenet"

@@ -2,9 +2,9 @@
 
 Ideal ice Ih with thermal-like noise (σ = 0.1 Å) is replicated to each size and one frame
 is classified end to end (``Pipeline.process``) in a fresh process per size, timed on the
-second call (the first starts SOAP helpers and warms caches up). Printed per size: seconds, oxygens/s, seconds per oxygen relative
-to the smallest size, and the peak resident memory of the process and its SOAP helper
-processes together (sampled every 20 ms from /proc), in MB.
+second call (the first starts SOAP helpers and warms caches up). Printed per size: seconds,
+oxygens/s, seconds per oxygen relative to the smallest size, and the peak resident memory
+of the process and its SOAP helper processes together (sampled every 20 ms from /proc), in MB.
 
     python benchmarks/scaling.py [--sizes 1024 8192 32768 110592] [--threads 2] [--model M]
 """

@@ -55,7 +55,7 @@ def run_md(phase: str, a: argparse.Namespace, path: Path) -> None:
     t0 = time.perf_counter()
     lmp.command(f"run {steps(a.equilibrate)}")
     frames = []
-    for k in range(a.frames):
+    for _ in range(a.frames):
         lmp.command(f"run {steps(a.spacing)}")
         o = oxygens()
         fr = Atoms("O" * len(o), positions=o, cell=cell, pbc=True)

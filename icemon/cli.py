@@ -1,4 +1,9 @@
-"""The ``icemon`` command line: demo, classify, train, info, report, watch, export."""
+"""The ``icemon`` command line: demo, classify, train, info, report, watch, export.
+
+Size: one module on purpose, every subcommand's parser next to its handler, so that
+``icemon --help`` builds the whole parser without importing numpy or torch (handlers
+import their work when they run).
+"""
 
 from __future__ import annotations
 

@@ -14,15 +14,15 @@ from ovito.io import import_file
 from ovito.pipeline import Pipeline, StaticSource
 
 from icemon.cli import main
-from icemon.io.extxyz import write_frame
 from icemon.integrations.ovito import IcePhasesModifier, OvitoInputError
+from icemon.io.extxyz import write_frame
+from icemon.lattices.references import reference
 from icemon.model.modelfile import IcemonModel
 from icemon.phases import PHASE_COLORS, PHASES
 
-SHIPPED = IcemonModel.load(None).phases  # the shipped model's vocabulary (with unknown)
-from icemon.lattices.references import reference
-
 from .test_analysis import synthetic_log
+
+SHIPPED = IcemonModel.load(None).phases  # the shipped model's vocabulary (with unknown)
 
 ORIGIN = np.array([-3.0, 1.5, 2.0])  # Å: OVITO cells need not start at 0
 N_H = 40

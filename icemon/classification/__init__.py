@@ -1,1 +1,2 @@
-"""Phase labels from descriptors: the nearest reference environment, then the regional checks (:mod:`icemon.classification.checks`)."""
+"""Phase labels from descriptors: the nearest reference environment, then the regional
+checks (:mod:`icemon.classification.checks`)."""

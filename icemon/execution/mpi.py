@@ -19,9 +19,9 @@ halos). Each rank then does the per-atom work of its own atoms only:
   (for models that can stop early, tol > 0; the shipped one always makes its passes).
 - **SOAP**: one dscribe call per rank with the own atoms as centres (by position, which
   is linear: :mod:`icemon.descriptors.soap`) in the own atoms plus a halo of ``r_cut``;
-  rows of the own atoms are all-gathered. Each rank describes only its own atoms (until
-  session 8 it described its halo too, all-atoms mode: 69-72 % of the 8,064-O box per
-  rank on 2 ranks, because centres by index cost centres × atoms).
+  rows of the own atoms are all-gathered. Each rank describes only its own atoms (describing
+  its halo too, all-atoms mode, cost 69-72 % of the 8,064-O box per rank on 2 ranks,
+  because centres by index cost centres × atoms).
 - **classification**: shell averaging and the nearest-reference search for the own atoms;
   labels and scores are all-gathered, so every rank returns the same :class:`Result`.
 
@@ -35,6 +35,10 @@ their own.
 Results equal the serial pipeline's: the same float32 arithmetic on the same edges, up
 to the order of floating-point sums (labels identical; denoised positions measured within
 1.3e-5 Å on an ice|liquid mW slab, see tests/test_parallel.py).
+
+Size: the decomposition, the error-aware collectives and the sharded denoising pass are
+one protocol (every rank must reach every exchange in the same order), kept in one module
+so that it reads in that order.
 """
 
 from __future__ import annotations

@@ -1,1 +1,3 @@
-"""Where atoms are: the oxygen :class:`~icemon.geometry.frame.Frame` (Å), periodic neighbour lists and the neighbour service a frame shares among its checks, replicated boxes."""
+"""Where atoms are: the oxygen :class:`~icemon.geometry.frame.Frame` (Å), periodic
+neighbour lists and the neighbour service a frame shares among its checks, replicated
+boxes."""

@@ -3,8 +3,8 @@
 The ``unknown`` label rests on translational order: an environment that repeats among
 the other atoms of the frame is ordered (:func:`icemon.classification.checks.repeat.repeat_distance`).
 A liquid box replicated 2×2×2 repeats every environment seven times, exactly, until MD
-decorrelates the copies (a few ps), and read 13.7 % `unknown` (GCIceNet liquid frame,
-session 20); written twice with a single-copy rule it read 100 % `unknown`. Those copies
+decorrelates the copies (a few ps), and read 13.7 % `unknown` (GCIceNet liquid frame);
+written twice with a single-copy rule it read 100 % `unknown`. Those copies
 are the input's own construction, not order in the water: atoms that the frame's exact
 replication maps onto each other are one atom for the repeat check
 (:func:`replica_groups`), so a replicated frame reads as its box does.

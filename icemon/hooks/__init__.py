@@ -1,1 +1,2 @@
-"""Simulation hooks: LAMMPS (fix external, MPI), ASE observers, i-PI; one shape (base), one Monitor behind them."""
+"""Simulation hooks: LAMMPS (fix external, MPI), ASE observers, i-PI; one shape (base), one
+Monitor behind them."""

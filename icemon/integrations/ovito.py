@@ -14,7 +14,8 @@ identification:
 - ``Structure Type`` (int): one named, coloured type per phase of the model's vocabulary,
   whose id is the phase code (shipped model: 0 ``Ih`` … 9 ``V``, 10 ``liquid``, 11
   ``unknown``); every particle that is not a selected oxygen (hydrogens, ions, ...) gets
-  the type ``Other``, whose id follows the phases (12 for the shipped model). OVITO's own modifiers number "Other" 0, but here 0
+  the type ``Other``, whose id follows the phases (12 for the shipped model). OVITO's own
+  modifiers number "Other" 0, but here 0
   is Ih, so that the ids equal the codes of icemon's logs and extxyz ``phase`` column.
 - ``Color`` (when ``color_by_type``): each particle's type colour
   (:data:`icemon.phases.PHASE_COLORS`; Other in OVITO's near-white).

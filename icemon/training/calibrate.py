@@ -94,7 +94,7 @@ def fit_classifier(soap: Soap, n_components: int = 30,
     ref.shell = float(shell)
     ref.liquid = len(phases)
     orbits, offset, k = [], 0, 0
-    for phase in phases:
+    for _phase in phases:
         at_one = own[k + (scales.index(1.0) if 1.0 in scales else 0)]
         _, orbit = np.unique(np.round(ref.project(at_one)[0], 4), axis=0, return_inverse=True)
         orbits += [offset + orbit.ravel()] * len(scales)

@@ -71,12 +71,13 @@ class TrainConfig:
     repeat_sigma: float | str | None = "sigma_max"
     """σ (Å) of the synthetic ice the repeat threshold of ``unknown`` is derived from:
     "sigma_max" (the largest noise of training: lattices the network never saw come out
-    less ordered than the ones it did), a number, or None (``calibration_sigma``, the
-    rule before session 19)."""
+    less ordered than the ones it did), a number, or None (``calibration_sigma``, an
+    earlier rule)."""
     family_radius: float = 7.0
     """Å, radius of the family vote among ices that synthetic ice confuses (the
-    clathrates; :class:`~icemon.classification.checks.family.FamilyVote`); 0 = no vote. 7 Å: the shell radius at
-    which averaging alone separated thermal sI from sII (99.9 %, session 15)."""
+    clathrates; :class:`~icemon.classification.checks.family.FamilyVote`); 0 = no vote.
+    7 Å: the shell radius at which averaging alone separated thermal sI from sII
+    (99.9 %)."""
     repeat_k: int = 4
     """Other atoms whose environment must lie within the repeat threshold for a far atom's
     environment to count as repeated (:func:`icemon.classification.checks.repeat.repeat_distance`)."""
