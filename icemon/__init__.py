@@ -22,7 +22,7 @@ Data flow, one subpackage per stage:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from typing import TYPE_CHECKING
 

@@ -108,7 +108,7 @@ def test_left_handed_cell_same_labels(pipeline, md_frame, md_result):
 
 def test_shell_average_of_descriptors():
     """Averages over the atom and its neighbours within the radius, rows or scalars."""
-    from icemon.classification.classifier import shell_average
+    from icemon.classification.reference import shell_average
 
     cell = np.eye(3) * 9.0
     pos = np.array([[0.0, 0, 0], [2.5, 0, 0], [6.0, 0, 0]])  # 0–1 at 2.5 Å, 1–2 at 3.5, 2–0 at 3
@@ -128,7 +128,7 @@ def test_assess_is_the_average_then_nearest_reference(pipeline, md_frame):
     """``assess`` (one standardisation shared by the per-atom and the averaged scores)
     gives what averaging the raw descriptors and searching twice gives, and a subset of
     rows (an MPI rank's own atoms) gets exactly its rows of the whole-frame answer."""
-    clf = pipeline.classifier
+    clf = pipeline.classifier.reference
     den = pipeline.denoiser(md_frame.positions, md_frame.cell)
     feats = pipeline.soap(den.positions, md_frame.cell)
     a = clf.assess(feats, den.positions, md_frame.cell)
@@ -137,7 +137,7 @@ def test_assess_is_the_average_then_nearest_reference(pipeline, md_frame):
     np.testing.assert_array_equal(a.nearest, nearest)
     np.testing.assert_allclose(a.scores, scores, rtol=1e-9)
     np.testing.assert_allclose(a.atom_scores, clf.nearest(feats)[1], rtol=1e-9)
-    np.testing.assert_allclose(a.coordinates, clf.coordinates(avg[clf.far(scores)]),
+    np.testing.assert_allclose(a.far_coordinates, clf.coordinates(avg[clf.far(scores)]),
                                rtol=1e-5, atol=1e-6)
     assert not np.allclose(a.scores, a.atom_scores)  # the average is not a no-op
     rows = np.arange(3, len(feats), 7)
@@ -147,4 +147,4 @@ def test_assess_is_the_average_then_nearest_reference(pipeline, md_frame):
     np.testing.assert_allclose(part.atom_scores, a.atom_scores[rows], rtol=1e-12)
     far = np.flatnonzero(clf.far(a.scores))
     mine = np.searchsorted(far, rows[clf.far(a.scores)[rows]])
-    np.testing.assert_allclose(part.coordinates, a.coordinates[mine], rtol=1e-6)
+    np.testing.assert_allclose(part.far_coordinates, a.far_coordinates[mine], rtol=1e-6)

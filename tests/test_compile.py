@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from icemon import Frame, Pipeline
-from icemon.model.network import Compiled
 from icemon.lattices.references import reference
+from icemon.model.network import Compiled
 
 
 @pytest.mark.slow

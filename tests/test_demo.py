@@ -8,8 +8,8 @@ import pytest
 
 from icemon.analysis import Log
 from icemon.cli import main
-from icemon.model.modelfile import IcemonModel
 from icemon.demo import live
+from icemon.model.modelfile import IcemonModel
 
 TINY = {"melt_steps": 800, "lateral": 18.0, "layers": 2}  # 576 molecules, 35 Å high
 """A small box, its upper half melted for 8 ps (5 ps leave it partly ice): a few seconds

@@ -12,9 +12,9 @@ import pytest
 from icemon import FrameError
 from icemon.cli import main
 from icemon.errors import ConfigError
+from icemon.integrations.mdanalysis import IcePhases
 from icemon.io.log import LogWriter
 from icemon.io.log.reader import Log
-from icemon.integrations.mdanalysis import IcePhases
 from icemon.phases import PHASES
 
 IH = PHASES.index("Ih")

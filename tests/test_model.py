@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from icemon.model.denoise import Denoiser
 from icemon.geometry.frame import minimum_image
-from icemon.model.network import ScoreNet, ScoreNetConfig
 from icemon.lattices.references import reference
+from icemon.model.denoise import Denoiser
+from icemon.model.network import ScoreNet, ScoreNetConfig
 
 from .conftest import random_rotation
 

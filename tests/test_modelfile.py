@@ -24,7 +24,7 @@ def test_shipped_model_records_its_provenance(model):
     assert cal["ice_q50"] < model.threshold < cal["disorder_q50"]
     # each reference phase has its own score unit, and the references are the symmetric
     # lattices the model was trained on, each with its space group
-    assert len(model.classifier.phase_scale) == len(model.phases) - 2  # - liquid, unknown
+    assert len(model.classifier.reference.phase_scale) == len(model.phases) - 2  # - liquid, unknown
     assert model.reference_symprec > 0
     assert meta["references"]["Ih"]["space_group"] == "P6_3/mmc"
     assert cal["disorder_below"] < 0.01
@@ -127,17 +127,17 @@ def test_phase_scale_divides_the_score_and_survives_the_model_file(model, tmp_pa
     feats = Pipeline(model).soap(pos, a.cell[:])
     arrays = model.classifier.to_arrays()
     arrays.pop("phase_scale", None)
-    code, raw = PhaseClassifier.from_arrays(arrays).nearest(feats)  # plain distances
+    code, raw = PhaseClassifier.from_arrays(arrays).reference.nearest(feats)  # plain distances
     units = np.linspace(0.5, 2.0, len(model.phases) - 2)
     scaled = PhaseClassifier.from_arrays({**arrays, "phase_scale": units})
-    code2, score = scaled.nearest(feats)
+    code2, score = scaled.reference.nearest(feats)
     np.testing.assert_array_equal(code, code2)
     np.testing.assert_allclose(score, raw / units[code])
     clone = IcemonModel(model.net, scaled, model.soap, model.denoise_steps,
                         model.denoise_tol, dict(model.meta))
     loaded = IcemonModel.load(clone.save(tmp_path / "units.npz"))
-    np.testing.assert_array_equal(loaded.classifier.phase_scale, units)
-    assert PhaseClassifier.from_arrays(arrays).phase_scale is None
-    if model.classifier.phase_scale is not None:  # the shipped model's own units apply
-        np.testing.assert_allclose(model.classifier.nearest(feats)[1],
-                                   raw / model.classifier.phase_scale[code])
+    np.testing.assert_array_equal(loaded.classifier.reference.phase_scale, units)
+    assert PhaseClassifier.from_arrays(arrays).reference.phase_scale is None
+    shipped = model.classifier.reference
+    if shipped.phase_scale is not None:  # the shipped model's own units apply
+        np.testing.assert_allclose(shipped.nearest(feats)[1], raw / shipped.phase_scale[code])

@@ -4,23 +4,25 @@ read as an ice it is not, like ice XII read as V, fills only some of V's orbits)
 
 import numpy as np
 
-from icemon.classification.classifier import PhaseClassifier, orbit_min_expected
-from icemon.training.calibrate import orbit_floors
+from icemon.classification.checks import FamilyVote, OrbitCheck, RepeatCheck
+from icemon.classification.checks.orbits import orbit_floors, orbit_min_expected
+from icemon.classification.classifier import PhaseClassifier
+from icemon.classification.reference import NearestReference
 
 
 def _classifier() -> PhaseClassifier:
     """Two phases in a 4-d descriptor space: phase 0 with orbits a (1/4 of its atoms) and
     b (3/4), phase 1 with one orbit; liquid 2, unknown 3."""
     d = 4
-    clf = PhaseClassifier(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),
-                          np.array([[10.0, 0, 0, 0], [0, 0, 10, 0]]), np.array([0, 1]),
-                          threshold=5.0, liquid=2, unknown=3, repeat_threshold=0.5)
+    ref = NearestReference(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),
+                           np.array([[10.0, 0, 0, 0], [0, 0, 10, 0]]), np.array([0, 1]),
+                           threshold=5.0, liquid=2, unknown=3)
     sites = np.array([[10.0, 1, 0, 0], [10.0, -1, 0, 0], [0, 0, 10, 0]])
     # reference atoms: phase 0 has 1 atom on orbit 0 for every 3 on orbit 1
     feats = np.vstack([sites[[0]], sites[[1, 1, 1]], sites[[2]]])
-    clf.fit_sites(feats, np.array([0, 0, 0, 0, 1]), np.array([0, 1, 1, 1, 2]))
-    clf.orbit_floor = np.array([0.5, 0.0])
-    return clf
+    orbits = OrbitCheck.fit(ref, feats, np.array([0, 0, 0, 0, 1]), np.array([0, 1, 1, 1, 2]))
+    orbits.floor = np.array([0.5, 0.0])
+    return PhaseClassifier(ref, [RepeatCheck(threshold=0.5), orbits])
 
 
 def _atoms(n_a: int, n_b: int) -> np.ndarray:
@@ -32,10 +34,12 @@ def _atoms(n_a: int, n_b: int) -> np.ndarray:
 
 def test_sites_record_orbit_shares():
     clf = _classifier()
-    np.testing.assert_allclose(clf.orbit_fraction, [0.25, 0.75, 1.0])
-    np.testing.assert_array_equal(clf.orbit_phase, [0, 0, 1])
+    sites = clf.check("orbits")
+    np.testing.assert_allclose(sites.orbit_fraction, [0.25, 0.75, 1.0])
+    np.testing.assert_array_equal(sites.orbit_phase, [0, 0, 1])
     # every atom is matched to a site of its own nearest phase
-    np.testing.assert_array_equal(clf.orbits(_atoms(2, 3), np.zeros(5, int)), [0, 0, 1, 1, 1])
+    own = clf.reference.project(_atoms(2, 3))[0]
+    np.testing.assert_array_equal(sites.orbits(own, np.zeros(5, int)), [0, 0, 1, 1, 1])
 
 
 def test_an_ice_that_fills_its_orbits_stays_that_ice():
@@ -64,10 +68,11 @@ def test_too_few_atoms_are_not_checked():
 
 def test_no_check_without_the_unknown_label_or_sites():
     clf = _classifier()
-    clf.unknown = -1
+    clf.reference.unknown = -1
     assert np.all(clf.predict(_atoms(0, 400))[0] == 0)
     clf = _classifier()
-    clf.site_features = None
+    clf = PhaseClassifier(clf.reference, [c for c in clf.checks if c.name != "orbits"])
+    assert clf.check("orbits") is None
     assert np.all(clf.predict(_atoms(0, 400))[0] == 0)
 
 
@@ -75,11 +80,13 @@ def test_orbit_arrays_round_trip_and_old_files_have_none():
     clf = _classifier()
     back = PhaseClassifier.from_arrays(clf.to_arrays())
     for k in ("site_features", "site_phase", "site_orbit", "orbit_phase", "orbit_fraction",
-              "orbit_floor"):
-        np.testing.assert_array_equal(getattr(back, k), getattr(clf, k))
+              "floor"):
+        np.testing.assert_array_equal(getattr(back.check("orbits"), k),
+                                      getattr(clf.check("orbits"), k))
+    assert {"site_features", "orbit_floor"} <= set(clf.to_arrays())
     np.testing.assert_array_equal(back.predict(_atoms(0, 400))[0], 3)
     old = {k: v for k, v in clf.to_arrays().items() if not k.startswith(("site_", "orbit_"))}
-    assert PhaseClassifier.from_arrays(old).site_features is None
+    assert PhaseClassifier.from_arrays(old).check("orbits") is None
 
 
 def test_floors_are_the_margin_times_the_worst_synthetic_fill():
@@ -92,7 +99,7 @@ def test_floors_are_the_margin_times_the_worst_synthetic_fill():
         orbits = np.array([0] * a + [1] * (400 - a))
         samples.append((0, np.zeros(400, int), orbits))
     samples.append((1, np.ones(200, int), np.full(200, 2)))
-    ratio, floor = orbit_floors(clf, samples, margin=0.5)
+    ratio, floor = orbit_floors(clf.check("orbits"), samples, margin=0.5)
     np.testing.assert_allclose(ratio[0], 0.8)
     np.testing.assert_allclose(floor, [0.4, 0.0])
     assert np.isnan(ratio[1])
@@ -101,7 +108,7 @@ def test_floors_are_the_margin_times_the_worst_synthetic_fill():
 def test_orbits_that_synthetic_ice_mixes_are_merged():
     """Phase 0's two orbits exchange 30 % of their atoms in synthetic ice: one orbit of
     share 1, and the check has nothing left to judge in phase 0."""
-    from icemon.training.calibrate import merged_orbits
+    from icemon.classification.checks.orbits import merged_orbits
 
     clf = _classifier()
     true = np.array([0] * 100 + [1] * 300)
@@ -109,22 +116,23 @@ def test_orbits_that_synthetic_ice_mixes_are_merged():
     matched[:30] = 1
     samples = [(0, np.zeros(400, int), matched, true), (1, np.ones(50, int), np.full(50, 2),
                                                         np.full(50, 2))]
-    group = merged_orbits(clf, samples, rate=0.1)
+    group = merged_orbits(clf.check("orbits"), samples, rate=0.1)
     np.testing.assert_array_equal(group, [0, 0, 1])
-    clf.merge_orbits(group)
-    np.testing.assert_allclose(clf.orbit_fraction, [1.0, 1.0])
+    clf.check("orbits").merge(group)
+    np.testing.assert_allclose(clf.check("orbits").orbit_fraction, [1.0, 1.0])
     assert np.all(clf.predict(_atoms(0, 400))[0] == 0)  # no second orbit to miss
     # 5 % exchanged: kept apart
     matched = true.copy()
     matched[:5] = 1
-    np.testing.assert_array_equal(merged_orbits(_classifier(), [(0, np.zeros(400, int), matched,
-                                                                 true)], rate=0.1), [0, 1, 2])
+    np.testing.assert_array_equal(merged_orbits(_classifier().check("orbits"),
+                                                [(0, np.zeros(400, int), matched, true)],
+                                                rate=0.1), [0, 1, 2])
 
 
 def test_families_join_the_ices_synthetic_ice_confuses():
     """sI and sII read as each other in synthetic ice, sH as sII: one family; Ih and Ic
     never: none (their stacking faults must stay resolved)."""
-    from icemon.training.calibrate import families
+    from icemon.classification.checks.family import families
 
     # phases 0 Ih, 1 Ic, 2 sI, 3 sII, 4 sH; 1000 atoms each
     true = np.repeat(np.arange(5), 1000)
@@ -137,11 +145,15 @@ def test_families_join_the_ices_synthetic_ice_confuses():
     np.testing.assert_allclose(confusion[2, 3], 0.3)
 
 
+REFERENCES = np.array([[0.0, 0], [10, 0], [0, 10], [10, 10], [20, 0]])
+"""One reference environment per ice code 0-4 of :func:`_voting_classifier`, 2-d."""
+
+
 def _voting_classifier() -> PhaseClassifier:
     """Codes 0 Ih, 1 Ic, 2 sI, 3 sII, 4 sH (one family), 5 liquid, 6 unknown; a 5 Å vote."""
-    return PhaseClassifier(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), np.zeros((0, 2)),
-                           np.zeros(0, int), liquid=5, unknown=6,
-                           family=np.array([-1, -1, 0, 0, 0]), family_radius=5.0)
+    ref = NearestReference(np.zeros(2), np.ones(2), np.eye(2), np.zeros(2), REFERENCES,
+                           np.arange(5), liquid=5, unknown=6)
+    return PhaseClassifier(ref, [FamilyVote(np.array([-1, -1, 0, 0, 0]), 5.0)])
 
 
 def _grid(nx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +174,7 @@ def test_family_vote_takes_the_local_majority_among_members_only():
     labels[flip] = 3
     ih = rng.choice(len(labels), 5, replace=False)
     labels[ih] = 0
-    voted = clf.vote(labels, grid, cell)
+    voted = clf.check("family").vote(labels, grid, cell)
     expected = np.where(grid[:, 0] < 30, 2, 3)
     expected[ih] = 0
     # atoms within the vote radius of the sI|sII boundary may go either way
@@ -171,10 +183,14 @@ def test_family_vote_takes_the_local_majority_among_members_only():
     inner &= grid[:, 0] > 6
     np.testing.assert_array_equal(voted[inner], expected[inner])
     assert np.all(voted[ih] == 0)
-    # without the family arrays, label() does not vote
-    clf.family = None
-    out = clf.label(labels, np.zeros(len(labels)), positions=grid, cell=cell)
-    np.testing.assert_array_equal(out, labels)
+    # the classifier votes so (atoms whose descriptors are their labels' references) ...
+    feats = REFERENCES[labels]
+    np.testing.assert_array_equal(clf.label_frame(feats, grid, cell).labels, voted)
+    # ... and without the family arrays, it does not vote
+    plain = PhaseClassifier.from_arrays({k: v for k, v in clf.to_arrays().items()
+                                         if not k.startswith("family")})
+    assert plain.check("family") is None
+    np.testing.assert_array_equal(plain.label_frame(feats, grid, cell).labels, labels)
 
 
 def test_a_few_members_inside_an_unknown_structure_become_unknown():
@@ -185,8 +201,8 @@ def test_a_few_members_inside_an_unknown_structure_become_unknown():
     labels = np.full(len(grid), 6)
     few = np.random.default_rng(1).choice(len(grid), 15, replace=False)
     labels[few] = 4  # sH
-    assert np.all(clf.vote(labels, grid, cell) == 6)
+    assert np.all(clf.check("family").vote(labels, grid, cell) == 6)
     # in a liquid instead, the same atoms stay sH (liquid does not vote)
     labels = np.full(len(grid), 5)
     labels[few] = 4
-    np.testing.assert_array_equal(clf.vote(labels, grid, cell), labels)
+    np.testing.assert_array_equal(clf.check("family").vote(labels, grid, cell), labels)

@@ -7,8 +7,8 @@ import pytest
 
 from icemon import Frame, read_frames
 from icemon.cli import main
-from icemon.execution.pool import FramePool
 from icemon.errors import ConfigError
+from icemon.execution.pool import FramePool
 
 
 @pytest.fixture(scope="module")

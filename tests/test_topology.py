@@ -62,9 +62,9 @@ def test_bond_cutoff_lies_between_the_first_and_second_shells():
 def test_the_clathrates_sites_have_distinct_sequences(model):
     """The shipped model's family members carry their sites' sequences: three for sI (its
     three Wyckoff orbits, IZA MEP), and no sequence of sI is one of sII's."""
-    clf = model.classifier
+    check = model.classifier.check("topology")
     phases = model.phases
-    seq, code = clf.topology_sequences, clf.topology_phase
+    seq, code = check.sequences, check.phase
     assert sorted(phases[c] for c in np.unique(code)) == ["sH", "sI", "sII"]
     si = seq[code == phases.index("sI")]
     assert len(si) == 3
@@ -77,10 +77,12 @@ def test_topology_arrays_survive_the_model_file(tmp_path):
     from icemon import IcemonModel
 
     model = IcemonModel.load()  # its own copy: saving moves a model's path
-    assert model.classifier.topology_sequences is not None
-    again = IcemonModel.load(model.save(tmp_path / "m.npz")).classifier
-    np.testing.assert_array_equal(again.topology_sequences, model.classifier.topology_sequences)
-    assert again.topology_cutoff == model.classifier.topology_cutoff
+    check = model.classifier.check("topology")
+    assert check is not None
+    again = IcemonModel.load(model.save(tmp_path / "m.npz")).classifier.check("topology")
+    np.testing.assert_array_equal(again.sequences, check.sequences)
+    np.testing.assert_array_equal(again.phase, check.phase)
+    assert again.cutoff == check.cutoff
 
 
 @pytest.mark.slow
@@ -113,8 +115,8 @@ def test_a_vacancy_leaves_the_clathrate_its_name(pipeline):
     x = a.positions[keep] + np.random.default_rng(7).normal(0, 0.12, (keep.sum(), 3))
     res = pipeline.process(Frame(x, a.cell[:]))
     code = pipeline.model.phases.index("sI")
-    shares, judged = pipeline.classifier.topology_fits(res.labels, res.denoised,
-                                                       a.cell[:])[code]
+    shares, judged = pipeline.classifier.check("topology").fits(res.labels, res.denoised,
+                                                                a.cell[:])[code]
     assert shares[code] == 1.0 and judged > 0
     assert res.fractions[code] == 1.0, res.table()
 
@@ -159,7 +161,8 @@ def test_a_clathrate_beside_disorder_is_judged_by_its_interior(pipeline):
     pos, cell, ice = _slab_beside_disorder(4)
     res = pipeline.process(Frame(pos, cell))
     code = pipeline.model.phases.index("sI")
-    shares, judged = pipeline.classifier.topology_fits(res.labels, res.denoised, cell)[code]
+    shares, judged = pipeline.classifier.check("topology").fits(res.labels, res.denoised,
+                                                                cell)[code]
     assert 0 < judged < (res.labels == code).sum() and shares[code] == 1.0
     assert np.all(res.labels[~ice] == pipeline.model.phases.index("liquid"))
     without = Pipeline(IcemonModel.load(ROOT / "benchmarks" / "models" / "v0.7.npz"))
@@ -173,8 +176,8 @@ def test_thermal_clathrate_keeps_its_framework(pipeline, gcicenet):
 
     frame = gcicenet_frame(gcicenet, "sI", 3)
     res = pipeline.process(frame)
-    clf = pipeline.classifier
-    fits = clf.topology_fits(res.labels, res.denoised, frame.cell)
+    check = pipeline.classifier.check("topology")
+    fits = check.fits(res.labels, res.denoised, frame.cell)
     code = pipeline.model.phases.index("sI")
     shares, judged = fits[code]
     assert judged >= 32 and shares[code] == 1.0 and shares.sum() == 1.0
@@ -191,12 +194,12 @@ def test_a_clathrate_region_voted_wrong_takes_the_name_its_network_has(pipeline)
     a = reference("sII", 18.0)
     x = a.positions + np.random.default_rng(7).normal(0, 0.12, a.positions.shape)
     res = pipeline.process(Frame(x, a.cell[:]))
-    phases, clf = pipeline.model.phases, pipeline.classifier
+    phases, check = pipeline.model.phases, pipeline.classifier.check("topology")
     sii = phases.index("sII")
     assert np.all(res.labels == sii)
     wrong = res.labels.copy()
     wrong[:12] = phases.index("sI")
-    fixed = clf.topology_labels(wrong, res.denoised, a.cell[:])
+    fixed = check.labels(wrong, res.denoised, a.cell[:])
     assert np.all(fixed == sii)
-    shares, judged = clf.topology_fits(wrong, res.denoised, a.cell[:])[phases.index("sI")]
+    shares, judged = check.fits(wrong, res.denoised, a.cell[:])[phases.index("sI")]
     assert judged == 12 and shares[sii] == 1.0

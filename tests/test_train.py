@@ -263,10 +263,11 @@ def test_train_phases_puts_the_vocabulary_in_the_model_file(tmp_path, capsys):
               "--workdir", str(tmp_path / "w"), "-o", str(out), "-q"])
     m = IcemonModel.load(out)
     assert m.phases == ("Ih", "sII", "V", "liquid", "unknown")
-    assert m.classifier.liquid == 3 and set(m.classifier.ref_labels.tolist()) == {0, 1, 2}
+    assert m.classifier.liquid == 3 and set(m.classifier.reference.ref_labels.tolist()) == {0, 1, 2}
     # the unknown label's repeat threshold is derived from synthetic ice, as the liquid one
     assert m.classifier.unknown == 4
-    assert 0 < m.classifier.repeat_threshold == m.meta["calibration"]["repeat_threshold"] < np.inf
+    repeat = m.classifier.check("repeat")
+    assert 0 < repeat.threshold == m.meta["calibration"]["repeat_threshold"] < np.inf
     without = tmp_path / "no-unknown.npz"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -275,9 +276,11 @@ def test_train_phases_puts_the_vocabulary_in_the_model_file(tmp_path, capsys):
               "--phases", "Ih,sII", "--workdir", str(tmp_path / "w2"), "-o", str(without), "-q"])
     plain = IcemonModel.load(without)
     assert plain.phases == ("Ih", "sII", "liquid") and plain.classifier.unknown == -1
+    assert plain.classifier.check("repeat") is None
     # the references' densities are a setting: one scale keeps a third of the three's rows
     assert plain.meta["train"]["config"]["reference_scales"] == [1.0]
-    assert 3 * (plain.classifier.ref_labels == 0).sum() == (m.classifier.ref_labels == 0).sum()
+    assert 3 * (plain.classifier.reference.ref_labels == 0).sum() == \
+        (m.classifier.reference.ref_labels == 0).sum()
     assert m.meta["train"]["config"]["phases"] == ["Ih", "sII", "V"]
     rc = main(["train", "--config", str(cfg), "--phases", "Ih,notalattice",
                "--workdir", str(tmp_path / "x"), "-o", str(tmp_path / "x.npz"), "-q"])

@@ -5,7 +5,10 @@ other far atoms (a crystal the model has no reference for) is unknown, one that 
 import numpy as np
 import pytest
 
-from icemon.classification.classifier import PhaseClassifier, repeat_distance
+from icemon.classification.checks import RepeatCheck
+from icemon.classification.checks.repeat import repeat_distance
+from icemon.classification.classifier import PhaseClassifier
+from icemon.classification.reference import NearestReference
 
 
 def _crystal_like(rng, n_orbits=3, copies=60, dim=31, noise=0.02):
@@ -59,12 +62,12 @@ def test_a_share_of_the_points_gets_the_distances_of_the_whole():
     assert repeat_distance(points, k=4, rows=np.zeros(0, dtype=int)).shape == (0,)
 
 
-def _classifier(unknown: int) -> PhaseClassifier:
+def _classifier(unknown: int, repeat_shell: float = 0.0) -> PhaseClassifier:
     d = 6
-    clf = PhaseClassifier(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),
-                          np.eye(d)[:2] * 10, np.array([0, 1]), threshold=1.0, liquid=2,
-                          unknown=unknown, repeat_threshold=0.5)
-    return clf
+    ref = NearestReference(np.zeros(d), np.ones(d), np.eye(d), np.zeros(d),
+                           np.eye(d)[:2] * 10, np.array([0, 1]), threshold=1.0, liquid=2,
+                           unknown=unknown)
+    return PhaseClassifier(ref, [RepeatCheck(threshold=0.5, shell=repeat_shell)])
 
 
 def test_far_repeated_atoms_are_unknown_far_unrepeated_ones_liquid():
@@ -85,10 +88,12 @@ def test_far_repeated_atoms_are_unknown_far_unrepeated_ones_liquid():
 def test_unknown_is_stored_in_the_classifier_arrays():
     clf = _classifier(unknown=3)
     back = PhaseClassifier.from_arrays(clf.to_arrays())
-    assert (back.unknown, back.repeat_threshold, back.repeat_k) == (3, 0.5, clf.repeat_k)
+    rep = back.check("repeat")
+    assert (back.unknown, rep.threshold, rep.k) == (3, 0.5, clf.check("repeat").k)
     old = {k: v for k, v in clf.to_arrays().items()
            if k not in ("unknown", "repeat_threshold", "repeat_k")}
-    assert PhaseClassifier.from_arrays(old).unknown == -1  # files from before the label
+    before = PhaseClassifier.from_arrays(old)  # files from before the label
+    assert before.unknown == -1 and before.check("repeat") is None
 
 
 @pytest.mark.parametrize("unknown", [3, -1])
@@ -153,15 +158,16 @@ def test_liquid_stays_liquid_with_the_unknown_label(pipeline, gcicenet):
     assert res.fractions[pipeline.model.phases.index("liquid")] >= 0.999, res.table()
 
 
-def test_averaged_repeat_distances_keep_a_crystal_whole():
+def test_averaged_repeat_distances_keep_a_crystal_whole(monkeypatch):
     """An ordered region whose single atoms scatter past the repeat threshold (a lattice
     the network leaves less ordered, like ice IV) is unknown everywhere once each atom's
     repeat distance is averaged over the far atoms around it; a liquid beside it stays
-    liquid."""
-    from icemon.classification.classifier import far_average
+    liquid. (The repeat distances are given: :func:`repeat_distance` is replaced by
+    them, and the classifier's repeat check averages them over its shell.)"""
+    from icemon.classification.checks import repeat
+    from icemon.classification.checks.repeat import far_average
 
     rng = np.random.default_rng(5)
-    clf = _classifier(unknown=3)
     # a 10 x 10 x 5 crystal of far atoms, 3 Å apart, at x < 28 Å; a liquid at x > 34 Å
     grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), np.arange(5), indexing="ij"),
                     -1).reshape(-1, 3) * 3.0
@@ -171,12 +177,25 @@ def test_averaged_repeat_distances_keep_a_crystal_whole():
     crystal_d = rng.uniform(0.2, 0.45, len(grid))
     crystal_d[rng.choice(len(grid), 10, replace=False)] = 0.7  # a tail beyond 0.5
     d = np.concatenate([crystal_d, rng.uniform(2.0, 4.0, 500)])
-    scores = np.full(len(d), 2.0)  # every atom far
-    nearest = np.zeros(len(d), int)
-    plain = clf.label(nearest, scores, np.zeros((len(d), 7)), d)
+    asked = []
+
+    def given(points, k=repeat.REPEAT_K, sample=repeat.REPEAT_SAMPLE, rows=None,
+              groups=None):
+        asked.append(len(points))
+        return (d if rows is None else d[rows]).astype(np.float32)
+
+    monkeypatch.setattr(repeat, "repeat_distance", given)
+    feats = np.full((len(d), 6), 20.0)  # every atom far (scores ≫ 1)
+    clf = _classifier(unknown=3)
+    res = clf.label_frame(feats, positions, cell)
+    assert np.all(res.scores > clf.threshold)
+    assert asked == [len(d)]  # every far atom compared
+    plain = res.labels
     assert (plain[:len(grid)] == 2).sum() == 10
+    assert np.all(plain[len(grid):] == 2)
     averaged = far_average(d, positions, cell, 4.5)
-    labels = clf.label(nearest, scores, np.zeros((len(d), 7)), averaged)
+    labels = _classifier(unknown=3, repeat_shell=4.5).label_frame(feats, positions, cell).labels
+    np.testing.assert_array_equal(labels, np.where(averaged <= 0.5, 3, 2))
     assert np.all(labels[:len(grid)] == 3)
     assert np.all(labels[len(grid):] == 2)
     # only some rows: the same averages
@@ -187,7 +206,8 @@ def test_averaged_repeat_distances_keep_a_crystal_whole():
 def test_averages_from_the_shell_pairs_equal_those_from_a_new_list():
     """The classification's shell pairs, reused for the repeat-distance average (every far
     atom, or an MPI rank's rows), give what a list over the far atoms alone gives."""
-    from icemon.classification.classifier import far_average, far_pair_average, shell_pairs
+    from icemon.classification.checks.repeat import far_average, far_pair_average
+    from icemon.classification.reference import shell_pairs
 
     rng = np.random.default_rng(8)
     cell = np.diag([20.0, 20.0, 20.0])

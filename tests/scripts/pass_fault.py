@@ -12,8 +12,8 @@ import torch
 from mpi4py import MPI
 
 from icemon import Frame, Pipeline
-from icemon.execution.mpi import CollectiveError, Decomposition
 from icemon.demo import mw
+from icemon.execution.mpi import CollectiveError, Decomposition
 
 comm = MPI.COMM_WORLD
 torch.set_num_threads(1)
