@@ -44,3 +44,24 @@ def test_pairs_centred_on_some_atoms_are_those_of_the_full_list():
     ci, cj, cimages = neighbor_pairs(pos, cell, 4.5, centres=mask)
     assert _pairs(ci, cj, cimages) == _pairs(i[keep], j[keep], images[keep])
     assert len(ci) == keep.sum() and mask[ci].all()
+
+
+def test_the_neighbour_service_filters_one_list_for_smaller_radii():
+    """One list at the largest radius asked so far serves smaller ones with the same
+    pairs a direct search finds; a larger radius rebuilds it (two builds here)."""
+    from icemon.geometry.neighbors import Neighbours, neighbor_pairs
+
+    rng = np.random.default_rng(5)
+    cell = np.array([[14.0, 0, 0], [2.0, 13.0, 0], [1.0, -1.5, 12.0]])  # triclinic
+    pos = rng.uniform(size=(300, 3)) @ cell
+    service = Neighbours(pos, cell)
+
+    def pair_set(i, j, s):
+        return set(zip(i.tolist(), j.tolist(), map(tuple, s.tolist())))
+
+    for radius in (4.8, 7.0, 3.4, 4.8, 7.0):
+        assert pair_set(*service.pairs(radius)) == pair_set(*neighbor_pairs(pos, cell, radius))
+    assert service.builds == 2
+    i, j = service.pairs_among(3.4, np.arange(0, 300, 3))
+    direct = neighbor_pairs(pos[::3], cell, 3.4)
+    assert set(zip(i.tolist(), j.tolist())) == set(zip(direct[0].tolist(), direct[1].tolist()))

