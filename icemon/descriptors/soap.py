@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from icemon.geometry.frame import FrameError
+
 PARALLEL_MIN_ATOMS = 256
 """Frames smaller than this are described in one process (helpers would not pay off)."""
 
@@ -192,3 +194,12 @@ class Soap:
         while len(self._helpers) < n:
             self._helpers.append(_Helper(self.config))
         return self._helpers[:n]
+
+
+def finite_descriptors(features: np.ndarray) -> np.ndarray:
+    """``features``, or :class:`FrameError` if any is NaN or infinite (a frame with such
+    descriptors is recorded as an error, never labelled: a NaN score is not "near")."""
+    if not np.isfinite(features).all():
+        raise FrameError("non-finite SOAP descriptors for this frame (NaN or infinity): "
+                         "it is recorded as an error, not classified")
+    return features

@@ -55,7 +55,13 @@ import torch
 from icemon.errors import IcemonError
 from icemon.geometry.frame import Frame, fractional, wrap
 from icemon.geometry.neighbors import neighbor_pairs
-from icemon.model.denoise import DenoiseResult, check_overlaps, skin_valid
+from icemon.model.denoise import (
+    DenoiseResult,
+    check_finite,
+    check_overlaps,
+    check_spacing,
+    skin_valid,
+)
 from icemon.model.graph import edges_within
 
 if TYPE_CHECKING:
@@ -296,6 +302,7 @@ def _pass(den: Denoiser, shared: Shared, pos: np.ndarray, graph: LocalGraph | No
         src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, cutoff)
         if check:
             check_overlaps(p, src, dst, shifts)
+            check_spacing(p, g.src, g.dst, g.shifts, g.n_own)
         return g, p, src, dst, shifts
 
     result, error = attempt(edges, rank)
@@ -318,7 +325,7 @@ def _pass(den: Denoiser, shared: Shared, pos: np.ndarray, graph: LocalGraph | No
                                             at=None if graph is None else graph.gathered),
                                 device=den.device)
         if error is None:
-            eps, error = attempt(lambda: den.readout(x).cpu().numpy(), rank)
+            eps, error = attempt(lambda: _finite(den.readout(x)).cpu().numpy(), rank)
     return eps, graph, error
 
 
@@ -350,6 +357,8 @@ class Ranks(Shared):
         history: list[float] = []
         t_net = 0.0
         graph: LocalGraph | None = None
+        if den.max_steps == 0:  # the input checks run whatever the number of passes
+            self.check(attempt(lambda: _check_input(den, self, pos, cell), self.rank)[1])
         for k in range(den.max_steps):
             t1 = time.perf_counter()
             moved = _largest_move(pos[own], start[own])
@@ -369,6 +378,8 @@ class Ranks(Shared):
 
     def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
                  halo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from icemon.descriptors.soap import finite_descriptors
+
         """SOAP of the own atoms (from own + an ``r_cut`` halo), gathered straight into the
         rows the classification reads: the own atoms and a ``halo`` (the shell) around
         them. Returns (descriptors, their atoms' indices, the own ones' rows there)."""
@@ -376,7 +387,7 @@ class Ranks(Shared):
 
         def local_soap():
             sub = dec.halo(rank, positions, cell, soap.config.r_cut + self.moved + MARGIN)
-            return soap.plain(positions[sub], cell, centres=positions[own])
+            return finite_descriptors(soap.plain(positions[sub], cell, centres=positions[own]))
 
         feats_own, error = attempt(local_soap, rank)
         sub = dec.halo(rank, positions, cell, halo + self.moved + MARGIN)
@@ -402,6 +413,21 @@ class Ranks(Shared):
 
     def own_among(self, atoms: np.ndarray) -> np.ndarray:
         return np.flatnonzero(self.dec.owner[atoms] == self.rank)
+
+
+def _finite(eps: torch.Tensor) -> torch.Tensor:
+    check_finite(eps)
+    return eps
+
+
+def _check_input(den: Denoiser, shared: Shared, pos: np.ndarray, cell: np.ndarray) -> None:
+    """The input checks of a pass (overlaps, spacing) on the own atoms, for frames that
+    get no pass (``denoise_steps=0``)."""
+    g = _local_graph(den, shared, pos, 0.0, cell)
+    p = torch.as_tensor(pos, device=den.device)[torch.as_tensor(g.sub, device=den.device)]
+    src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, den.cutoff)
+    check_overlaps(p, src, dst, shifts)
+    check_spacing(p, g.src, g.dst, g.shifts, g.n_own)
 
 
 def _largest_move(pos: np.ndarray, start: np.ndarray) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from icemon.classification.checks.base import Serial
-from icemon.descriptors.soap import Soap
+from icemon.descriptors.soap import Soap, finite_descriptors
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
@@ -90,7 +90,7 @@ class SerialRun(Serial):
     def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
                  halo: float) -> tuple[np.ndarray, None, None]:
         """SOAP of every atom (no halo needed: the descriptors are the whole frame's)."""
-        return soap(positions, cell), None, None
+        return finite_descriptors(soap(positions, cell)), None, None
 
 
 class Pipeline:

@@ -54,6 +54,30 @@ class FrameError(IcemonError, ValueError):
     """Raised for a snapshot icemon cannot classify (no atoms, NaN, bad cell...)."""
 
 
+def selection(select: npt.ArrayLike | str | None, symbols: list[str] | np.ndarray,
+              ) -> np.ndarray:
+    """Indices (int64, ascending for symbols and masks) of the atoms ``select`` names among
+    atoms with chemical ``symbols``: an element symbol, None (all), a boolean mask of one
+    entry per atom, or integer indices (in range). Raises :class:`FrameError` otherwise."""
+    n = len(symbols)
+    if isinstance(select, str):
+        return np.flatnonzero(np.asarray(symbols) == select)
+    if select is None:
+        return np.arange(n)
+    arr = np.asarray(select)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise FrameError(f"a boolean mask selects atoms with one entry per atom: got "
+                             f"{arr.shape[0] if arr.ndim else 'a scalar'} for {n} atoms")
+        return np.flatnonzero(arr)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise FrameError(f"atom indices must be integers, got {arr.dtype}")
+    idx = arr.astype(np.int64).ravel()
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise FrameError(f"atom indices out of range for {n} atoms")
+    return idx
+
+
 @dataclass(frozen=True)
 class Frame:
     """Oxygen positions (Å) in a periodic cell.
@@ -142,13 +166,9 @@ class Frame:
     @classmethod
     def from_ase(cls, atoms, select: npt.ArrayLike | str | None = "O", step: int = -1,
                  time: float = float("nan")) -> Frame:
-        """Frame from an ``ase.Atoms``; ``select`` is an element symbol or an index array."""
-        if isinstance(select, str):
-            idx = np.flatnonzero(np.asarray(atoms.get_chemical_symbols()) == select)
-        elif select is None:
-            idx = np.arange(len(atoms))
-        else:
-            idx = np.asarray(select, dtype=np.int64)
+        """Frame from an ``ase.Atoms``; ``select``: an element symbol, a boolean mask or
+        indices (:func:`selection`)."""
+        idx = selection(select, atoms.get_chemical_symbols())
         if len(idx) == 0:
             raise FrameError(f"no atoms match the oxygen selection {select!r}")
         return cls(atoms.positions[idx], np.asarray(atoms.cell[:]), idx, step, time)

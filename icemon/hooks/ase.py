@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms, units
 
 from icemon.errors import ConfigError
-from icemon.geometry.frame import Frame, FrameError
+from icemon.geometry.frame import Frame, FrameError, selection
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 from icemon.model.modelfile import IcemonModel
@@ -33,7 +33,8 @@ class Observer(Hook):
     Args:
         atoms: the simulated atoms (the same object the dynamics moves).
         log: ``icemon/1`` HDF5 log (created, or appended to after checks).
-        oxygens: element symbol of the water oxygens, or a sequence of atom indices.
+        oxygens: element symbol of the water oxygens, a boolean mask (one entry per
+            atom) or a sequence of atom indices.
         dyn: the dynamics object, to record step (``dyn.nsteps``) and time (ps).
         model, threads, device, positions, overlap, denoise_steps, compile, source,
             on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
@@ -47,14 +48,8 @@ class Observer(Hook):
                  on_frame: Callable[[Any], None] | None = None) -> None:
         self.atoms = atoms
         self.dyn = dyn
-        if isinstance(oxygens, str):
-            self.indices = np.flatnonzero(np.asarray(atoms.get_chemical_symbols()) == oxygens)
-            what = f"element {oxygens!r}"
-        else:
-            self.indices = np.asarray(oxygens, dtype=np.int64)
-            what = "the given indices"
-            if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= len(atoms)):
-                raise FrameError(f"oxygen indices out of range for {len(atoms)} atoms")
+        self.indices = selection(oxygens, atoms.get_chemical_symbols())
+        what = f"element {oxygens!r}" if isinstance(oxygens, str) else "the given selection"
         if self.indices.size == 0:
             raise FrameError(f"no oxygens to monitor: no atom matches {what}")
         if not np.all(atoms.pbc):

@@ -45,6 +45,38 @@ def check_overlaps(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                          "zeroed coordinates or wrong length units?)")
 
 
+MAX_SPACING = 4.0
+"""Å. Median nearest O–O distance above which a frame is refused: condensed water and every
+ice have 2.5–3.0 Å (a slab beside vacuum too: the median is over atoms, not volume); coordinates
+in Bohr read as Å give 5.3 Å, and a gas is nothing icemon can classify."""
+
+
+def check_spacing(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                  shifts: torch.Tensor, centres: int | None = None) -> None:
+    """Raise :class:`FrameError` when the atoms' median nearest-neighbour distance within
+    the list (atoms with none count as infinitely far) exceeds :data:`MAX_SPACING`: the
+    units check in the sparse direction (the overlap check is the dense one).
+    ``centres``: only the first rows are the list's centres (an MPI rank's own atoms)."""
+    n = len(pos)
+    nearest = torch.full((n,), float("inf"), dtype=pos.dtype, device=pos.device)
+    if src.numel():
+        r = (pos[src] + shifts - pos[dst]).norm(dim=1)
+        nearest = nearest.scatter_reduce(0, dst, r, reduce="amin")
+    nearest = nearest if centres is None else nearest[:centres]
+    median = float(nearest.median()) if len(nearest) else 0.0
+    if median > MAX_SPACING:
+        raise FrameError(f"the median nearest O–O distance is {median:.2f} Å, far sparser than "
+                         "any condensed water (2.5–3.0 Å): wrong length units (Bohr read as Å "
+                         "gives 5.3 Å)? Give positions and cell in Å")
+
+
+def check_finite(eps: torch.Tensor) -> None:
+    """Raise :class:`FrameError` for non-finite network output (never labels from it)."""
+    if not bool(torch.isfinite(eps).all()):
+        raise FrameError("the score network gave non-finite displacements for this frame "
+                         "(NaN or infinity): it is recorded as an error, not classified")
+
+
 MAX_CANDIDATE_PAIRS = 4096
 """Pairs that :func:`skin_valid` checks one by one before it gives up and asks for a
 rebuild (many fast atoms: the list is probably stale anyway)."""
@@ -168,14 +200,14 @@ class Denoiser:
         start = wrap(np.asarray(positions, dtype=np.float64), cell)
         history: list[float] = []
         t_nl = t_net = 0.0
-        pos = None
-        if n > 0:
-            t0 = time.perf_counter()
-            g = self._graph(start, cell, self.skin)
-            pos, built_at = g.pos, g.pos
-            src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, cutoff)
-            check_overlaps(pos, src, dst, shifts)
-            t_nl += time.perf_counter() - t0
+        # the input checks (both unit directions) run whatever the number of passes
+        t0 = time.perf_counter()
+        g = self._graph(start, cell, self.skin)
+        pos, built_at = g.pos, g.pos
+        src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, cutoff)
+        check_overlaps(pos, src, dst, shifts)
+        check_spacing(g.pos, g.src, g.dst, g.shifts)
+        t_nl += time.perf_counter() - t0
         for k in range(n):
             t0 = time.perf_counter()
             if k > 0:
@@ -186,6 +218,7 @@ class Denoiser:
                 src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, cutoff)
             t1 = time.perf_counter()
             eps = self.net(pos, src, dst, shifts)
+            check_finite(eps)
             pos = pos - eps
             history.append(float(eps.norm(dim=1).max()))
             t2 = time.perf_counter()
@@ -193,5 +226,5 @@ class Denoiser:
             t_net += t2 - t1
             if history[-1] < self.tol:
                 break
-        out = start if pos is None else pos.double().cpu().numpy()
+        out = start if not history else pos.double().cpu().numpy()
         return DenoiseResult(wrap(out, cell), len(history), history, t_nl, t_net)

@@ -1,0 +1,125 @@
+"""No silent wrong answer (issue: trust): wrong length units both ways, selections given
+as boolean masks, non-finite numbers, and input checks that run whatever the number of
+denoising passes. Each of these returned plausible labels without a word before."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from icemon import Frame, FrameError
+from icemon.lattices.references import reference
+
+BOHR = 1.0 / 0.529177  # Å → Bohr: coordinates in Bohr are 1.89× the Å values
+
+
+def _ice(phase="Ic", size=16.0):
+    a = reference(phase, size)
+    return a.positions.copy(), np.asarray(a.cell[:])
+
+
+@pytest.mark.parametrize("steps", [None, 0])
+def test_coordinates_in_bohr_are_refused_with_a_units_hint(pipeline, steps):
+    """512 oxygens of ice Ic handed over in Bohr as if Å came back 100 % `unknown`."""
+    from icemon import Pipeline
+
+    pos, cell = _ice()
+    pipe = pipeline if steps is None else Pipeline(pipeline.model, denoise_steps=steps)
+    with pytest.raises(FrameError, match="sparse.*units"):
+        pipe.process(Frame(pos * BOHR, cell * BOHR))
+    assert (pipe.process(Frame(pos, cell)).labels == pipe.model.phases.index("Ic")).all()
+
+
+def test_overlapping_atoms_are_refused_without_denoising(pipeline):
+    from icemon import Pipeline
+
+    pos, cell = _ice()
+    pos[1] = pos[0] + 0.1
+    with pytest.raises(FrameError, match="overlapping"):
+        Pipeline(pipeline.model, denoise_steps=0).process(Frame(pos, cell))
+
+
+def test_an_ice_slab_in_vacuum_is_not_taken_for_wrong_units(pipeline):
+    """Sparse on average is not sparse between neighbours: a slab with vacuum classifies."""
+    pos, cell = _ice("Ih", 18.0)
+    cell = cell.copy()
+    cell[2] *= 2.0  # half the box is vacuum
+    res = pipeline.process(Frame(pos, cell))  # classified, not refused
+    assert (res.labels == pipeline.model.phases.index("Ih")).mean() >= 0.4
+
+
+def test_a_boolean_mask_selects_those_atoms():
+    """``select=<bool mask>`` took the mask's 0/1 values as indices (192 atoms selected
+    for 64 oxygens)."""
+    water = Atoms()
+    for k in range(8):
+        m = molecule("H2O")
+        m.translate([3.0 * k, 0, 0])
+        water += m
+    water.cell = [30.0, 10.0, 10.0]
+    water.pbc = True
+    mask = np.array(water.get_chemical_symbols()) == "O"
+    frame = Frame.from_ase(water, select=mask)
+    assert frame.n_atoms == 8
+    np.testing.assert_array_equal(frame.atom_ids, np.flatnonzero(mask))
+    with pytest.raises(FrameError, match="mask"):
+        Frame.from_ase(water, select=mask[:-1])
+
+
+def test_a_boolean_mask_selects_the_oxygens_in_the_ase_hook(tmp_path):
+    import icemon.hooks.ase as hook
+
+    a = reference("Ih", 14.0)
+    atoms = Atoms("O" * len(a), positions=a.positions, cell=a.cell, pbc=True)
+    mask = np.zeros(len(atoms), dtype=bool)
+    mask[::2] = True
+    obs = hook.Observer(atoms, tmp_path / "m.h5", oxygens=mask)
+    try:
+        np.testing.assert_array_equal(obs.indices, np.flatnonzero(mask))
+    finally:
+        obs.close()
+
+
+def test_non_finite_network_output_is_an_error_not_ice(pipeline, monkeypatch):
+    """A NaN score compared as "not liquid" and argmin made it Ih."""
+    import torch
+
+    pos, cell = _ice()
+    real = pipeline.denoiser.net
+
+    def nan_net(*args):
+        out = real(*args)
+        return out * torch.tensor(float("nan"))
+
+    monkeypatch.setattr(pipeline.denoiser, "net", nan_net)
+    with pytest.raises(FrameError, match="non-finite"):
+        pipeline.process(Frame(pos, cell))
+
+
+def test_non_finite_descriptors_are_an_error_not_ice(pipeline, monkeypatch):
+    pos, cell = _ice()
+    real = pipeline.soap.__class__.__call__
+
+    def nan_soap(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        out[3] = np.nan
+        return out
+
+    monkeypatch.setattr(pipeline.soap.__class__, "__call__", nan_soap)
+    with pytest.raises(FrameError, match="non-finite"):
+        pipeline.process(Frame(pos, cell))
+
+
+@pytest.mark.parametrize("steps", [None, 0])
+def test_the_mpi_path_refuses_wrong_units_too(pipeline, steps):
+    """The same checks on a rank's share (run on COMM_SELF: the code every rank runs)."""
+    from mpi4py import MPI
+
+    from icemon import Pipeline
+    from icemon.execution.mpi import CollectiveError, Ranks
+
+    pos, cell = _ice()
+    pipe = pipeline if steps is None else Pipeline(pipeline.model, denoise_steps=steps)
+    frame = Frame(pos * BOHR, cell * BOHR)
+    with pytest.raises(CollectiveError, match="sparse.*units"):
+        pipe.process_with(frame, Ranks.for_frame(MPI.COMM_SELF, frame, pipe.soap.config.r_cut))
