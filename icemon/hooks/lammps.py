@@ -93,6 +93,52 @@ def _communicator(lmp: Any, comm: Any | None) -> Any:
     return _SerialComm()
 
 
+OXYGEN_MASSES = (15.0, 21.0)
+"""g/mol: the masses of a water oxygen (15.999; ¹⁸O 18.0) or of a one-site water model
+(mW 18.015, heavy water 20.03). Hydrogens (1.008), deuterium, massless M sites and ions
+fall outside."""
+MASS_IN_G_PER_MOL = ("real", "metal", "electron")
+"""``units`` styles whose masses are g/mol (amu): the only ones whose masses say which
+type is an oxygen."""
+
+
+def oxygen_type(lmp: Any, oxygens: int | None) -> int:
+    """The LAMMPS atom type of the water oxygens: ``oxygens`` after checking its mass, or,
+    when None, the only type whose mass lies in :data:`OXYGEN_MASSES`. Raises
+    :class:`LammpsError` naming the types and masses when the mass says it is not an
+    oxygen (a data file that numbers types alphabetically makes type 1 hydrogen) or when
+    no single type qualifies."""
+    ntypes = int(lmp.extract_global("ntypes"))
+    style = str(lmp.extract_global("units"))
+    masses = None
+    if style in MASS_IN_G_PER_MOL:
+        try:
+            raw = lmp.numpy.extract_atom("mass")
+            masses = None if raw is None else np.asarray(raw, dtype=float)[1:ntypes + 1]
+        except Exception:  # noqa: BLE001 - per-atom masses (rmass): no per-type masses
+            masses = None
+        if masses is not None and not np.any(masses > 0):
+            masses = None
+    lo, hi = OXYGEN_MASSES
+    listing = ("" if masses is None else
+               "; masses by type: " + ", ".join(f"{t + 1}: {m:g}" for t, m in enumerate(masses)))
+    if oxygens is not None:
+        if 1 <= oxygens <= ntypes and masses is not None and \
+                not lo <= masses[oxygens - 1] <= hi:
+            raise LammpsError(f"oxygens={oxygens}: atom type {oxygens} has mass "
+                              f"{masses[oxygens - 1]:g} g/mol, not a water oxygen's "
+                              f"({lo:g}–{hi:g}){listing}; pass the oxygen type")
+        return int(oxygens)
+    if masses is None:
+        raise LammpsError(f"pass oxygens=TYPE, the LAMMPS atom type of the water oxygens "
+                          f"(units {style}: the masses do not say which type it is)")
+    found = np.flatnonzero((masses >= lo) & (masses <= hi)) + 1
+    if len(found) != 1:
+        raise LammpsError(f"pass oxygens=TYPE: {len(found)} atom types have a water "
+                          f"oxygen's mass ({lo:g}–{hi:g} g/mol){listing}")
+    return int(found[0])
+
+
 def units_scale(style: str, lj_length: float | None = None,
                 lj_time: float | None = None) -> tuple[float, float]:
     """(Å per LAMMPS distance unit, ps per LAMMPS time unit) of the ``units`` ``style``.
@@ -152,7 +198,8 @@ class LammpsMonitor(Hook):
     """The handle returned by :func:`attach`; call :meth:`close` after the run
     (or use it as a context manager). Keywords: see :mod:`icemon.hooks.base`."""
 
-    def __init__(self, lmp: Any, log: str | Path, *, every: int | None, oxygens: int = 1,
+    def __init__(self, lmp: Any, log: str | Path, *, every: int | None,
+                 oxygens: int | None = None,
                  model: str | Path | IcemonModel | None = None, threads: int | None = None,
                  device: str = "cpu", positions: bool = True, overlap: bool = False,
                  denoise_steps: int | None = None, compile: bool = False,
@@ -169,9 +216,11 @@ class LammpsMonitor(Hook):
         if threads is None and (self.comm.size > 1 or overlap):
             threads = 1  # every core already runs an MPI rank (which busy-waits meanwhile)
         options = Options(model, denoise_steps, device, compile, threads)
-        if isinstance(oxygens, bool) or not isinstance(oxygens, (int, np.integer)):
+        if oxygens is not None and (isinstance(oxygens, bool)
+                                    or not isinstance(oxygens, (int, np.integer))):
             raise LammpsError(f"oxygens must be the LAMMPS atom type (an integer) of the water "
                               f"oxygens, not {oxygens!r}")
+        oxygens = oxygen_type(lmp, oxygens)
         self.oxygen_type = int(oxygens)
         self.monitor: Monitor | None = None
         self.monitors: list[Monitor] = []
@@ -346,9 +395,10 @@ class LammpsMonitor(Hook):
 
 
 def attach(lmp: Any, log: str | Path = "icemon.h5", *, every: int | None = None,
-           oxygens: int = 1, **kwargs: Any) -> LammpsMonitor:
+           oxygens: int | None = None, **kwargs: Any) -> LammpsMonitor:
     """Monitor the LAMMPS instance ``lmp`` every ``every`` steps into ``log``; the water
-    oxygens are the atoms of LAMMPS type ``oxygens``.
+    oxygens are the atoms of LAMMPS type ``oxygens`` (None: the one type whose mass is
+    an oxygen's or a one-site water's, :func:`oxygen_type`; never guessed otherwise).
 
     Call after the system is defined and before ``run``; close the returned handle after
     the last run (or use it as a context manager). The shared keywords (``model``,
