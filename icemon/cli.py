@@ -411,7 +411,9 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("log", help="icemon/1 HDF5 log (may not exist yet)")
     w.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
     w.add_argument("--idle", type=float, default=None,
-                   help="stop after this many seconds without a new frame")
+                   help="stop after this many seconds without a new frame (default: none "
+                        "while the writer runs on this host; 600 s for a writer on another "
+                        "host). A writer killed without closing the log ends the watch")
     w.add_argument("--normal", default=None, choices=["x", "y", "z", "a", "b", "c"],
                    help=normal_help)
     w.set_defaults(func=cmd_watch)

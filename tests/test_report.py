@@ -123,6 +123,33 @@ def test_watch_follows_a_log_being_written(tmp_path):
     assert time.time() - t0 > 1.0  # it followed the run rather than reading a finished file
 
 
+KILLED_WRITER = WRITER.replace("for k in range(6):", "for k in range(3):").replace(
+    "        time.sleep(0.4)\n",
+    "        time.sleep(0.4)\n    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+
+
+def test_watch_ends_when_the_writer_is_killed(tmp_path):
+    """A writer killed without closing (SIGKILL, node failure) left `icemon watch` waiting
+    forever; the log records the writer's pid and host, and the watch ends when that
+    process is gone, with every frame it wrote."""
+    log = tmp_path / "killed.h5"
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, str(script), str(log)], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    assert writer.stdout.readline().strip() == "0"
+    watch = subprocess.Popen([sys.executable, "-m", "icemon", "watch", str(log), "--interval",
+                              "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+    assert writer.wait() == -9  # killed (and reaped, as a shell or mpirun reaps it)
+    stdout, stderr = watch.communicate(timeout=120)
+    assert watch.returncode == 0, stderr
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("frame")]
+    assert len(lines) == 3
+    assert "is gone without closing the log" in stdout
+
+
 @pytest.mark.slow
 def test_mw_melting_example_front_retreats_into_the_ice(tmp_path, capsys):
     log = tmp_path / "melting.h5"

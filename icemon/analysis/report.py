@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 
 from icemon.analysis.fronts import FrontResults, FrontTracker, phase_names_present
 from icemon.io.log import LogError, open_for_writing
+from icemon.io.log.recovery import writer_state
 from icemon.io.log.reader import Log
 
 AXIS_NAMES = "abc"
@@ -116,10 +118,18 @@ def _writer_done(path: Path) -> bool:
     return not open_for_writing(path)
 
 
+UNSEEN_WRITER_IDLE = 600.0
+"""s without a new frame after which :func:`watch` stops following a log whose writer it
+cannot see (another host, or no record), unless ``idle`` says otherwise."""
+
+
 def watch(path: str | Path, interval: float = 1.0, idle: float | None = None,
           normal: str | None = None, out: TextIO | None = None) -> int:
     """Follow a log: print each new frame's fractions and fronts until the writer closes
-    the log, ``idle`` seconds pass without a new frame, or Ctrl-C. Returns frames seen."""
+    the log, its process is gone without closing it (killed; pid and host recorded in the
+    log), ``idle`` seconds pass without a new frame (default: no limit while the writer
+    runs on this host, :data:`UNSEEN_WRITER_IDLE` for a writer it cannot see), or Ctrl-C.
+    Returns frames seen."""
     out = out or sys.stdout
     path = Path(path)
     deadline = time.time() + (idle or 0)
@@ -132,8 +142,22 @@ def watch(path: str | Path, interval: float = 1.0, idle: float | None = None,
     seen = 0
     last_new = time.time()
     try:
+        record = json.loads(log.file.attrs.get("writer", "{}"))
+    except (TypeError, ValueError):
+        record = {}
+    limit = idle if idle is not None else (
+        UNSEEN_WRITER_IDLE if writer_state(record) == "unseen" else None)
+    try:
         while True:
             done = _writer_done(path)
+            if not done and writer_state(record) == "gone":
+                n = log.refresh()
+                for k in range(seen, n):
+                    print(_frame_line(log, k, normal), file=out, flush=True)
+                print(f"the writer (pid {record.get('pid')} on {record.get('host')}) is gone "
+                      f"without closing the log (killed?); stopping after {n} frames", file=out,
+                      flush=True)
+                return n
             if done:  # re-open: a fresh handle sees everything the writer flushed at close
                 log.close()
                 log = Log(path)
@@ -146,8 +170,8 @@ def watch(path: str | Path, interval: float = 1.0, idle: float | None = None,
             if done:
                 print(f"log closed by its writer after {seen} frames", file=out, flush=True)
                 return seen
-            if idle is not None and time.time() - last_new > idle:
-                print(f"no new frame for {idle:g} s; stopping after {seen} frames", file=out,
+            if limit is not None and time.time() - last_new > limit:
+                print(f"no new frame for {limit:g} s; stopping after {seen} frames", file=out,
                       flush=True)
                 return seen
             time.sleep(interval)

@@ -131,6 +131,20 @@ def clear_write_mark(path: str | Path) -> None:
         os.fsync(fh.fileno())
 
 
+def writer_state(record: dict) -> str:
+    """"alive", "gone" (its process no longer runs on this host) or "unseen" (another host,
+    or no record) for a log's ``writer`` attribute (JSON {"host", "pid"})."""
+    if record.get("host") != socket.gethostname() or not record.get("pid"):
+        return "unseen"
+    try:
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        pass
+    return "alive"
+
+
 def writer_alive(path: Path) -> str | None:
     """Who is recorded as writing ``path``, if that process still runs on this host."""
     try:
