@@ -12,8 +12,8 @@ import numpy as np
 
 from icemon.analysis.fronts import FrontResults, FrontTracker, phase_names_present
 from icemon.io.log import LogError, open_for_writing
-from icemon.io.log.recovery import writer_state
 from icemon.io.log.reader import Log
+from icemon.io.log.recovery import writer_state
 
 AXIS_NAMES = "abc"
 
