@@ -197,3 +197,33 @@ def test_refresh_sees_new_frames_scores_and_errors(live_writer):
             np.testing.assert_array_equal(log.labels(k), expected.labels)
             np.testing.assert_allclose(log.positions(k), expected.frame.positions, rtol=1e-6)
         assert log.errors == [(15, "boom")]
+
+
+def test_unknown_is_not_ice_for_the_fronts_and_the_melted_amount(tmp_path):
+    """A band of `unknown` beside the ice slab was counted as solid: the rising front sat
+    at the band's far edge and the melted amount counted its molecules as ice."""
+    from .conftest import shipped_phases
+
+    names = shipped_phases()
+    ih, liq, unk = names.index("Ih"), names.index("liquid"), names.index("unknown")
+    cell = np.diag([30.0, 30.0, 80.0])
+    n, times = 4000, np.linspace(0.0, 100.0, 11)
+    v, z1, z2 = 0.08, 25.0, 55.0
+    rng = np.random.default_rng(0)
+    with LogWriter(tmp_path / "u.h5", np.arange(n), model_name="synthetic",
+                   model_sha256="0" * 64, threshold=1.0, phases=names) as w:
+        for k, t in enumerate(times):
+            frac = rng.uniform(0, 1, (n, 3))
+            pos, z = frac @ cell, frac[:, 2] * cell[2, 2]
+            a, b = z1 + v * t, z2 - v * t
+            labels = np.full(n, liq, np.int8)
+            labels[(z >= a) & (z < b)] = ih
+            labels[(z >= a - 8.0) & (z < a)] = unk  # ordered but unknown, growing with t
+            w.append(Result(Frame(pos, cell, np.arange(n), step=100 * k, time=t), labels,
+                            np.zeros(n, np.float32), pos, labels, phases=names))
+    res = FrontTracker(normal="z").compute(Log(tmp_path / "u.h5")).results
+    fronts = np.c_[z1 + v * times, z2 - v * times]
+    assert np.abs(res.positions - fronts).max() < 1.0
+    density = n / (30 * 30 * 80)
+    assert res.melted_per_area[-1] == pytest.approx(v * times[-1] * density * 100.0, rel=0.1)
+    assert res.unknown.min() > 0

@@ -15,7 +15,7 @@ against time with their standard errors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,22 +29,29 @@ AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
 
 
 def solid_profile(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, axis: int,
-                  bin_width: float, liquid: int = LIQUID
+                  bin_width: float, liquid: int = LIQUID, unknown: int = -1
                   ) -> tuple[np.ndarray, np.ndarray, float]:
     """Solid fraction per slab along the normal of the cell face spanned by the two
     other lattice vectors: (bin centres Å, solid fraction per bin (NaN if empty), height Å).
-    Solid = any label but ``liquid`` (its code in the model's vocabulary)."""
+    Solid = ice: any label but ``liquid`` and ``unknown`` (their codes in the model's
+    vocabulary; ordered but unknown structure is no ice and moves no front)."""
     frac = fractional(positions, cell)[:, axis]
     recip = np.linalg.inv(cell).T
     height = 1.0 / np.linalg.norm(recip[axis])
     n_bins = max(4, int(round(height / bin_width)))
     idx = np.minimum((frac * n_bins).astype(np.int64), n_bins - 1)
     total = np.bincount(idx, minlength=n_bins).astype(np.float64)
-    solid = np.bincount(idx, weights=(labels >= 0) & (labels != liquid), minlength=n_bins)
+    solid = np.bincount(idx, weights=is_ice(labels, liquid, unknown), minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         s = solid / total
     centres = (np.arange(n_bins) + 0.5) * height / n_bins
     return centres, s, height
+
+
+def is_ice(labels: np.ndarray, liquid: int, unknown: int = -1) -> np.ndarray:
+    """(N,) bool: labelled with an ice (not liquid, not unknown, not a fill value)."""
+    labels = np.asarray(labels)
+    return (labels >= 0) & (labels != liquid) & (labels != unknown)
 
 
 def _fill_empty(s: np.ndarray) -> np.ndarray:
@@ -133,7 +140,10 @@ class FrontResults:
     """Interface area (Å²) of the cell face the fronts are parallel to."""
     melted_per_area: np.ndarray
     """(n,) molecules of ice lost since the first frame, per interface and nm²
-    (negative = grown)."""
+    (negative = grown); ice only (``unknown`` is not ice)."""
+    unknown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """(n,) molecules labelled ``unknown`` (ordered, not a known ice) per frame: reported on
+    their own, never counted as ice."""
 
 
 class FrontTracker:
@@ -163,12 +173,17 @@ class FrontTracker:
         if self.normal is not None:
             return AXES[self.normal]
         fractions = log.file["fractions"]  # row reads: `watch` calls this once per frame
-        liquid = log.liquid
-        k = next((k for k in frames if 0.05 < 1 - fractions[k, liquid] < 0.95), frames[0])
+        liquid, unknown = log.liquid, log.unknown
+
+        def ice(k: int) -> float:
+            row = fractions[k]
+            return 1.0 - row[liquid] - (row[unknown] if unknown >= 0 else 0.0)
+
+        k = next((k for k in frames if 0.05 < ice(k) < 0.95), frames[0])
         pos, cell, lab = log.positions(k, self.denoised), log.cell(k), log.labels(k)
         spread = []
         for axis in range(3):
-            _, s, _ = solid_profile(pos, cell, lab, axis, self.bin_width * 2, liquid)
+            _, s, _ = solid_profile(pos, cell, lab, axis, self.bin_width * 2, liquid, unknown)
             spread.append(np.nanvar(s))
         return int(np.argmax(spread))
 
@@ -185,12 +200,12 @@ class FrontTracker:
         cell0 = log.cell(frames[0])
         n_bins = None
         width = self.bin_width
-        profiles, fronts, heights, solid = [], [], [], []
-        liquid = log.liquid
+        profiles, fronts, heights, solid, unknown = [], [], [], [], []
+        liquid, unknown_code = log.liquid, log.unknown
         for k in frames:
             lab = log.labels(k)
             _, s, h = solid_profile(log.positions(k, self.denoised), log.cell(k), lab,
-                                    self.axis, width, liquid)
+                                    self.axis, width, liquid, unknown_code)
             if n_bins is None:  # later frames use the first frame's number of bins
                 n_bins = len(s)
                 width = h / n_bins
@@ -200,7 +215,8 @@ class FrontTracker:
             profiles.append(_fill_empty(s))
             heights.append(h)
             fronts.append(find_fronts(s, h, self.window))
-            solid.append(((lab >= 0) & (lab != liquid)).sum())
+            solid.append(is_ice(lab, liquid, unknown_code).sum())
+            unknown.append(int((lab == unknown_code).sum()) if unknown_code >= 0 else 0)
         positions = np.array(fronts, dtype=np.float64)
         heights = np.array(heights)
         for j in range(2):  # unwrap across the periodic boundary
@@ -222,7 +238,8 @@ class FrontTracker:
         centres = (np.arange(n_bins) + 0.5) * heights[0] / n_bins
         self._results = FrontResults(frames, t, label, centres,
                                      np.array(profiles), positions, vel[:, 0], vel[:, 1],
-                                     melting, melting_err, area, melted)
+                                     melting, melting_err, area, melted,
+                                     np.array(unknown, dtype=np.int64))
         return self
 
     @property

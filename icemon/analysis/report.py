@@ -72,6 +72,9 @@ def front_summary(res: FrontResults, axis: int) -> str:
                     if unit == "Å/ps" else ""))
     lines.append(f"ice {'melted' if res.melted_per_area[-1] >= 0 else 'grown'} by the last "
                  f"frame: {abs(res.melted_per_area[-1]):.2f} molecules per nm² of interface")
+    if len(res.unknown) and res.unknown.max() > 0:
+        lines.append(f"unknown (ordered, not a known ice; not counted as ice): "
+                     f"{res.unknown.min()}–{res.unknown.max()} molecules per frame")
     return "\n".join(lines)
 
 
