@@ -29,7 +29,7 @@ from icemon.classification.reference import shell_average
 from icemon.execution.pipeline import Pipeline
 from icemon.lattices.references import reference
 from icemon.model.modelfile import IcemonModel
-from icemon.phases import ICE_PHASES
+from icemon.phases import SEVEN_ICES
 from icemon.training.calibrate import fit_classifier
 from icemon.training.train import noisy_sample
 
@@ -54,7 +54,7 @@ def main() -> None:
     t0 = time.perf_counter()
     model = IcemonModel.load(a.model)
     pipe = Pipeline(model)
-    phases = tuple(ICE_PHASES) + tuple(a.phases)
+    phases = tuple(SEVEN_ICES) + tuple(a.phases)
     clf = fit_classifier(pipe.soap, model.classifier.reference.components.shape[0],
                          shell=model.classifier.shell, phases=phases)
     # threshold: the shipped rule on every reference phase (σ = 0.15 Å, 4 % strain)

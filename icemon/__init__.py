@@ -27,7 +27,6 @@ __version__ = "0.2.0"
 from typing import TYPE_CHECKING
 
 from icemon.errors import ConfigError, IcemonError, ModelFileError
-from icemon.phases import ICE_PHASES, LIQUID, PHASES
 
 if TYPE_CHECKING:
     from icemon.execution.pipeline import Pipeline, Result
@@ -48,7 +47,16 @@ nothing loads torch, e3nn or dscribe until a network runs (the CLI's help, readi
 log and the analysis do not pay for them)."""
 
 
+_REMOVED = {"PHASES", "LIQUID", "ICE_PHASES"}
+"""Phase-list constants of earlier versions: a fixed list disagreed with the model in use
+(``labels == icemon.LIQUID`` counted sII with the shipped model), so they are gone."""
+
+
 def __getattr__(name: str):
+    if name in _REMOVED:
+        raise AttributeError(f"icemon.{name} was removed: phase names and codes come from the "
+                             "model or the log (result.phases, result.liquid, "
+                             "IcemonModel.phases, Log.phases)")
     if name in _LAZY:
         import importlib
 
@@ -58,9 +66,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "ICE_PHASES",
-    "LIQUID",
-    "PHASES",
     "ConfigError",
     "Frame",
     "FrameError",

@@ -2,9 +2,10 @@
 
 The vocabulary of a classification belongs to its model file (:attr:`IcemonModel.phases
 <icemon.model.modelfile.IcemonModel.phases>`): ice phases in code order, then ``liquid``;
-logs record it (``phases`` attribute) and every reader takes names from there. Models
-without a recorded vocabulary use :data:`PHASES`, the seven ices and liquid of the models
-before vocabularies (the shipped model names ten ices, then liquid and unknown).
+logs record it (``phases`` attribute) and every reader takes names from there. No public
+constant or default argument carries a phase list: a result, a log or a model says what
+its codes mean. Model files and logs written before vocabularies were recorded read as
+:data:`LEGACY_PHASES`, the seven ices and liquid of those models.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from collections.abc import Sequence
 
 from icemon.errors import PhaseError
 
-PHASES: tuple[str, ...] = ("Ih", "Ic", "II", "III", "VI", "VII", "sI", "liquid")
-"""Phase names; the index of a name is its integer code."""
+LEGACY_PHASES: tuple[str, ...] = ("Ih", "Ic", "II", "III", "VI", "VII", "sI", "liquid")
+"""The vocabulary of model files and logs that do not record one (written before
+vocabularies were recorded): only for reading those."""
 
-ICE_PHASES: tuple[str, ...] = PHASES[:7]
-"""The seven crystalline references the denoiser and classifier are built from."""
-
-LIQUID: int = PHASES.index("liquid")
-"""Code of the liquid (= not any reference ice) class."""
-
-N_PHASES: int = len(PHASES)
+SEVEN_ICES: tuple[str, ...] = LEGACY_PHASES[:7]
+"""The default reference lattices of training (``TrainConfig.phases`` None): what a model
+is built from, not what a result's codes mean."""
 
 LIQUID_NAME = "liquid"
 
@@ -39,13 +37,14 @@ def liquid_code(phases: Sequence[str]) -> int:
         raise PhaseError(f"the phase vocabulary {list(phases)} has no {LIQUID_NAME!r}") from None
 
 
-def phase_code(name: str) -> int:
-    """Integer code of a phase name (case-insensitive, 'ice ' prefix allowed)."""
+def phase_code(name: str, phases: Sequence[str]) -> int:
+    """Integer code of a phase name in a vocabulary (case-insensitive, 'ice ' prefix
+    allowed)."""
     key = name.strip().lower().removeprefix("ice").strip().lstrip("-_ ")
-    for code, phase in enumerate(PHASES):
+    for code, phase in enumerate(phases):
         if phase.lower() == key:
             return code
-    raise PhaseError(f"unknown phase {name!r}; known phases: {', '.join(PHASES)}")
+    raise PhaseError(f"unknown phase {name!r}; known phases: {', '.join(phases)}")
 
 
 PHASE_COLORS: dict[str, tuple[float, float, float]] = {

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
-from icemon import PHASES, Frame, LogError, LogWriter
+from icemon import Frame, LogError, LogWriter
 from icemon.analysis import FrontTracker, Log
 from icemon.execution.pipeline import Result
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 IH, LIQ = PHASES.index("Ih"), PHASES.index("liquid")
 
@@ -17,7 +21,7 @@ def synthetic_log(path, fronts, times, cell=np.diag([30.0, 30.0, 80.0]), n=4000,
     rng = np.random.default_rng(seed)
     height = cell[2, 2]
     with LogWriter(path, np.arange(n), model_name="synthetic", model_sha256="0" * 64,
-                   threshold=1.0, positions=positions) as w:
+                   threshold=1.0, positions=positions, phases=PHASES) as w:
         for k, ((z1, z2), t) in enumerate(zip(fronts, times)):
             frac = rng.uniform(0, 1, (n, 3))
             pos = frac @ cell
@@ -25,7 +29,7 @@ def synthetic_log(path, fronts, times, cell=np.diag([30.0, 30.0, 80.0]), n=4000,
             ice = ((z - z1) % height) < ((z2 - z1) % height)
             labels = np.where(ice, IH, LIQ).astype(np.int8)
             frame = Frame(pos, cell, np.arange(n), step=100 * k, time=t)
-            w.append(Result(frame, labels, np.zeros(n, np.float32), pos, labels))
+            w.append(Result(frame, labels, np.zeros(n, np.float32), pos, labels, phases=PHASES))
     return path
 
 
@@ -62,12 +66,12 @@ def test_growth_and_explicit_normal(tmp_path):
     rng = np.random.default_rng(1)
     n = 3000
     with LogWriter(path, np.arange(n), model_name="s", model_sha256="0" * 64,
-                   threshold=1.0) as w:
+                   threshold=1.0, phases=PHASES) as w:
         for k, ((a, b), t) in enumerate(zip(fronts, times)):
             pos = rng.uniform(0, 1, (n, 3)) @ cell
             labels = np.where((pos[:, 0] > a) & (pos[:, 0] < b), IH, LIQ).astype(np.int8)
             w.append(Result(Frame(pos, cell, np.arange(n), step=k, time=t), labels,
-                            np.zeros(n, np.float32), pos, labels))
+                            np.zeros(n, np.float32), pos, labels, phases=PHASES))
     res = FrontTracker(normal="x").compute(Log(path)).results
     np.testing.assert_allclose(res.velocities, [v, -v], rtol=0.05)
     assert res.melting_speed < 0 and res.melted_per_area[-1] < 0
@@ -87,7 +91,7 @@ def test_log_without_positions_gives_fractions_but_no_fronts(tmp_path):
     path = synthetic_log(tmp_path / "n.h5", np.c_[[20.0] * 2, [60.0] * 2], [0.0, 1.0],
                          positions=False)
     log = Log(path)
-    assert log.fractions.shape == (2, 8)
+    assert log.fractions.shape == (2, len(PHASES))
     with pytest.raises(LogError, match="without positions"):
         FrontTracker().compute(log)
 
@@ -117,7 +121,10 @@ sys.path.insert(0, {root!r})
 import numpy as np
 from icemon import LogWriter
 from tests.test_log import _result
-w = LogWriter(sys.argv[1], np.arange(5), model_name="m", model_sha256="a" * 64, threshold=3.0)
+
+from tests.test_log import PHASES
+w = LogWriter(sys.argv[1], np.arange(5), model_name="m", model_sha256="a" * 64, threshold=3.0,
+              phases=PHASES)
 for line in sys.stdin:
     cmd, arg = line.split()
     if cmd == "append":
@@ -171,7 +178,7 @@ def test_reader_never_takes_an_unwritten_row_for_a_frame(live_writer):
         send("torn 0")  # the datasets are one row longer, the row is not written
         assert log.refresh() == 2
         np.testing.assert_array_equal(log.steps, [0, 10])
-        assert log.fractions.shape == (2, 8) and log.times.shape == (2,)
+        assert log.fractions.shape == (2, len(PHASES)) and log.times.shape == (2,)
         with pytest.raises(IndexError):
             log.labels(2)
         send("append 20")  # the writer completes the row

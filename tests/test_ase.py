@@ -5,10 +5,14 @@ import pytest
 from ase import Atoms, units
 
 import icemon.hooks.ase
-from icemon import PHASES, FrameError
+from icemon import FrameError
 from icemon.demo import mw
 from icemon.io.log import open_log
 from icemon.lattices.references import reference
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 
 def test_observer_on_ase_langevin(tmp_path):

@@ -4,9 +4,10 @@ how the same configuration is expressed (rotation, translation, replication, cel
 import numpy as np
 import pytest
 
-from icemon import ICE_PHASES, Frame
+from icemon import Frame
 from icemon.geometry.frame import minimum_image
 from icemon.lattices.references import reference
+from icemon.phases import SEVEN_ICES
 
 from .conftest import gcicenet_frame, random_rotation, shipped_phases
 
@@ -29,7 +30,7 @@ def test_ideal_references_classify_100_percent(pipeline, phase):
     assert res.scores.max() < pipeline.threshold / 2
 
 
-@pytest.mark.parametrize("phase", ICE_PHASES)
+@pytest.mark.parametrize("phase", SEVEN_ICES)
 def test_noised_references_denoise_back(pipeline, phase):
     """Thermal-like noise (σ = 0.1 Å per component) is removed to RMSD < 0.05 Å from the
     model's ideal lattice (GenIce's sites, symmetrised if the model was trained so)."""
@@ -95,7 +96,7 @@ def test_md_frame_labels_are_sensible(request, md_result):
     if tag == "w":
         assert md_result.fractions[md_result.phases.index("liquid")] > 0.95
     else:
-        assert md_result.fractions[ICE_PHASES.index("III")] > 0.99
+        assert md_result.fractions[SEVEN_ICES.index("III")] > 0.99
 
 
 def test_left_handed_cell_same_labels(pipeline, md_frame, md_result):

@@ -10,7 +10,10 @@ from ase.io import read
 
 from icemon.cli import main
 from icemon.io.log import check_schema
-from icemon.phases import PHASES
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 
 def test_classify_gcicenet_writes_valid_log(gcicenet, tmp_path, capsys):

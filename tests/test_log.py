@@ -6,21 +6,26 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import PHASES, Frame, LogError, LogWriter
+from icemon import Frame, LogError, LogWriter
 from icemon.execution.pipeline import Result
 from icemon.io.log import SCHEMA, check_schema
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 
 def _result(n=5, step=0, seed=0, ids=None):
     rng = np.random.default_rng(seed)
     frame = Frame(rng.uniform(0, 10, (n, 3)), np.eye(3) * 10, ids, step=step, time=0.1 * step)
-    labels = rng.integers(0, 8, n).astype(np.int8)
+    labels = rng.integers(0, len(PHASES), n).astype(np.int8)
     return Result(frame, labels, rng.uniform(0, 5, n).astype(np.float32),
-                  frame.positions + 0.01, labels)
+                  frame.positions + 0.01, labels, phases=PHASES)
 
 
 def _writer(path, ids=np.arange(5), sha="a" * 64, **kw):
-    return LogWriter(path, ids, model_name="m", model_sha256=sha, threshold=3.0, **kw)
+    return LogWriter(path, ids, model_name="m", model_sha256=sha, threshold=3.0,
+                     **{"phases": PHASES, **kw})
 
 
 def test_schema_and_contents(tmp_path):
@@ -45,7 +50,7 @@ def test_schema_and_contents(tmp_path):
         # most of the time a frame spends in the log
         assert f["positions"].shape == (3, 5, 3) and f["positions"].compression is None
         assert f["positions"].chunks == (1, 5, 3)
-        assert f["fractions"].shape == (3, 8)
+        assert f["fractions"].shape == (3, len(PHASES))
         for k, r in enumerate(results):
             np.testing.assert_array_equal(f["labels"][k], r.labels)
             np.testing.assert_allclose(f["fractions"][k], r.fractions)
@@ -135,7 +140,7 @@ def test_unwritten_row_reads_fill_values_and_is_not_a_frame(tmp_path):
     with Log(path) as log:
         assert log.n_frames == 2
         np.testing.assert_array_equal(log.steps, [0, 10])
-        assert log.fractions.shape == (2, 8)
+        assert log.fractions.shape == (2, len(PHASES))
         with pytest.raises(IndexError):
             log.labels(2)
     with _writer(path) as w:  # the next run appends after the last complete frame
@@ -163,7 +168,7 @@ def test_denoising_settings_are_recorded_and_checked_on_append(tmp_path):
             _writer(path, denoise=other)
     with pytest.raises(LogError, match="threshold"):
         LogWriter(path, np.arange(5), model_name="m", model_sha256="a" * 64, threshold=2.5,
-                  denoise=DENOISE)
+                  denoise=DENOISE, phases=PHASES)
     with _writer(path, denoise=dict(DENOISE)) as w:  # the same settings: appended
         w.append(_result(step=10))
     with h5py.File(path, "r") as f:

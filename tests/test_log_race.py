@@ -33,8 +33,9 @@ def hold(setup):
 
 L.LogWriter._create = hold(L.LogWriter._create)
 L.LogWriter._open_existing = hold(L.LogWriter._open_existing)
+from tests.test_log import PHASES
 w = L.LogWriter(sys.argv[1], np.arange(5), model_name="m", model_sha256="a" * 64,
-                threshold=3.0)
+                threshold=3.0, phases=PHASES)
 print("swmr", flush=True)
 w.append(_result(step=int(sys.argv[2])))
 print("appended", flush=True)

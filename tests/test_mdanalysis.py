@@ -15,7 +15,10 @@ from icemon.errors import ConfigError
 from icemon.integrations.mdanalysis import IcePhases
 from icemon.io.log import LogWriter
 from icemon.io.log.reader import Log
-from icemon.phases import PHASES
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 IH = PHASES.index("Ih")
 

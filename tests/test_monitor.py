@@ -13,10 +13,14 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import PHASES, Frame, LogError
+from icemon import Frame, LogError
 from icemon.hooks.monitor import Monitor, MonitorWarning
 from icemon.io.log import complete_frames, open_log
 from icemon.lattices.references import reference
+
+from .conftest import shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,6 +186,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_monitor import _frames
 from icemon.hooks.monitor import Monitor
+
 frames = _frames(4)
 mon = Monitor(sys.argv[1], frames[0].atom_ids, overlap=True, queue_size=4)
 for fr in frames:

@@ -18,9 +18,12 @@ from icemon.integrations.ovito import IcePhasesModifier, OvitoInputError
 from icemon.io.extxyz import write_frame
 from icemon.lattices.references import reference
 from icemon.model.modelfile import IcemonModel
-from icemon.phases import PHASE_COLORS, PHASES
+from icemon.phases import PHASE_COLORS
 
+from .conftest import shipped_phases
 from .test_analysis import synthetic_log
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 SHIPPED = IcemonModel.load(None).phases  # the shipped model's vocabulary (with unknown)
 

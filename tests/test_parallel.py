@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import PHASES, Frame, Pipeline
+from icemon import Frame, Pipeline
 from icemon.demo import mw
 from icemon.execution.mpi import Decomposition, best_grid
 from icemon.geometry.neighbors import neighbor_list
@@ -21,6 +21,8 @@ from icemon.io.log import complete_frames, open_log
 from icemon.lattices.references import reference
 
 from .conftest import gcicenet_frame, shipped_phases
+
+PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "tests" / "scripts" / "mw_run.py"

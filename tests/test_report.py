@@ -90,13 +90,14 @@ from icemon.execution.pipeline import Result
 n = 500
 rng = np.random.default_rng(0)
 cell = np.diag([20.0, 20.0, 40.0])
+PHASES = ("Ih", "Ic", "II", "III", "VI", "VII", "sI", "sII", "sH", "V", "liquid", "unknown")
 with LogWriter(sys.argv[1], np.arange(n), model_name="s", model_sha256="0" * 64,
-               threshold=1.0) as w:
+               threshold=1.0, phases=PHASES) as w:
     for k in range(6):
         pos = rng.uniform(0, 1, (n, 3)) @ cell
-        lab = np.where((pos[:, 2] > 10 + k) & (pos[:, 2] < 30 - k), 0, 7).astype(np.int8)
+        lab = np.where((pos[:, 2] > 10 + k) & (pos[:, 2] < 30 - k), 0, 10).astype(np.int8)
         w.append(Result(Frame(pos, cell, np.arange(n), step=10 * k, time=0.5 * k), lab,
-                        np.zeros(n, np.float32), pos, lab))
+                        np.zeros(n, np.float32), pos, lab, phases=PHASES))
         print(k, flush=True)
         time.sleep(0.4)
 """

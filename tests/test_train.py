@@ -106,15 +106,15 @@ def test_fine_tuning_starts_from_the_model_files_weights(tmp_path, model):
 
 
 def test_phase_weights_choose_what_is_drawn(tmp_path):
-    from icemon.phases import ICE_PHASES
+    from icemon.phases import SEVEN_ICES
 
-    only_si = [1.0 if p == "sI" else 0.0 for p in ICE_PHASES]  # 46 sites: no other phase has as many
+    only_si = [1.0 if p == "sI" else 0.0 for p in SEVEN_ICES]  # 46 sites: no other phase has as many
     t = Trainer(TrainConfig.from_dict({**TINY, "phase_weights": only_si}), tmp_path / "w")
-    n_si = len(t.bases[ICE_PHASES.index("sI")][0])
+    n_si = len(t.bases[SEVEN_ICES.index("sI")][0])
     for _ in range(3):
         g, _, _ = t.batch()
         assert g.pos.shape[0] == TINY["batch_size"] * n_si
-    for bad in ([1.0, 2.0], [-1.0] + [1.0] * (len(ICE_PHASES) - 1)):
+    for bad in ([1.0, 2.0], [-1.0] + [1.0] * (len(SEVEN_ICES) - 1)):
         with pytest.raises(ValueError, match="phase_weights"):
             Trainer(TrainConfig.from_dict({**TINY, "phase_weights": bad}), tmp_path / "b")
 

@@ -180,3 +180,21 @@ def test_lammps_without_a_single_oxygen_mass_asks_for_the_type(tmp_path):
     with pytest.raises(hook.LammpsError, match="pass oxygens=TYPE: 2 atom types"):
         hook.attach(lmp, tmp_path / "x.h5", every=10)
     lmp.close()
+
+
+def test_no_public_phase_list_disagrees_with_the_model(pipeline):
+    """`(res.labels == icemon.LIQUID)` counted sII with the shipped model (icemon.LIQUID was
+    the eight-name list's 7). Names and codes now come from the model or the log only."""
+    import icemon
+    from icemon.errors import PhaseError
+    from icemon.execution.pipeline import Result
+
+    for name in ("PHASES", "LIQUID", "ICE_PHASES"):
+        with pytest.raises(AttributeError, match="come from the model or the log"):
+            getattr(icemon, name)
+    pos, cell = _ice()
+    res = pipeline.process(Frame(pos, cell))
+    assert res.phases[res.liquid] == "liquid" and res.phases[res.unknown] == "unknown"
+    assert res.ice.all()
+    with pytest.raises(PhaseError, match="vocabulary"):
+        Result(res.frame, res.labels, res.scores, res.denoised, res.nearest)

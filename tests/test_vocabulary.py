@@ -13,10 +13,10 @@ from icemon.analysis.plots import plot_fractions
 from icemon.analysis.report import export, report
 from icemon.io.log import LogError, LogWriter
 from icemon.lattices.references import reference
-from icemon.phases import ICE_PHASES, PHASES
+from icemon.phases import LEGACY_PHASES, SEVEN_ICES
 from icemon.training.calibrate import fit_classifier
 
-TEN = (*ICE_PHASES, "sII", "sH", "V")
+TEN = (*SEVEN_ICES, "sII", "sH", "V")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def _noisy(phase, seed=0):
 def test_shipped_model_names_ten_ices_then_liquid_and_unknown():
     """The seven ices keep codes 0-6 of every earlier log; sII, sH and V follow, then
     ``liquid`` and ``unknown`` (logs record the names, so older logs read as they were)."""
-    assert IcemonModel.load(None).phases == (*PHASES[:7], "sII", "sH", "V", "liquid",
+    assert IcemonModel.load(None).phases == (*SEVEN_ICES, "sII", "sH", "V", "liquid",
                                              "unknown")
 
 
@@ -79,7 +79,7 @@ def test_a_vocabulary_that_does_not_match_the_classifier_is_refused(ten_phase_mo
     from icemon.errors import ModelFileError
 
     bad = IcemonModel(ten_phase_model.net, ten_phase_model.classifier, ten_phase_model.soap,
-                      2, 0.0, {**ten_phase_model.meta, "phases": list(PHASES)})
+                      2, 0.0, {**ten_phase_model.meta, "phases": list(LEGACY_PHASES)})
     path = tmp_path / "bad.npz"
     np_path = bad.save(path)
     with pytest.raises(ModelFileError, match="vocabulary"):

@@ -23,13 +23,12 @@ from icemon.errors import ConfigError, IcemonError
 from icemon.geometry.frame import fractional
 from icemon.io.log import LogError
 from icemon.io.log.reader import Log
-from icemon.phases import LIQUID
 
 AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
 
 
 def solid_profile(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, axis: int,
-                  bin_width: float, liquid: int = LIQUID, unknown: int = -1
+                  bin_width: float, liquid: int, unknown: int = -1
                   ) -> tuple[np.ndarray, np.ndarray, float]:
     """Solid fraction per slab along the normal of the cell face spanned by the two
     other lattice vectors: (bin centres Å, solid fraction per bin (NaN if empty), height Å).

@@ -233,5 +233,5 @@ def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
                 write_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
                             log.scores(k), ids, steps[k], times[k],
                             {"positions": "denoised" if denoised else "as simulated"},
-                            log.phases)
+                            phases=log.phases)
         return len(ks)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from icemon.phases import LIQUID
+from icemon.phases import LEGACY_PHASES
 
 if TYPE_CHECKING:
     from icemon.geometry.neighbors import Neighbours
@@ -68,7 +68,7 @@ class NearestReference:
     threshold: float = float("inf")
     """Score above which an atom is too far from every reference (liquid or unknown; set
     by :mod:`icemon.training.calibrate`)."""
-    liquid: int = LIQUID
+    liquid: int = len(LEGACY_PHASES) - 1
     """Code of ``liquid`` in the model's vocabulary (the number of reference phases)."""
     shell: float = 0.0
     """Radius (Å) over which each atom's SOAP descriptor is averaged with its neighbours'
@@ -206,7 +206,7 @@ class NearestReference:
                    pca_mean=a["pca_mean"], ref_features=a["ref_features"],
                    ref_labels=a["ref_labels"].astype(np.int64),
                    threshold=float(a["threshold"]),
-                   liquid=int(a["liquid"]) if "liquid" in a else LIQUID,
+                   liquid=int(a["liquid"]) if "liquid" in a else len(LEGACY_PHASES) - 1,
                    shell=float(a["shell"]) if "shell" in a else 0.0,
                    unknown=int(a["unknown"]) if "unknown" in a else -1,
                    phase_scale=np.asarray(a["phase_scale"], dtype=np.float64)

@@ -16,8 +16,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
 
-from icemon.phases import PHASES
-
 SNAPSHOTS = Path(str(files("icemon") / "data" / "demo-snapshots.extxyz"))
 """The bundled snapshots: extxyz, oxygens only, Å, a ``title`` per frame."""
 
@@ -61,7 +59,7 @@ def snapshot_table(snapshots: list[Classified]) -> str:
 
     head = row("phase", [s.title for s in snapshots])
     lines = [head, "-" * len(head)]
-    for code, name in enumerate(snapshots[0].result.phases if snapshots else PHASES):
+    for code, name in enumerate(snapshots[0].result.phases if snapshots else ()):
         lines.append(row(name, [f"{100 * s.result.fractions[code]:.1f} %"
                                 if s.result.counts[code] else "-" for s in snapshots]))
     lines.append("-" * len(head))

@@ -21,7 +21,7 @@ from icemon.descriptors.soap import Soap, finite_descriptors
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
-from icemon.phases import PHASES
+from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
 
 
 @dataclass
@@ -45,12 +45,36 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: neighbors and network (both inside denoise), denoise,
     soap, classify, total."""
-    phases: tuple[str, ...] = PHASES
-    """The model's phase vocabulary (name of each code)."""
+    phases: tuple[str, ...] = ()
+    """The model's phase vocabulary (name of each code): required (a result without it
+    cannot say what its codes mean)."""
     atom_scores: np.ndarray | None = None
     """(N,) float32 distance of the atom's own, not averaged, descriptor to the nearest
     reference: a diagnostic of single-atom order at interfaces, not the decision (None =
     the same as :attr:`scores`)."""
+
+    def __post_init__(self) -> None:
+        from icemon.errors import PhaseError
+
+        if LIQUID_NAME not in self.phases:
+            raise PhaseError(f"a Result needs its model's phase vocabulary (phases=...), got "
+                             f"{list(self.phases)}")
+        self.phases = tuple(self.phases)
+
+    @property
+    def liquid(self) -> int:
+        """Code of ``liquid`` in :attr:`phases`."""
+        return self.phases.index(LIQUID_NAME)
+
+    @property
+    def unknown(self) -> int:
+        """Code of ``unknown`` in :attr:`phases` (-1: the model has no such label)."""
+        return self.phases.index(UNKNOWN_NAME) if UNKNOWN_NAME in self.phases else -1
+
+    @property
+    def ice(self) -> np.ndarray:
+        """(N,) bool: atoms labelled with an ice (not liquid, not unknown)."""
+        return (self.labels >= 0) & (self.labels != self.liquid) & (self.labels != self.unknown)
 
     @property
     def counts(self) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from icemon.phases import PHASES, phase_color
+from icemon.phases import phase_color
 
 if TYPE_CHECKING:
     from icemon.execution.pipeline import Result
@@ -43,7 +43,7 @@ UNKNOWN_COLOR = (0.95, 0.95, 0.95)
 """OVITO's colour of its "Other" structure type."""
 
 
-def phase_names(labels: np.ndarray, phases: Sequence[str] = PHASES) -> np.ndarray:
+def phase_names(labels: np.ndarray, phases: Sequence[str]) -> np.ndarray:
     """(N,) phase names of integer codes in the vocabulary ``phases``;
     :data:`UNKNOWN_NAME` for a code out of range."""
     codes = np.asarray(labels).astype(np.int64)
@@ -51,7 +51,7 @@ def phase_names(labels: np.ndarray, phases: Sequence[str] = PHASES) -> np.ndarra
     return names[np.where((codes >= 0) & (codes < len(phases)), codes, len(phases))]
 
 
-def phase_colors(labels: np.ndarray, phases: Sequence[str] = PHASES) -> np.ndarray:
+def phase_colors(labels: np.ndarray, phases: Sequence[str]) -> np.ndarray:
     """(N, 3) RGB (0-1) colours of integer phase codes (:func:`icemon.phases.phase_color`)."""
     codes = np.asarray(labels).astype(np.int64)
     table = np.array([phase_color(p) for p in phases] + [UNKNOWN_COLOR])
@@ -60,7 +60,7 @@ def phase_colors(labels: np.ndarray, phases: Sequence[str] = PHASES) -> np.ndarr
 
 def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.ndarray,
                 scores: np.ndarray, atom_ids: np.ndarray, step: int, time: float,
-                info: dict[str, str] | None = None, phases: Sequence[str] = PHASES) -> None:
+                info: dict[str, str] | None = None, *, phases: Sequence[str]) -> None:
     """Append one frame to an open text file.
 
     Args:
@@ -90,4 +90,4 @@ def write_result(fh: TextIO, result: Result, info: dict[str, str] | None = None)
     positions as simulated, not denoised (see :func:`write_frame`)."""
     f = result.frame
     write_frame(fh, f.positions, f.cell, result.labels, result.scores, f.atom_ids, f.step,
-                f.time, info, result.phases)
+                f.time, info, phases=result.phases)

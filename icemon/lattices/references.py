@@ -27,7 +27,7 @@ from ase import Atoms
 
 from icemon.errors import PhaseError
 from icemon.geometry.frame import minimum_image
-from icemon.phases import ICE_PHASES
+from icemon.phases import SEVEN_ICES
 
 GENICE_LATTICES: dict[str, str] = {
     "Ih": "1h", "Ic": "1c", "II": "2", "III": "3", "VI": "6", "VII": "7", "sI": "CS1",
@@ -182,7 +182,7 @@ def reference(phase: str, min_height: float = 12.0, symprec: float = 0.0) -> Ato
     return atoms
 
 
-def references(min_height: float = 12.0, phases: tuple[str, ...] = ICE_PHASES,
+def references(min_height: float = 12.0, phases: tuple[str, ...] = SEVEN_ICES,
                symprec: float = 0.0) -> dict[str, Atoms]:
     """Reference supercells of ``phases`` (default: the seven), in phase-code order."""
     return {p: reference(p, min_height, symprec) for p in phases}

@@ -27,7 +27,7 @@ from icemon.classification.classifier import PhaseClassifier
 from icemon.descriptors.soap import SoapConfig
 from icemon.errors import ModelFileError
 from icemon.model.network import ScoreNet, ScoreNetConfig
-from icemon.phases import LIQUID_NAME, PHASES, UNKNOWN_NAME
+from icemon.phases import LEGACY_PHASES, LIQUID_NAME, UNKNOWN_NAME
 
 FORMAT = "icemon-model/1"
 DEFAULT_MODEL = "ice-denoiser.npz"
@@ -77,8 +77,8 @@ class IcemonModel:
     @property
     def phases(self) -> tuple[str, ...]:
         """The label vocabulary: reference phases in code order, then ``liquid`` (recorded
-        in the file; :data:`~icemon.phases.PHASES` for files from before it was)."""
-        return tuple(self.meta.get("phases", PHASES))
+        in the file; :data:`~icemon.phases.LEGACY_PHASES` for files from before it was)."""
+        return tuple(self.meta.get("phases", LEGACY_PHASES))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -134,7 +134,7 @@ class IcemonModel:
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{str(path)!r} is an incomplete or incompatible icemon "
                                  f"model file: {exc}") from exc
-        phases = tuple(meta.get("phases", PHASES))
+        phases = tuple(meta.get("phases", LEGACY_PHASES))
         unknown = phases.index(UNKNOWN_NAME) if UNKNOWN_NAME in phases else -1
         if LIQUID_NAME not in phases or phases.index(LIQUID_NAME) != clf.liquid or \
                 int(clf.reference.ref_labels.max(initial=-1)) >= clf.liquid or unknown != clf.unknown:

@@ -48,7 +48,7 @@ from icemon.errors import ConfigError
 from icemon.geometry.neighbors import neighbor_list
 from icemon.lattices.references import reference
 from icemon.model.denoise import Denoiser
-from icemon.phases import ICE_PHASES
+from icemon.phases import SEVEN_ICES
 from icemon.training.train import noisy_sample
 
 REPEAT_HEIGHT = 20.0
@@ -66,7 +66,7 @@ ice exists over a range of densities)."""
 
 def fit_classifier(soap: Soap, n_components: int = 30,
                    scales: tuple[float, ...] = REFERENCE_SCALES,
-                   shell: float = 0.0, phases: tuple[str, ...] = ICE_PHASES,
+                   shell: float = 0.0, phases: tuple[str, ...] = SEVEN_ICES,
                    symprec: float = 0.0,
                    metric_phases: tuple[str, ...] | None = None) -> PhaseClassifier:
     """Scaler + PCA + reference environments from the ideal references only (their
@@ -239,7 +239,7 @@ def calibrate(denoiser: Denoiser, soap: Soap, classifier: PhaseClassifier, *,
               unknown: bool = True,
               rule: str = "ice_quantile", ice_quantile: float = 0.999,
               ice_sigma: float | None = None, progress: bool = True,
-              phases: tuple[str, ...] = ICE_PHASES, symprec: float = 0.0,
+              phases: tuple[str, ...] = SEVEN_ICES, symprec: float = 0.0,
               orbit_margin: float = 0.5, repeat_shell: float = 0.0,
               repeat_sigma: float | None = None, repeat_k: int = REPEAT_K) -> Calibration:
     """Score synthetic ice and synthetic disorder and derive the threshold by ``rule``.

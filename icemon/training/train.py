@@ -25,7 +25,7 @@ from icemon.errors import ConfigError
 from icemon.lattices.references import reference
 from icemon.model.graph import build_graph, edges_within
 from icemon.model.network import ScoreNet, ScoreNetConfig
-from icemon.phases import ICE_PHASES
+from icemon.phases import SEVEN_ICES
 
 
 @dataclass
@@ -122,7 +122,7 @@ class TrainConfig:
     phases: list[str] | None = None
     """Reference phases, any GenIce2 lattice (names as in
     :data:`~icemon.lattices.references.GENICE_LATTICES`, or GenIce's own); their order
-    gives the codes, ``liquid`` comes after them. None = the seven ices (``ICE_PHASES``)."""
+    gives the codes, ``liquid`` comes after them. None = the seven ices (``SEVEN_ICES``)."""
     metric_phases: list[str] | None = None
     """Phases whose reference environments alone set the classifier's standardisation and
     PCA (None: all of ``phases``). Adding references changes the metric otherwise: with
@@ -146,7 +146,7 @@ class TrainConfig:
     @property
     def reference_phases(self) -> tuple[str, ...]:
         """The phases of the references, in code order."""
-        return tuple(self.phases) if self.phases else ICE_PHASES
+        return tuple(self.phases) if self.phases else SEVEN_ICES
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -43,7 +43,7 @@ from icemon.io.log.schema import (
     complete_frames,
     log_phases,
 )
-from icemon.phases import LIQUID_NAME, PHASES
+from icemon.phases import LIQUID_NAME
 
 
 def _version() -> str:
@@ -102,7 +102,7 @@ class LogWriter:
     def __init__(self, path: str | Path, atom_ids: np.ndarray, *, model_name: str,
                  model_sha256: str, threshold: float, source: str = "",
                  positions: bool = True, denoise: Mapping[str, Any] | None = None,
-                 atom_scores: bool = False, phases: Sequence[str] = PHASES) -> None:
+                 atom_scores: bool = False, phases: Sequence[str]) -> None:
         self.path = Path(path)
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
