@@ -37,6 +37,11 @@ def liquid_code(phases: Sequence[str]) -> int:
         raise PhaseError(f"the phase vocabulary {list(phases)} has no {LIQUID_NAME!r}") from None
 
 
+def unknown_code(phases: Sequence[str]) -> int:
+    """Code of ``unknown`` in a vocabulary, -1 for a model without that label."""
+    return list(phases).index(UNKNOWN_NAME) if UNKNOWN_NAME in phases else -1
+
+
 def phase_code(name: str, phases: Sequence[str]) -> int:
     """Integer code of a phase name in a vocabulary (case-insensitive, 'ice ' prefix
     allowed)."""

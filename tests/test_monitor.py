@@ -17,10 +17,11 @@ from icemon import Frame, LogError
 from icemon.hooks.monitor import Monitor, MonitorWarning
 from icemon.io.log import complete_frames, open_log
 from icemon.lattices.references import reference
+from icemon.model.modelfile import IcemonModel
 
-from .conftest import shipped_phases
-
-PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
+# the shipped model's vocabulary (twelve names); no relative import: the scripts below
+# import this module as a top-level one
+PHASES = IcemonModel.load().phases
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -163,7 +163,7 @@ def test_modifier_on_an_imported_extxyz_replaces_its_types(tmp_path):
     path = tmp_path / "ih.extxyz"
     with open(path, "w") as fh:
         write_frame(fh, ox, cell, np.full(len(ox), PHASES.index("liquid")),
-                    np.zeros(len(ox)), np.arange(len(ox)), 0, 0.0)
+                    np.zeros(len(ox)), np.arange(len(ox)), 0, 0.0, phases=PHASES)
     pipeline = import_file(str(path))
     assert set(_names(pipeline.compute())) == {"liquid"}
     pipeline.modifiers.append(m := IcePhasesModifier(oxygens="O"))

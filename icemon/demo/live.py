@@ -82,7 +82,6 @@ def frame_line(result: Any, elapsed: float | None = None, axis: int = 2,
     import numpy as np
 
     from icemon.analysis.fronts import find_fronts, solid_profile
-    from icemon.phases import UNKNOWN_NAME, liquid_code
 
     frame = result.frame
     fr = np.asarray(result.fractions)
@@ -90,9 +89,7 @@ def frame_line(result: Any, elapsed: float | None = None, axis: int = 2,
                        if fr[i] >= MIN_FRACTION)
     _, s, height = solid_profile(np.asarray(frame.positions), np.asarray(frame.cell),
                                  np.asarray(result.labels), axis, bin_width,
-                                 liquid_code(result.phases),
-                                 result.phases.index(UNKNOWN_NAME)
-                                 if UNKNOWN_NAME in result.phases else -1)
+                                 result.liquid, result.unknown)
     z = find_fronts(s, height)
     fronts = (f"fronts {z[0]:5.1f} {z[1]:5.1f} Å" if np.isfinite(z).all()
               else "fronts   –     –  ")

@@ -21,7 +21,7 @@ from icemon.descriptors.soap import Soap, finite_descriptors
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
-from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
+from icemon.phases import LIQUID_NAME, liquid_code, unknown_code
 
 
 @dataclass
@@ -64,12 +64,12 @@ class Result:
     @property
     def liquid(self) -> int:
         """Code of ``liquid`` in :attr:`phases`."""
-        return self.phases.index(LIQUID_NAME)
+        return liquid_code(self.phases)
 
     @property
     def unknown(self) -> int:
         """Code of ``unknown`` in :attr:`phases` (-1: the model has no such label)."""
-        return self.phases.index(UNKNOWN_NAME) if UNKNOWN_NAME in self.phases else -1
+        return unknown_code(self.phases)
 
     @property
     def ice(self) -> np.ndarray:

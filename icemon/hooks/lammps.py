@@ -25,6 +25,10 @@ at once (so all ranks raise the same :class:`LammpsError`): units style, oxygen 
 present, fix exists and is a ``fix external``, log writable and compatible. Problems
 during the run are recorded by the monitor and the run goes on; every rank always takes
 part in the gather, so a failure on one rank cannot dead-lock the others.
+
+Size: the units, the box, the oxygen type and the callback are one adapter of one
+engine (LAMMPS's own conventions, read once at attach), kept together as the other
+hooks are.
 """
 
 from __future__ import annotations

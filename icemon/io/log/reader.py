@@ -22,7 +22,7 @@ from icemon.io.log.schema import (
     complete_frames,
     log_phases,
 )
-from icemon.phases import LIQUID_NAME, UNKNOWN_NAME
+from icemon.phases import liquid_code, unknown_code
 
 
 def open_log(path: str | Path, wait: float = 2.0) -> h5py.File:
@@ -109,12 +109,12 @@ class Log:
     @property
     def liquid(self) -> int:
         """The label code of liquid in this log."""
-        return self.phases.index(LIQUID_NAME)
+        return liquid_code(self.phases)
 
     @property
     def unknown(self) -> int:
         """The label code of ``unknown`` in this log (-1: its model had no such label)."""
-        return self.phases.index(UNKNOWN_NAME) if UNKNOWN_NAME in self.phases else -1
+        return unknown_code(self.phases)
 
     @property
     def has_positions(self) -> bool:
