@@ -198,3 +198,25 @@ def test_no_public_phase_list_disagrees_with_the_model(pipeline):
     assert res.ice.all()
     with pytest.raises(PhaseError, match="vocabulary"):
         Result(res.frame, res.labels, res.scores, res.denoised, res.nearest)
+
+
+def test_a_file_without_steps_logs_unknown_steps_and_reports_frames(tmp_path):
+    """An extxyz without step info was logged with its frame index as the MD step, and the
+    report gave velocities in Å/step."""
+    from ase.io import write
+
+    from icemon.analysis import Log
+    from icemon.cli import main
+
+    a = reference("Ih", 16.0)
+    frames = []
+    for k in range(3):
+        at = Atoms("O" * len(a), positions=a.positions + k * 0.01, cell=a.cell, pbc=True)
+        frames.append(at)
+    write(tmp_path / "t.extxyz", frames)
+    assert main(["classify", str(tmp_path / "t.extxyz"), "-o", str(tmp_path / "t.h5"),
+                 "--quiet"]) == 0
+    with Log(tmp_path / "t.h5") as log:
+        assert (log.steps == -1).all()
+        t, label = log.times_or_steps()
+        assert label == "frame" and list(t) == [0.0, 1.0, 2.0]

@@ -35,7 +35,7 @@ def phase_color(name: str) -> tuple[float, float, float]:
 
 
 def _time_unit(label: str) -> str:
-    return "ps" if label.startswith("time") else "step"
+    return {"time": "ps", "MD step": "step"}.get(label.split(" (")[0], "frame")
 
 
 def plot_fractions(log: Log, title: str | None = None) -> Figure:

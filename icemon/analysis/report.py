@@ -56,7 +56,7 @@ def table(log: Log, tracker: FrontTracker | None, max_rows: int = 25) -> str:
 
 
 def front_summary(res: FrontResults, axis: int) -> str:
-    unit = "Å/ps" if res.time_label.startswith("time") else "Å/step"
+    unit = {"time": "Å/ps", "MD step": "Å/step"}.get(res.time_label.split(" (")[0], "Å/frame")
     ok = np.isfinite(res.positions).all(axis=1)
     first = (f"interface normal: lattice direction {AXIS_NAMES[axis]} (reciprocal), "
              f"interface area {res.area:.1f} Å², fronts in {ok.sum()} of {len(ok)} frames")

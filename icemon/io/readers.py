@@ -9,6 +9,7 @@ import numpy as np
 
 from icemon.errors import IcemonError
 from icemon.geometry.frame import Frame, FrameError
+from icemon.io.log.schema import UNKNOWN_STEP
 
 ASE_SUFFIXES = {".extxyz", ".xyz", ".traj", ".cif", ".vasp", ".pdb"}
 LAMMPS_DUMP_SUFFIXES = {".lammpstrj", ".dump", ".lammpsdump"}
@@ -50,8 +51,8 @@ def _read_ase(path: Path, select: str, start: int, stop: int | None,
 
     index = f"{start}:{'' if stop is None else stop}:{every}"
     try:
-        for k, atoms in enumerate(iread(str(path), index=index)):
-            step = int(atoms.info.get("step", start + k * every))
+        for atoms in iread(str(path), index=index):
+            step = int(atoms.info.get("step", UNKNOWN_STEP))  # never the frame index
             time = float(atoms.info.get("time", np.nan))
             yield Frame.from_ase(atoms, select, step=step, time=time)
     except (FrameError, TrajectoryError):
@@ -129,10 +130,10 @@ def mda_has_times(trajectory) -> bool:
 
 def mda_frame(atomgroup, ts, atom_ids: np.ndarray, has_time: bool = True) -> Frame:
     """The :class:`Frame` of ``atomgroup`` at timestep ``ts``: positions in Å, the cell
-    from ``ts.dimensions``, the MD step (``ts.data["step"]``, else the frame index) and
-    the time in ps (NaN unless ``has_time``)."""
+    from ``ts.dimensions``, the MD step (``ts.data["step"]``; unknown, -1, when the file
+    has none: a frame index is no MD step) and the time in ps (NaN unless ``has_time``)."""
     return Frame(atomgroup.positions.astype(np.float64), _cell_from_dimensions(ts.dimensions),
-                 atom_ids, step=int(ts.data.get("step", ts.frame)),
+                 atom_ids, step=int(ts.data.get("step", UNKNOWN_STEP)),
                  time=float(ts.time) if has_time else float("nan"))
 
 

@@ -17,6 +17,7 @@ from icemon.io.log.recovery import Busy, check_not_truncated, lock_message, lock
 from icemon.io.log.schema import (
     REQUIRED,
     STEP_FILL,
+    UNKNOWN_STEP,
     LogError,
     check_schema,
     complete_frames,
@@ -197,11 +198,16 @@ class Log:
         return k
 
     def times_or_steps(self) -> tuple[np.ndarray, str]:
-        """Time axis in ps, or the MD step if the producer did not record times."""
+        """Time axis in ps; the MD step if the producer recorded steps but no times; the
+        frame's index in the log ("frame") if it recorded neither (never an index
+        presented as a step)."""
         t = self.times
         if len(t) and np.all(np.isfinite(t)):
             return t, "time (ps)"
-        return self.steps.astype(np.float64), "MD step"
+        steps = self.steps
+        if len(steps) and np.all(steps != UNKNOWN_STEP):
+            return steps.astype(np.float64), "MD step"
+        return np.arange(len(steps), dtype=np.float64), "frame"
 
     def close(self) -> None:
         self.file.close()
