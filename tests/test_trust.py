@@ -220,3 +220,27 @@ def test_a_file_without_steps_logs_unknown_steps_and_reports_frames(tmp_path):
         assert (log.steps == -1).all()
         t, label = log.times_or_steps()
         assert label == "frame" and list(t) == [0.0, 1.0, 2.0]
+
+
+def test_a_log_of_other_labelling_rules_is_not_extended(tmp_path, monkeypatch):
+    """Appends never compared icemon_version: a log written under other labelling rules
+    (another major.minor) was extended silently. A patch release may append."""
+    import icemon
+    from icemon import LogError, LogWriter
+    from icemon.io.log import open_log
+
+    from .test_log import PHASES, _result
+
+    path = tmp_path / "v.h5"
+    kw = dict(model_name="m", model_sha256="a" * 64, threshold=3.0, phases=PHASES)
+    monkeypatch.setattr(icemon, "__version__", "0.1.0")
+    with LogWriter(path, np.arange(5), **kw) as w:
+        w.append(_result(step=0))
+    monkeypatch.setattr(icemon, "__version__", "0.2.0")
+    with pytest.raises(LogError, match="labelling rules of icemon 0.1.0 in the log, 0.2.0 now"):
+        LogWriter(path, np.arange(5), **kw)
+    monkeypatch.setattr(icemon, "__version__", "0.1.7")
+    with LogWriter(path, np.arange(5), **kw) as w:
+        w.append(_result(step=10))
+    with open_log(path) as f:
+        assert list(f["step"][:2]) == [0, 10]

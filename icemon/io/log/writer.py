@@ -46,6 +46,11 @@ from icemon.io.log.schema import (
 from icemon.phases import LIQUID_NAME
 
 
+def _rules(version: str) -> tuple[str, ...]:
+    """The labelling-rule part of a package version: major.minor."""
+    return tuple(version.split(".")[:2])
+
+
 def _version() -> str:
     from icemon import __version__
 
@@ -221,9 +226,15 @@ class LogWriter:
             raise
 
     def _check_settings(self) -> None:
-        """Refuse to extend a log written with another threshold or denoising settings
-        (what the log does not record is unknown and passes)."""
+        """Refuse to extend a log written with another threshold, denoising settings or
+        labelling rules (the ``icemon_version``'s major.minor: semantic versioning, a
+        change of labelling rules is a minor release); what the log does not record is
+        unknown and passes."""
         f, differ = self.file, []
+        logged = f.attrs.get("icemon_version")
+        if logged is not None and _rules(str(logged)) != _rules(_version()):
+            differ.append(f"labelling rules of icemon {str(logged)} in the log, "
+                          f"{_version()} now")
         logged = f.attrs.get("threshold")
         if logged is not None and float(logged) != self.threshold:
             differ.append(f"threshold {float(logged)!r} in the log, {self.threshold!r} now")
