@@ -244,3 +244,44 @@ def test_a_log_of_other_labelling_rules_is_not_extended(tmp_path, monkeypatch):
         w.append(_result(step=10))
     with open_log(path) as f:
         assert list(f["step"][:2]) == [0, 10]
+
+
+def test_an_interrupted_soap_call_leaves_no_stale_rows_for_the_next(monkeypatch):
+    """Helper replies carry no job id: a call interrupted in the parent (Ctrl-C) left the
+    helpers' rows in the pipes, and the next call read them as its own."""
+    from icemon.descriptors.soap import Soap
+
+    soap = Soap(processes=2)
+    a, cell = _ice("Ih", 20.0)
+    b = a + np.random.default_rng(0).normal(0, 0.2, a.shape)
+    real = soap._soap.create
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    try:
+        monkeypatch.setattr(soap._soap, "create", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            soap(a, cell)
+        np.testing.assert_allclose(soap(b, cell), soap.plain(b, cell), rtol=1e-6, atol=1e-9)
+    finally:
+        soap.close()
+
+
+def test_soap_helpers_are_capped():
+    """Their number followed torch's thread count (~60 interpreters on a 128-core node)."""
+    import torch
+
+    from icemon.descriptors.soap import MAX_PROCESSES, Soap
+
+    assert Soap(processes=1000).n_processes() == MAX_PROCESSES
+    threads = torch.get_num_threads()
+    torch.set_num_threads(64)
+    try:
+        assert Soap().n_processes() == MAX_PROCESSES
+    finally:
+        torch.set_num_threads(threads)

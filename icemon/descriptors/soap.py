@@ -8,7 +8,9 @@ are stored in every model file.
 dscribe's C++ keeps Python's GIL, so threads cannot share the work; on more than one
 core the atoms of a frame are split between this process and helper processes
 (:mod:`icemon.descriptors.soap_worker`), as many in all as torch has threads — the one knob
-(``--threads``, ``Monitor(threads=...)``) that says how many cores icemon may use.
+(``--threads``, ``Monitor(threads=...)``) that says how many cores icemon may use — and at
+most :data:`MAX_PROCESSES`. A call interrupted while helpers hold its rows stops them, so
+no later call reads another call's rows.
 
 A share of the atoms is always passed to dscribe as the Cartesian positions of its
 centres, never as atom indices: dscribe turns each index into a position with
@@ -38,6 +40,10 @@ from icemon.geometry.frame import FrameError
 PARALLEL_MIN_ATOMS = 256
 """Frames smaller than this are described in one process (helpers would not pay off)."""
 
+MAX_PROCESSES = 8
+"""At most this many processes share one frame's SOAP (this one plus helpers), whatever
+torch's thread count says: on a 128-core node torch's default would start ~60
+interpreters; past a few processes the frame is split too finely to gain."""
 
 
 @dataclass
@@ -114,11 +120,13 @@ class Soap:
         return int(self._soap.get_number_of_features())
 
     def n_processes(self) -> int:
+        """Processes sharing a frame: ``processes``, or torch's thread count, at most
+        :data:`MAX_PROCESSES`."""
         if self.processes is not None:
-            return max(1, int(self.processes))
+            return max(1, min(int(self.processes), MAX_PROCESSES))
         import torch
 
-        return max(1, torch.get_num_threads())
+        return max(1, min(torch.get_num_threads(), MAX_PROCESSES))
 
     def close(self) -> None:
         """Stop the helper processes (they also stop when this object is collected)."""
@@ -154,6 +162,16 @@ class Soap:
         except OSError as exc:
             self._serial_from_now_on(f"cannot start a SOAP helper process ({exc})")
             return self._soap.create(atoms)
+        try:
+            return self._shared(atoms, positions, cell, chunks, helpers)
+        except BaseException:
+            # an interruption (Ctrl-C, a signal) with replies still in the pipes: stop the
+            # helpers, so that no later call reads this call's rows as its own
+            self.close()
+            raise
+
+    def _shared(self, atoms: Atoms, positions: np.ndarray, cell: np.ndarray,
+                chunks: list[np.ndarray], helpers: list[_Helper]) -> np.ndarray:
         sent = []
         for helper, centers in zip(helpers, chunks[1:]):
             try:
