@@ -171,3 +171,14 @@ def test_modifier_on_an_imported_extxyz_replaces_its_types(tmp_path):
     m.close()
     assert np.mean(_names(data) == "Ih") >= 0.995
     assert [t.name for t in data.particles["Structure Type"].types] == [*SHIPPED, "Other"]
+
+
+def test_threads_are_set_for_the_frame_only():
+    """``threads`` changed torch's thread count for the whole OVITO process."""
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    out = _compute(IcePhasesModifier(oxygens=1, threads=wanted), _collection(), close=True)
+    assert "icemon.threshold" in out.attributes
+    assert torch.get_num_threads() == before

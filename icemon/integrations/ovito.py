@@ -33,6 +33,8 @@ first frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,8 +70,8 @@ class IcePhasesModifier(ModifierInterface):
         oxygens: the oxygens' particle type, by name (default ``"O"``, e.g. ``"OW"``) or
             by integer type id.
         model: icemon model file; ``""`` = the shipped model.
-        threads: torch threads and SOAP processes (0 = torch's default). Sets
-            ``torch.set_num_threads`` for the whole process, as the CLI's ``--threads``.
+        threads: torch threads and SOAP processes while a frame is classified (0 = as
+            they are); restored afterwards, so OVITO's own threads are not changed.
         device: torch device of the network (``"cpu"``, ``"cuda"``).
         denoise_steps: maximum denoising updates (None = the model's; 0 = classify the
             raw positions).
@@ -99,7 +101,8 @@ class IcePhasesModifier(ModifierInterface):
                if "Particle Identifier" in data.particles else select)
         step = int(data.attributes.get("Timestep", -1))
         pipe = self.pipeline()
-        result = pipe.process(Frame(positions[select] - origin, cell, ids, step))
+        with torch_threads(self.threads or None):
+            result = pipe.process(Frame(positions[select] - origin, cell, ids, step))
 
         n = data.particles.count
         names = result.phases  # the model's vocabulary; "Other" after it
@@ -170,17 +173,30 @@ class IcePhasesModifier(ModifierInterface):
             return cached[1]
         if self.threads < 0:
             raise ConfigError(f"threads must be ≥ 0 (0 = default), got {self.threads}")
-        import torch
-
         from icemon.execution.pipeline import Pipeline
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
         if cached is not None:
             cached[1].close()
         pipe = Pipeline(self.model or None, denoise_steps=self.denoise_steps, device=self.device)
         self._icemon_pipeline = (key, pipe)  # a plain attribute: no trait, no re-evaluation
         return pipe
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block (None: unchanged), restored
+    after it whatever happens."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def frame_geometry(data: DataCollection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
