@@ -190,3 +190,38 @@ def test_icemon_ipi_runs_an_xml_input(tmp_path):
     with Log(tmp_path / "run.h5") as log:
         assert log.steps.tolist() == [0, 10, 20]
         assert (np.array([log.labels(k) for k in range(3)]) == IC).mean() >= 0.995
+
+
+def test_closing_the_hook_stops_its_pipeline(tmp_path):
+    """The i-PI hook made a pipeline for its monitors and never closed it: SOAP helper
+    processes outlived the hook."""
+    from ase import Atoms
+    from ipi.scripting import (
+        InteractiveSimulation,
+        forcefield_xml,
+        motion_nvt_xml,
+        simulation_xml,
+    )
+
+    import icemon.hooks.ipi
+    from icemon.lattices.references import reference
+
+    a = reference("Ic", 22.0)
+    atoms = Atoms("O" * len(a), positions=a.positions, cell=a.cell, pbc=True)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        sim = InteractiveSimulation(simulation_xml(
+            atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
+            temperature=100.0))
+        mon = icemon.hooks.ipi.IpiMonitor(sim, tmp_path / "p.h5", every=1, denoise_steps=0)
+        pipe = mon.monitors[0].pipeline
+        pipe.soap.processes = 2  # helpers even where torch has one thread
+        pipe.soap(a.positions, a.cell[:])
+        helpers = list(pipe.soap._helpers)
+        assert helpers and all(h.proc.poll() is None for h in helpers)
+        mon.close()
+        assert all(h.proc.wait(timeout=10) is not None for h in helpers)
+        sim.stop()
+    finally:
+        os.chdir(cwd)

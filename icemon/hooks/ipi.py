@@ -110,6 +110,8 @@ class IpiMonitor(Hook):
         self.nbeads = int(self.system.beads.nbeads)
         self.frames()  # validate coordinates and cell before any step
         pipe = Options(model, denoise_steps, device, compile).pipeline()
+        self.pipeline = pipe
+        """The pipeline every bead's monitor shares (this hook made it, so closes it)."""
         log = Path(log)
         kind = "path-integral" if self.nbeads > 1 else "classical"
         if beads == "centroid" or self.nbeads == 1:
@@ -134,6 +136,13 @@ class IpiMonitor(Hook):
             raise
         self._observed_step: int | None = None
 
+
+    def close(self) -> None:
+        """Wait for queued frames, close the log(s), then stop the shared pipeline's SOAP
+        helper processes (idempotent)."""
+        super().close()
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.close()
     def frames(self) -> list[Frame]:
         """The current frame(s): one centroid frame, or one per bead with ``beads="all"``."""
         s = self.system
