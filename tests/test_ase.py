@@ -44,7 +44,9 @@ def test_observer_on_ase_langevin(tmp_path):
 def _with_hydrogens():
     ice = reference("Ih", 12.0)
     n = len(ice)
-    atoms = Atoms("O" * n + "H" * n, positions=np.vstack([ice.positions, ice.positions + 0.96]),
+    o = ice.positions
+    atoms = Atoms("O" * n + "H" * (2 * n),
+                  positions=np.vstack([o, o + [0.96, 0.0, 0.0], o + [-0.24, 0.93, 0.0]]),
                   cell=ice.cell, pbc=True)
     return atoms, n
 

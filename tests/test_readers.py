@@ -21,8 +21,8 @@ def test_gcicenet_xtc(gcicenet):
 
 
 def test_extxyz_oxygens_only(tmp_path):
-    a = Atoms("OH2OH2", positions=np.random.default_rng(0).uniform(0, 9, (6, 3)),
-              cell=[9, 9, 9], pbc=True)
+    w = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])  # one water
+    a = Atoms("OH2OH2", positions=np.vstack([w + 1.0, w + 5.0]), cell=[9, 9, 9], pbc=True)
     write(tmp_path / "w.extxyz", [a, a])
     frames = list(read_frames(tmp_path / "w.extxyz"))
     assert len(frames) == 2

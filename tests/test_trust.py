@@ -285,3 +285,43 @@ def test_soap_helpers_are_capped():
         assert Soap().n_processes() == MAX_PROCESSES
     finally:
         torch.set_num_threads(threads)
+
+
+def _wet_ice_with_substrate():
+    """Ice Ic water (two hydrogens per oxygen) plus four oxygens of a 'substrate' without
+    hydrogens, and one hydroxide (one hydrogen)."""
+    a = reference("Ic", 14.0)
+    o = a.positions
+    h1 = o + [0.96, 0.0, 0.0]
+    h2 = o + [-0.24, 0.93, 0.0]
+    cell = np.asarray(a.cell[:]).copy()
+    cell[2, 2] += 12.0  # room for the substrate above the ice
+    top = o[:5, :] * [1, 1, 0] + [0, 0, a.cell[2, 2] + 6.0]
+    symbols = ["O"] * len(o) + ["H"] * (2 * len(o)) + ["O"] * 5 + ["H"]
+    pos = np.concatenate([o, h1, h2, top, top[4:5] + [0.97, 0, 0]])
+    return Atoms(symbols, positions=pos, cell=cell, pbc=True), len(o)
+
+
+def test_oxygens_that_are_not_waters_are_left_out_with_a_count():
+    """Non-water oxygens (substrate, hydroxide) were classified with the water and averaged
+    into its shells; now left out with a warning that counts them, unless asked."""
+    from icemon.geometry.frame import NotWaterWarning
+
+    atoms, n_water = _wet_ice_with_substrate()
+    with pytest.warns(NotWaterWarning, match="5 of .* selected oxygens"):
+        frame = Frame.from_ase(atoms)
+    assert frame.n_atoms == n_water
+    assert Frame.from_ase(atoms, water_only=False).n_atoms == n_water + 5
+
+
+def test_the_ase_hook_monitors_water_oxygens_only(tmp_path):
+    import icemon.hooks.ase as hook
+    from icemon.geometry.frame import NotWaterWarning
+
+    atoms, n_water = _wet_ice_with_substrate()
+    with pytest.warns(NotWaterWarning):
+        obs = hook.Observer(atoms, tmp_path / "w.h5", denoise_steps=0)
+    try:
+        assert len(obs.indices) == n_water
+    finally:
+        obs.close()

@@ -54,6 +54,53 @@ class FrameError(IcemonError, ValueError):
     """Raised for a snapshot icemon cannot classify (no atoms, NaN, bad cell...)."""
 
 
+OH_BOND = 1.25
+"""Å. An O–H pair closer than this is a covalent bond (0.96–1.0 Å in water; hydrogen
+bonds are ≥ 1.6 Å)."""
+
+
+class NotWaterWarning(UserWarning):
+    """Selected oxygens that are not water's were left out."""
+
+
+def water_oxygens(symbols: list[str] | np.ndarray, positions: np.ndarray, cell: np.ndarray,
+                  oxygens: np.ndarray) -> np.ndarray:
+    """The ``oxygens`` (indices) with exactly two hydrogens within :data:`OH_BOND` Å, when
+    the structure holds hydrogens at all (an oxygen-only structure is taken as it is).
+    Others (a substrate's or a guest's oxygens, hydroxide, hydronium) are left out with a
+    :class:`NotWaterWarning` that counts them: averaged into their neighbours' shells
+    they would change the water's labels too."""
+    import warnings
+
+    symbols = np.asarray(symbols)
+    hydrogens = np.flatnonzero(symbols == "H")
+    oxygens = np.asarray(oxygens, dtype=np.int64)
+    if not len(hydrogens) or not len(oxygens):
+        return oxygens
+    from icemon.geometry.neighbors import neighbor_pairs
+
+    sub = np.concatenate([oxygens, hydrogens])
+    pos = np.asarray(positions, dtype=np.float64)[sub]
+    cell = np.asarray(cell, dtype=np.float64)
+    if not (np.isfinite(pos).all() and np.isfinite(cell).all()) or \
+            abs(np.linalg.det(cell)) < 1e-9:
+        return oxygens  # the frame's own checks name what is wrong
+    i, j, _ = neighbor_pairs(pos, cell, OH_BOND)
+    n_o = len(oxygens)
+    bonds = np.bincount(i[(i < n_o) & (j >= n_o)], minlength=n_o)
+    water = bonds == 2
+    if not water.any():
+        raise FrameError(f"none of the {n_o} selected oxygens has two hydrogens within "
+                         f"{OH_BOND} Å, so none is a water oxygen; pass water_only=False "
+                         "to classify them anyway")
+    if not water.all():
+        warnings.warn(f"{int((~water).sum())} of {n_o} selected oxygens do not have two "
+                      f"hydrogens within {OH_BOND} Å (not water: a substrate's or guest's "
+                      "oxygens, hydroxide, hydronium) and are left out; pass "
+                      "water_only=False to keep them", NotWaterWarning, stacklevel=3)
+    return oxygens[water]
+
+
 def selection(select: npt.ArrayLike | str | None, symbols: list[str] | np.ndarray,
               ) -> np.ndarray:
     """Indices (int64, ascending for symbols and masks) of the atoms ``select`` names among
@@ -165,10 +212,15 @@ class Frame:
 
     @classmethod
     def from_ase(cls, atoms, select: npt.ArrayLike | str | None = "O", step: int = -1,
-                 time: float = float("nan")) -> Frame:
+                 time: float = float("nan"), water_only: bool = True) -> Frame:
         """Frame from an ``ase.Atoms``; ``select``: an element symbol, a boolean mask or
-        indices (:func:`selection`)."""
+        indices (:func:`selection`). ``water_only``: where the atoms hold hydrogens, keep
+        the selected oxygens that have two of them within :data:`OH_BOND` (water), with a
+        warning that counts the others (:func:`water_oxygens`)."""
         idx = selection(select, atoms.get_chemical_symbols())
+        if water_only:
+            idx = water_oxygens(atoms.get_chemical_symbols(), atoms.positions,
+                                np.asarray(atoms.cell[:]), idx)
         if len(idx) == 0:
             raise FrameError(f"no atoms match the oxygen selection {select!r}")
         return cls(atoms.positions[idx], np.asarray(atoms.cell[:]), idx, step, time)

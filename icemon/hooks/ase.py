@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms, units
 
 from icemon.errors import ConfigError
-from icemon.geometry.frame import Frame, FrameError, selection
+from icemon.geometry.frame import Frame, FrameError, selection, water_oxygens
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 from icemon.model.modelfile import IcemonModel
@@ -35,6 +35,8 @@ class Observer(Hook):
         log: ``icemon/1`` HDF5 log (created, or appended to after checks).
         oxygens: element symbol of the water oxygens, a boolean mask (one entry per
             atom) or a sequence of atom indices.
+        water_only: where the atoms hold hydrogens, monitor only the selected oxygens
+            with two of them within 1.25 Å (water); the others are counted in a warning.
         dyn: the dynamics object, to record step (``dyn.nsteps``) and time (ps).
         model, threads, device, positions, overlap, denoise_steps, compile, source,
             on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
@@ -45,10 +47,14 @@ class Observer(Hook):
                  threads: int | None = None, device: str = "cpu", positions: bool = True,
                  overlap: bool = False, denoise_steps: int | None = None,
                  compile: bool = False, source: str | None = None,
-                 on_frame: Callable[[Any], None] | None = None) -> None:
+                 on_frame: Callable[[Any], None] | None = None,
+                 water_only: bool = True) -> None:
         self.atoms = atoms
         self.dyn = dyn
         self.indices = selection(oxygens, atoms.get_chemical_symbols())
+        if water_only:
+            self.indices = water_oxygens(atoms.get_chemical_symbols(), atoms.positions,
+                                         np.asarray(atoms.cell[:]), self.indices)
         what = f"element {oxygens!r}" if isinstance(oxygens, str) else "the given selection"
         if self.indices.size == 0:
             raise FrameError(f"no oxygens to monitor: no atom matches {what}")
