@@ -49,13 +49,14 @@ def interleaved(a: argparse.Namespace) -> None:
 
     from icemon import Frame, Pipeline
     from icemon.demo import mw
+    from icemon.execution.threads import set_torch_threads
     from icemon.hooks.lammps import box_cell
-    from icemon.hooks.monitor import Monitor, torch_threads
+    from icemon.hooks.monitor import Monitor
     from icemon.model.modelfile import IcemonModel
 
     comm = MPI.COMM_WORLD
     rank = comm.rank
-    torch_threads(a.threads or 1)
+    set_torch_threads(a.threads or 1)
     lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
     lmp.commands_list(mw.setup_commands(Path(a.data), 250.0, barostat=None))
     lmp.command("run 0")

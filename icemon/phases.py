@@ -11,8 +11,13 @@ its codes mean. Model files and logs written before vocabularies were recorded r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from icemon.errors import PhaseError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 LEGACY_PHASES: tuple[str, ...] = ("Ih", "Ic", "II", "III", "VI", "VII", "sI", "liquid")
 """The vocabulary of model files and logs that do not record one (written before
@@ -40,6 +45,15 @@ def liquid_code(phases: Sequence[str]) -> int:
 def unknown_code(phases: Sequence[str]) -> int:
     """Code of ``unknown`` in a vocabulary, -1 for a model without that label."""
     return list(phases).index(UNKNOWN_NAME) if UNKNOWN_NAME in phases else -1
+
+
+def is_ice(labels: npt.ArrayLike, liquid: int, unknown: int = -1) -> np.ndarray:
+    """(N,) bool of integer ``labels``: labelled with an ice (not ``liquid``, not
+    ``unknown``, not a fill value < 0) — ordered but unknown structure is no ice."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    return (labels >= 0) & (labels != liquid) & (labels != unknown)
 
 
 def phase_code(name: str, phases: Sequence[str]) -> int:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -89,8 +90,10 @@ def test_path_integral_centroid_and_beads(tmp_path):
         np.testing.assert_allclose(ov["scores"], beads[b]["scores"], atol=1e-4)
 
 
-def test_no_oxygens_is_a_clear_error(tmp_path):
-    from ase import Atoms
+@contextmanager
+def _dummy_simulation(atoms, workdir):
+    """An i-PI InteractiveSimulation of ``atoms`` on a dummy force field (NVT, 100 K), run in
+    ``workdir``; stopped afterwards."""
     from ipi.scripting import (
         InteractiveSimulation,
         forcefield_xml,
@@ -98,23 +101,29 @@ def test_no_oxygens_is_a_clear_error(tmp_path):
         simulation_xml,
     )
 
-    import icemon.hooks.ipi
-
-    atoms = Atoms("Ar8", positions=np.random.default_rng(0).uniform(0, 10, (8, 3)),
-                  cell=np.eye(3) * 10, pbc=True)
     cwd = os.getcwd()
-    os.chdir(tmp_path)
+    os.chdir(workdir)
     try:
         sim = InteractiveSimulation(simulation_xml(
             atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
             temperature=100.0))
-        with pytest.raises(FrameError, match="no oxygens to monitor in the i-PI system"):
-            icemon.hooks.ipi.IpiMonitor(sim, tmp_path / "x.h5")
-        assert not (tmp_path / "x.h5").exists()
+        yield sim
         sim.stop()
     finally:
         os.chdir(cwd)
 
+
+def test_no_oxygens_is_a_clear_error(tmp_path):
+    from ase import Atoms
+
+    import icemon.hooks.ipi
+
+    atoms = Atoms("Ar8", positions=np.random.default_rng(0).uniform(0, 10, (8, 3)),
+                  cell=np.eye(3) * 10, pbc=True)
+    with _dummy_simulation(atoms, tmp_path) as sim:
+        with pytest.raises(FrameError, match="no oxygens to monitor in the i-PI system"):
+            icemon.hooks.ipi.IpiMonitor(sim, tmp_path / "x.h5")
+        assert not (tmp_path / "x.h5").exists()
 
 ENGINE_STOPS = """
 import sys, os, tempfile
@@ -196,24 +205,13 @@ def test_closing_the_hook_stops_its_pipeline(tmp_path):
     """The i-PI hook made a pipeline for its monitors and never closed it: SOAP helper
     processes outlived the hook."""
     from ase import Atoms
-    from ipi.scripting import (
-        InteractiveSimulation,
-        forcefield_xml,
-        motion_nvt_xml,
-        simulation_xml,
-    )
 
     import icemon.hooks.ipi
     from icemon.lattices.references import reference
 
     a = reference("Ic", 22.0)
     atoms = Atoms("O" * len(a), positions=a.positions, cell=a.cell, pbc=True)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        sim = InteractiveSimulation(simulation_xml(
-            atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
-            temperature=100.0))
+    with _dummy_simulation(atoms, tmp_path) as sim:
         mon = icemon.hooks.ipi.IpiMonitor(sim, tmp_path / "p.h5", every=1, denoise_steps=0)
         pipe = mon.monitors[0].pipeline
         pipe.soap.processes = 2  # helpers even where torch has one thread
@@ -222,6 +220,3 @@ def test_closing_the_hook_stops_its_pipeline(tmp_path):
         assert helpers and all(h.proc.poll() is None for h in helpers)
         mon.close()
         assert all(h.proc.wait(timeout=10) is not None for h in helpers)
-        sim.stop()
-    finally:
-        os.chdir(cwd)

@@ -103,13 +103,20 @@ with LogWriter(sys.argv[1], np.arange(n), model_name="s", model_sha256="0" * 64,
 """
 
 
-def test_watch_follows_a_log_being_written(tmp_path):
-    log = tmp_path / "live.h5"
+def _start_writer(tmp_path, log, text):
+    """A process running the writer script ``text`` on ``log``, and the environment that
+    imports this checkout."""
     script = tmp_path / "writer.py"
-    script.write_text(WRITER)
+    script.write_text(text)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     writer = subprocess.Popen([sys.executable, str(script), str(log)], stdout=subprocess.PIPE,
                               text=True, env=env)
+    return writer, env
+
+
+def test_watch_follows_a_log_being_written(tmp_path):
+    log = tmp_path / "live.h5"
+    writer, env = _start_writer(tmp_path, log, WRITER)
     assert writer.stdout.readline().strip() == "0"  # the log exists and has a frame
     t0 = time.time()
     watch = subprocess.run([sys.executable, "-m", "icemon", "watch", str(log), "--interval",
@@ -134,11 +141,7 @@ def test_watch_ends_when_the_writer_is_killed(tmp_path):
     forever; the log records the writer's pid and host, and the watch ends when that
     process is gone, with every frame it wrote."""
     log = tmp_path / "killed.h5"
-    script = tmp_path / "writer.py"
-    script.write_text(KILLED_WRITER)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writer = subprocess.Popen([sys.executable, str(script), str(log)], stdout=subprocess.PIPE,
-                              text=True, env=env)
+    writer, env = _start_writer(tmp_path, log, KILLED_WRITER)
     assert writer.stdout.readline().strip() == "0"
     watch = subprocess.Popen([sys.executable, "-m", "icemon", "watch", str(log), "--interval",
                               "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -23,6 +23,7 @@ from icemon.errors import ConfigError, IcemonError
 from icemon.geometry.frame import fractional
 from icemon.io.log import LogError
 from icemon.io.log.reader import Log
+from icemon.phases import is_ice
 
 AXES = {"x": 0, "y": 1, "z": 2, "a": 0, "b": 1, "c": 2}
 
@@ -45,12 +46,6 @@ def solid_profile(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, a
         s = solid / total
     centres = (np.arange(n_bins) + 0.5) * height / n_bins
     return centres, s, height
-
-
-def is_ice(labels: np.ndarray, liquid: int, unknown: int = -1) -> np.ndarray:
-    """(N,) bool: labelled with an ice (not liquid, not unknown, not a fill value)."""
-    labels = np.asarray(labels)
-    return (labels >= 0) & (labels != liquid) & (labels != unknown)
 
 
 def _fill_empty(s: np.ndarray) -> np.ndarray:

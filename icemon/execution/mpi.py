@@ -52,14 +52,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from icemon.descriptors.soap import finite_descriptors
 from icemon.errors import IcemonError
 from icemon.geometry.frame import Frame, fractional, wrap
 from icemon.geometry.neighbors import neighbor_pairs
 from icemon.model.denoise import (
     DenoiseResult,
     check_finite,
-    check_overlaps,
-    check_spacing,
+    check_input,
     skin_valid,
 )
 from icemon.model.graph import edges_within
@@ -299,10 +299,9 @@ def _pass(den: Denoiser, shared: Shared, pos: np.ndarray, graph: LocalGraph | No
         if g is None or not skin_valid(now, g.built_at, den.skin, cell, cutoff):
             g = _local_graph(den, shared, pos, moved, cell)
         p = now[torch.as_tensor(g.sub, device=den.device)]
-        src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, cutoff)
         if check:
-            check_overlaps(p, src, dst, shifts)
-            check_spacing(p, g.src, g.dst, g.shifts, g.n_own)
+            check_input(p, g.src, g.dst, g.shifts, g.n_own)
+        src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, cutoff)
         return g, p, src, dst, shifts
 
     result, error = attempt(edges, rank)
@@ -378,7 +377,6 @@ class Ranks(Shared):
 
     def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
                  halo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from icemon.descriptors.soap import finite_descriptors
 
         """SOAP of the own atoms (from own + an ``r_cut`` halo), gathered straight into the
         rows the classification reads: the own atoms and a ``halo`` (the shell) around
@@ -425,9 +423,7 @@ def _check_input(den: Denoiser, shared: Shared, pos: np.ndarray, cell: np.ndarra
     get no pass (``denoise_steps=0``)."""
     g = _local_graph(den, shared, pos, 0.0, cell)
     p = torch.as_tensor(pos, device=den.device)[torch.as_tensor(g.sub, device=den.device)]
-    src, dst, shifts = edges_within(p, g.src, g.dst, g.shifts, den.cutoff)
-    check_overlaps(p, src, dst, shifts)
-    check_spacing(p, g.src, g.dst, g.shifts, g.n_own)
+    check_input(p, g.src, g.dst, g.shifts, g.n_own)
 
 
 def _largest_move(pos: np.ndarray, start: np.ndarray) -> float:

@@ -21,7 +21,7 @@ from icemon.descriptors.soap import Soap, finite_descriptors
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
-from icemon.phases import LIQUID_NAME, liquid_code, unknown_code
+from icemon.phases import LIQUID_NAME, is_ice, liquid_code, unknown_code
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Result:
     @property
     def ice(self) -> np.ndarray:
         """(N,) bool: atoms labelled with an ice (not liquid, not unknown)."""
-        return (self.labels >= 0) & (self.labels != self.liquid) & (self.labels != self.unknown)
+        return is_ice(self.labels, self.liquid, self.unknown)
 
     @property
     def counts(self) -> np.ndarray:

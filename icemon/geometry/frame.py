@@ -6,6 +6,7 @@ first, so bad input is caught once, early, with a message that names the problem
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,8 +71,6 @@ def water_oxygens(symbols: list[str] | np.ndarray, positions: np.ndarray, cell: 
     Others (a substrate's or a guest's oxygens, hydroxide, hydronium) are left out with a
     :class:`NotWaterWarning` that counts them: averaged into their neighbours' shells
     they would change the water's labels too."""
-    import warnings
-
     symbols = np.asarray(symbols)
     hydrogens = np.flatnonzero(symbols == "H")
     oxygens = np.asarray(oxygens, dtype=np.int64)
@@ -97,8 +96,20 @@ def water_oxygens(symbols: list[str] | np.ndarray, positions: np.ndarray, cell: 
         warnings.warn(f"{int((~water).sum())} of {n_o} selected oxygens do not have two "
                       f"hydrogens within {OH_BOND} Å (not water: a substrate's or guest's "
                       "oxygens, hydroxide, hydronium) and are left out; pass "
-                      "water_only=False to keep them", NotWaterWarning, stacklevel=3)
+                      "water_only=False to keep them", NotWaterWarning, stacklevel=4)
     return oxygens[water]
+
+
+def ase_oxygens(atoms, select: npt.ArrayLike | str | None, water_only: bool = True
+                ) -> np.ndarray:
+    """Indices of the water oxygens of an ``ase.Atoms``: those ``select`` names
+    (:func:`selection`), and with ``water_only`` only those with two hydrogens
+    (:func:`water_oxygens`)."""
+    symbols = atoms.get_chemical_symbols()
+    idx = selection(select, symbols)
+    if water_only:
+        idx = water_oxygens(symbols, atoms.positions, np.asarray(atoms.cell[:]), idx)
+    return idx
 
 
 def selection(select: npt.ArrayLike | str | None, symbols: list[str] | np.ndarray,
@@ -217,10 +228,7 @@ class Frame:
         indices (:func:`selection`). ``water_only``: where the atoms hold hydrogens, keep
         the selected oxygens that have two of them within :data:`OH_BOND` (water), with a
         warning that counts the others (:func:`water_oxygens`)."""
-        idx = selection(select, atoms.get_chemical_symbols())
-        if water_only:
-            idx = water_oxygens(atoms.get_chemical_symbols(), atoms.positions,
-                                np.asarray(atoms.cell[:]), idx)
+        idx = ase_oxygens(atoms, select, water_only)
         if len(idx) == 0:
             raise FrameError(f"no atoms match the oxygen selection {select!r}")
         return cls(atoms.positions[idx], np.asarray(atoms.cell[:]), idx, step, time)

@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms, units
 
 from icemon.errors import ConfigError
-from icemon.geometry.frame import Frame, FrameError, selection, water_oxygens
+from icemon.geometry.frame import Frame, FrameError, ase_oxygens
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 from icemon.model.modelfile import IcemonModel
@@ -51,10 +51,7 @@ class Observer(Hook):
                  water_only: bool = True) -> None:
         self.atoms = atoms
         self.dyn = dyn
-        self.indices = selection(oxygens, atoms.get_chemical_symbols())
-        if water_only:
-            self.indices = water_oxygens(atoms.get_chemical_symbols(), atoms.positions,
-                                         np.asarray(atoms.cell[:]), self.indices)
+        self.indices = ase_oxygens(atoms, oxygens, water_only)
         what = f"element {oxygens!r}" if isinstance(oxygens, str) else "the given selection"
         if self.indices.size == 0:
             raise FrameError(f"no oxygens to monitor: no atom matches {what}")

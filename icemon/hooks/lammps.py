@@ -44,9 +44,10 @@ import numpy as np
 
 from icemon.errors import IcemonError
 from icemon.execution.pipeline import Pipeline
+from icemon.execution.threads import set_torch_threads
 from icemon.geometry.frame import Frame
 from icemon.hooks.base import Hook
-from icemon.hooks.monitor import Monitor, torch_threads
+from icemon.hooks.monitor import Monitor
 from icemon.model.modelfile import IcemonModel
 from icemon.recording import Options
 
@@ -269,7 +270,7 @@ class LammpsMonitor(Hook):
         try:
             if self.collective:
                 if threads:
-                    self._threads_before = torch_threads(int(threads))
+                    self._threads_before = set_torch_threads(int(threads))
                 self.pipeline = options.pipeline(self.comm)
             if self.rank == 0:
                 ids = np.sort(np.concatenate(all_tags))
@@ -387,7 +388,7 @@ class LammpsMonitor(Hook):
         if self.pipeline is not None:
             self.pipeline.close()
         if self._threads_before is not None:
-            torch_threads(self._threads_before)
+            set_torch_threads(self._threads_before)
             self._threads_before = None
 
     def close(self) -> None:

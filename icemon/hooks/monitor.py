@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from icemon.execution.pipeline import Pipeline, Result
+from icemon.execution.threads import set_torch_threads
 from icemon.geometry.frame import Frame
 from icemon.io.log import LogWriter
 from icemon.model.modelfile import IcemonModel
@@ -42,15 +43,6 @@ def _close_at_exit(ref: weakref.ReferenceType) -> None:
     monitor = ref()
     if monitor is not None:
         monitor.close()
-
-
-def torch_threads(n: int) -> int:
-    """Set torch's intra-op threads (process-wide) to ``n``; returns the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    return before
 
 
 class MonitorWarning(UserWarning):
@@ -114,7 +106,7 @@ class Monitor:
         self.last: Result | None = None
         """The most recent result."""
         if threads:
-            self._threads_before = torch_threads(int(threads))
+            self._threads_before = set_torch_threads(int(threads))
         try:
             self.pipeline = pipeline or Options(model, denoise_steps, device,
                                                 compile).pipeline()
@@ -218,7 +210,7 @@ class Monitor:
         if self._own_pipeline and self.pipeline is not None:
             self.pipeline.close()
         if self._threads_before is not None:
-            torch_threads(self._threads_before)
+            set_torch_threads(self._threads_before)
             self._threads_before = None
 
     def __enter__(self) -> Monitor:

@@ -135,11 +135,9 @@ class IcePhases(AnalysisBase):
         """MDAnalysis's ``run(start, stop, step, frames, verbose, ...)``; closes the log
         and the SOAP helpers at the end, also when a frame fails."""
         with ExitStack() as cleanup:  # undone in reverse order, each even if one fails
-            if self._threads is not None:
-                import torch
+            from icemon.execution.threads import torch_threads
 
-                cleanup.callback(torch.set_num_threads, torch.get_num_threads())
-                torch.set_num_threads(int(self._threads))
+            cleanup.enter_context(torch_threads(self._threads))
             cleanup.callback(self.pipeline.close)
             cleanup.callback(self._close_log)
             return super().run(*args, **kwargs)

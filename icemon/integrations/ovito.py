@@ -33,8 +33,6 @@ first frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +41,7 @@ from ovito.pipeline import ModifierInterface
 from traits.api import Bool, Int, Str, Union
 
 from icemon.errors import ConfigError, IcemonError
+from icemon.execution.threads import torch_threads
 from icemon.geometry.frame import Frame, minimum_image
 from icemon.phases import phase_color
 
@@ -101,7 +100,7 @@ class IcePhasesModifier(ModifierInterface):
                if "Particle Identifier" in data.particles else select)
         step = int(data.attributes.get("Timestep", -1))
         pipe = self.pipeline()
-        with torch_threads(self.threads or None):
+        with torch_threads(self.threads):
             result = pipe.process(Frame(positions[select] - origin, cell, ids, step))
 
         n = data.particles.count
@@ -180,23 +179,6 @@ class IcePhasesModifier(ModifierInterface):
         pipe = Pipeline(self.model or None, denoise_steps=self.denoise_steps, device=self.device)
         self._icemon_pipeline = (key, pipe)  # a plain attribute: no trait, no re-evaluation
         return pipe
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``n`` inside the block (None: unchanged), restored
-    after it whatever happens."""
-    if not n:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def frame_geometry(data: DataCollection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,35 +32,29 @@ MIN_DISTANCE = 1.0
 VII): the input is wrong (duplicated atoms, zeroed coordinates, wrong units)."""
 
 
-def check_overlaps(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-                   shifts: torch.Tensor) -> None:
-    """Raise :class:`FrameError` if two atoms are closer than :data:`MIN_DISTANCE`."""
-    if src.numel() == 0:
-        return
-    r = (pos[src] + shifts - pos[dst]).norm(dim=1)
-    k = int(torch.argmin(r))
-    if float(r[k]) < MIN_DISTANCE:
-        raise FrameError(f"atoms {int(dst[k])} and {int(src[k])} (rows) are only "
-                         f"{float(r[k]):.2f} Å apart: overlapping oxygens (duplicated atoms, "
-                         "zeroed coordinates or wrong length units?)")
-
-
 MAX_SPACING = 4.0
 """Å. Median nearest O–O distance above which a frame is refused: condensed water and every
 ice have 2.5–3.0 Å (a slab beside vacuum too: the median is over atoms, not volume); coordinates
 in Bohr read as Å give 5.3 Å, and a gas is nothing icemon can classify."""
 
 
-def check_spacing(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-                  shifts: torch.Tensor, centres: int | None = None) -> None:
-    """Raise :class:`FrameError` when the atoms' median nearest-neighbour distance within
-    the list (atoms with none count as infinitely far) exceeds :data:`MAX_SPACING`: the
-    units check in the sparse direction (the overlap check is the dense one).
-    ``centres``: only the first rows are the list's centres (an MPI rank's own atoms)."""
+def check_input(pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, shifts: torch.Tensor,
+                centres: int | None = None) -> None:
+    """The units check both ways, from one pass over a neighbour list (edges ``src`` →
+    ``dst``, every pair closer than the list's radius): :class:`FrameError` if two atoms are
+    closer than :data:`MIN_DISTANCE` (duplicated atoms, nm read as Å), or if the centres'
+    median nearest-neighbour distance (atoms without one in the list count as infinitely
+    far) exceeds :data:`MAX_SPACING` (Bohr read as Å). ``centres``: only the first rows are
+    the list's centres (an MPI rank's own atoms)."""
     n = len(pos)
     nearest = torch.full((n,), float("inf"), dtype=pos.dtype, device=pos.device)
     if src.numel():
         r = (pos[src] + shifts - pos[dst]).norm(dim=1)
+        k = int(torch.argmin(r))
+        if float(r[k]) < MIN_DISTANCE:
+            raise FrameError(f"atoms {int(dst[k])} and {int(src[k])} (rows) are only "
+                             f"{float(r[k]):.2f} Å apart: overlapping oxygens (duplicated "
+                             "atoms, zeroed coordinates or wrong length units?)")
         nearest = nearest.scatter_reduce(0, dst, r, reduce="amin")
     nearest = nearest if centres is None else nearest[:centres]
     median = float(nearest.median()) if len(nearest) else 0.0
@@ -180,11 +174,11 @@ class Denoiser:
         """ε_θ(r): predicted displacement (N, 3) in Å of every atom.
 
         ``timings``, if given, receives [neighbour-list seconds, network seconds];
-        ``check`` raises :class:`FrameError` for overlapping atoms."""
+        ``check`` runs the input checks (:func:`check_input`)."""
         t0 = time.perf_counter()
         g = self._graph(positions, cell, 0.0)
         if check:
-            check_overlaps(g.pos, g.src, g.dst, g.shifts)
+            check_input(g.pos, g.src, g.dst, g.shifts)
         t1 = time.perf_counter()
         eps = self.net(g.pos, g.src, g.dst, g.shifts).double().cpu().numpy()
         if timings is not None:
@@ -204,9 +198,8 @@ class Denoiser:
         t0 = time.perf_counter()
         g = self._graph(start, cell, self.skin)
         pos, built_at = g.pos, g.pos
+        check_input(pos, g.src, g.dst, g.shifts)
         src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, cutoff)
-        check_overlaps(pos, src, dst, shifts)
-        check_spacing(g.pos, g.src, g.dst, g.shifts)
         t_nl += time.perf_counter() - t0
         for k in range(n):
             t0 = time.perf_counter()
