@@ -87,15 +87,20 @@ class Recorder:
         atom_ids: the monitored atoms' ids; None = those of the first frame (the log is
             then created with the first frame).
         source: free text recorded in the log.
-        positions: also store given and denoised positions."""
+        positions: also store given and denoised positions.
+        start_step, resume_from, fsync: how a restarted run meets an existing log, and
+            whether every frame is synced to disk (:class:`~icemon.io.log.LogWriter`)."""
 
     def __init__(self, pipeline: Classifies, log: str | Path, *,
                  atom_ids: np.ndarray | None = None, source: str = "",
-                 positions: bool = True) -> None:
+                 positions: bool = True, start_step: int | None = None,
+                 resume_from: int | None = None, fsync: bool = False) -> None:
         self.pipeline = pipeline
         self.log = Path(log)
         self.source = source
         self.positions = positions
+        self._writer_options = {"start_step": start_step, "resume_from": resume_from,
+                                "fsync": fsync}
         self.writer: LogWriter | None = None
         self.n_logged = 0
         """Frames appended by this recorder."""
@@ -106,12 +111,14 @@ class Recorder:
         from icemon.io.log import LogWriter
 
         self.writer = LogWriter(self.log, atom_ids, **self.pipeline.log_settings(),
-                                source=self.source, positions=self.positions)
+                                source=self.source, positions=self.positions,
+                                **self._writer_options)
         return self.writer
 
     def record(self, frame: Frame) -> Result:
         """Classify ``frame`` and append it; returns the result. Raises what classifying
-        or writing raised (nothing is appended then)."""
+        or writing raised (nothing is appended then). The frame is classified before the
+        log checks its step: under MPI every rank takes part in classifying it."""
         return self.append(self.pipeline.process(frame))
 
     def append(self, result: Result) -> Result:

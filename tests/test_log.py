@@ -248,3 +248,53 @@ def test_per_atom_scores_are_kept_beside_averaged_ones(tmp_path):
         np.testing.assert_array_equal(log.atom_scores(0), r.atom_scores)
     with Log(tmp_path / "b.h5") as log:  # no averaging recorded: per-atom = decision scores
         np.testing.assert_array_equal(log.atom_scores(0), r.scores)
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_fsync_option_syncs_the_log_file_after_every_frame(tmp_path, monkeypatch, fsync):
+    """``fsync=True``: every appended frame is also synced to the disk, on the log's own
+    file descriptor (a frame then survives a node failure, not only a killed process)."""
+    import os
+
+    import icemon.io.log.writer as writer_module
+
+    synced: list[int] = []  # inodes of the synced files
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(writer_module.os, "fsync", spy)
+    path = tmp_path / "sync.h5"
+    with _writer(path, fsync=fsync) as w:
+        for k in range(3):
+            w.append(_result(step=k))
+    assert synced == ([path.stat().st_ino] * 3 if fsync else [])
+
+
+def test_resume_from_drops_later_frames_and_records_it(tmp_path):
+    """A restart that continues the log from an earlier step: the frames after it go (a
+    reader never counts a cut row), the cut is recorded, the next steps append."""
+    from icemon.io.log import Log
+
+    path = tmp_path / "r.h5"
+    with _writer(path) as w:
+        for step in (0, 10, 20, 30):
+            w.append(_result(step=step))
+    with pytest.raises(LogError, match="up to step 30.*starts at step 10.*resume_from=10"):
+        _writer(path, start_step=10)
+    with _writer(path, start_step=10, resume_from=10) as w:
+        assert w.n_frames == 2 and w.last_step == 10
+        w.append(_result(step=15))
+    with Log(path) as log:
+        np.testing.assert_array_equal(log.steps, [0, 10, 15])
+        [resume] = log.resumes
+        assert resume["from_step"] == 10 and resume["dropped_frames"] == 2
+        assert resume["dropped_steps"] == [20, 30]
+    with _writer(path, start_step=15) as w:  # continues where the log ends
+        with pytest.raises(LogError, match="already the last frame"):
+            w.append(_result(step=15))
+        w.append(_result(step=16))
+    with Log(path) as log:
+        np.testing.assert_array_equal(log.steps, [0, 10, 15, 16])

@@ -206,6 +206,59 @@ def test_queued_frames_reach_the_log_when_the_script_dies(tmp_path):
     assert _read(path)["step"].tolist() == [0, 100, 200, 300]
 
 
+TERMINATED = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from test_monitor import _frames
+from icemon.hooks.monitor import Monitor
+
+frames = _frames(6)
+mon = Monitor(sys.argv[1], frames[0].atom_ids, overlap=True, queue_size=8)
+for fr in frames:
+    mon(fr)
+os.kill(os.getpid(), signal.SIGTERM)  # a batch scheduler's time limit, frames still queued
+print("survived SIGTERM", flush=True)
+"""
+
+
+def test_sigterm_flushes_queued_frames_then_ends_the_process(tmp_path):
+    path = tmp_path / "term.h5"
+    script = tmp_path / "term.py"
+    script.write_text(TERMINATED.format(tests=str(ROOT / "tests")))
+    proc = subprocess.run([sys.executable, str(script), str(path)], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr[-2000:]
+    assert "survived" not in proc.stdout  # the process still ends as SIGTERM says
+    assert _read(path)["step"].tolist() == [0, 100, 200, 300, 400, 500]
+
+
+def test_close_waits_for_the_worker_at_most_close_timeout(tmp_path, pipeline):
+    frames = _frames(3)
+    release = threading.Event()
+    process = pipeline.process
+
+    def stuck(frame):  # a frame that never finishes (a hung device, a dead file system)
+        if frame.step == 100:
+            release.wait(60)
+        return process(frame)
+
+    mon = Monitor(tmp_path / "slow.h5", frames[0].atom_ids, pipeline=pipeline, overlap=True,
+                  queue_size=4, close_timeout=1.0)
+    pipeline.process = stuck
+    try:
+        for fr in frames:
+            mon(fr)
+        t0 = time.monotonic()
+        with pytest.warns(MonitorWarning, match="did not finish within 1 s"):
+            mon.close()
+        assert time.monotonic() - t0 < 10
+    finally:
+        release.set()
+        del pipeline.process
+    time.sleep(0.5)  # the released worker drops what was queued, writes nothing more
+    assert _read(tmp_path / "slow.h5")["step"].tolist() == [0]
+
+
 def test_failing_monitor_restores_torch_threads(tmp_path, pipeline):
     import torch
 

@@ -37,7 +37,13 @@ class Observer(Hook):
             atom) or a sequence of atom indices.
         water_only: where the atoms hold hydrogens, monitor only the selected oxygens
             with two of them within 1.25 Å (water); the others are counted in a warning.
-        dyn: the dynamics object, to record step (``dyn.nsteps``) and time (ps).
+        dyn: the dynamics object, to record step (``start_step + dyn.nsteps``) and time
+            (ps).
+        every: log only steps that are multiples of ``every`` (calls at other steps are
+            ignored), as the other hooks do.
+        start_step: the MD step of the dynamics' step 0 (ASE counts every new dynamics
+            object from 0: a run restarted from step 5000 passes 5000).
+        resume_from, fsync: see :mod:`icemon.hooks.base`.
         model, threads, device, positions, overlap, denoise_steps, compile, source,
             on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
     """
@@ -48,20 +54,29 @@ class Observer(Hook):
                  overlap: bool = False, denoise_steps: int | None = None,
                  compile: bool = False, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None,
-                 water_only: bool = True) -> None:
+                 water_only: bool = True, every: int = 1, start_step: int = 0,
+                 resume_from: int | None = None, fsync: bool = False) -> None:
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ConfigError(f"every must be a positive number of steps, not {every!r}")
+        if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) \
+                or start_step < 0:
+            raise ConfigError(f"start_step must be an MD step (an integer ≥ 0), not {start_step!r}")
         self.atoms = atoms
         self.dyn = dyn
+        self.every = int(every)
+        self.start_step = int(start_step)
         self.indices = ase_oxygens(atoms, oxygens, water_only)
         what = f"element {oxygens!r}" if isinstance(oxygens, str) else "the given selection"
         if self.indices.size == 0:
             raise FrameError(f"no oxygens to monitor: no atom matches {what}")
         if not np.all(atoms.pbc):
             raise FrameError("icemon needs a fully periodic cell (atoms.pbc all True)")
-        self._frame(0)  # validate cell and coordinates before the run starts
         self.n_calls = 0
+        self._frame(0)  # validate cell and coordinates before the run starts
         self.monitor = Monitor(log, self.indices, model=model, positions=positions,
                                overlap=overlap, denoise_steps=denoise_steps, threads=threads,
                                device=device, compile=compile, on_frame=on_frame,
+                               start_step=self._step(), resume_from=resume_from, fsync=fsync,
                                source=source or
                                f"ASE {type(dyn).__name__ if dyn else 'dynamics'}, "
                                f"{self.indices.size} oxygens ({what})")
@@ -74,9 +89,17 @@ class Observer(Hook):
         return Frame(self.atoms.positions[self.indices], np.asarray(self.atoms.cell[:]),
                      self.indices, step=step, time=time)
 
+    def _step(self) -> int:
+        """The MD step now: ``start_step`` + the dynamics' own count (or + the calls so far,
+        without a dynamics object)."""
+        count = int(getattr(self.dyn, "nsteps", self.n_calls)) if self.dyn else self.n_calls
+        return self.start_step + count
+
     def __call__(self) -> None:
-        step = int(getattr(self.dyn, "nsteps", self.n_calls)) if self.dyn else self.n_calls
+        step = self._step()
         self.n_calls += 1
+        if step % self.every:
+            return
         try:
             frame = self._frame(step)
         except Exception as exc:  # noqa: BLE001 - never stop the dynamics
@@ -92,13 +115,16 @@ def attach(dyn: Any, log: str | Path = "icemon.h5", *, every: int = 1,
     """Monitor the ASE dynamics ``dyn`` every ``every`` steps into ``log``.
 
     ``atoms`` defaults to the dynamics' own atoms; the other keywords are those every hook
-    shares (:mod:`icemon.hooks.base`). The state before the first step is classified too
-    (ASE calls observers at step 0)."""
+    shares (:mod:`icemon.hooks.base`), plus ``start_step`` (the MD step of the dynamics'
+    step 0, for restarts). Frames are logged at the steps that are multiples of
+    ``every``, the start included when it is one (ASE calls observers at step 0)."""
     if isinstance(every, bool) or int(every) != every or every < 1:
         raise ConfigError(f"every must be a positive number of steps, not {every!r}")
     atoms = atoms if atoms is not None else getattr(dyn, "atoms", None)
     if atoms is None:
         raise ConfigError("the dynamics object has no atoms; pass atoms=...")
-    obs = Observer(atoms, log, oxygens=oxygens, dyn=dyn, **kwargs)
-    dyn.attach(obs, interval=int(every))
+    obs = Observer(atoms, log, oxygens=oxygens, dyn=dyn, every=every, **kwargs)
+    # called every step: the observer keeps the multiples of ``every`` of the MD step
+    # (start_step + nsteps), which ASE's own interval counting (of nsteps) would miss
+    dyn.attach(obs, interval=1)
     return obs

@@ -21,7 +21,21 @@ same keywords for the same things, is a context manager and reads back the same 
                 one-time compilation of about a minute
 ``source``      free text recorded in the log
 ``on_frame``    callable receiving each logged :class:`~icemon.execution.pipeline.Result`
+``resume_from`` continue an existing log from this MD step: its frames after the
+                step are dropped (recorded in the log's ``resumes``)
+``fsync``       sync the log to disk after every frame (survives a node or power
+                failure, not only a killed process; costs a disk sync per frame)
 =============== ==============================================================
+
+Which steps: every hook logs the MD steps that are multiples of ``every`` (the start
+included when it is one), whatever step the run starts at and however it is split into
+runs; a step is logged once.
+
+Restarts are branches: a hook knows the step its engine starts at (LAMMPS ``ntimestep``,
+i-PI ``sim.step``, ASE ``start_step`` + the dynamics' count) and refuses, before the run,
+a log that already holds later steps, naming both and the remedy (``resume_from``). A
+restart exactly where the log ends continues it (the frame at that step is not logged
+twice).
 
 Read-back: ``n_frames`` (frames logged), ``errors`` ((step, message) of skipped frames),
 ``paths`` (the log files), ``close()``.

@@ -86,7 +86,8 @@ class IpiMonitor(Hook):
                  overlap: bool = False, denoise_steps: int | None = None,
                  compile: bool = False, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None, beads: str = "centroid",
-                 engine_timeout: float = 60.0) -> None:
+                 engine_timeout: float = 60.0, resume_from: int | None = None,
+                 fsync: bool = False) -> None:
         if beads not in ("centroid", "all"):
             raise ConfigError(f"beads must be 'centroid' or 'all', not {beads!r}")
         if int(every) < 1:
@@ -130,7 +131,9 @@ class IpiMonitor(Hook):
                                              # the first sets torch's threads, and
                                              # restores them last (closed in order)
                                              threads=None if self.monitors else threads,
-                                             on_frame=on_frame))
+                                             on_frame=on_frame,
+                                             start_step=int(sim.step),
+                                             resume_from=resume_from, fsync=fsync))
         except Exception:
             self.close()
             raise
@@ -217,21 +220,22 @@ class IpiMonitor(Hook):
                 from error[0]
 
     def run(self, steps: int, progress: bool = False) -> None:
-        """Advance i-PI by ``steps`` steps, classifying the start and every ``every`` steps
+        """Advance i-PI by ``steps`` steps, classifying every step that is a multiple of
+        ``every`` (the start included when it is one), whatever step the run starts at
         (``progress``: a tqdm bar over the steps)."""
         from tqdm.auto import tqdm
 
-        self.observe()
+        if int(self.sim.step) % self.every == 0:
+            self.observe()
         done = 0
         with tqdm(total=steps, unit="step", desc="i-PI", disable=not progress) as bar:
             while done < steps:
-                n = min(self.every, steps - done)
+                n = min(self.every - int(self.sim.step) % self.every, steps - done)
                 self._advance(n)
                 done += n
                 bar.update(n)
-                if int(self.sim.step) % self.every == 0 or done == steps:
+                if int(self.sim.step) % self.every == 0:
                     self.observe()
-
 
 
 def attach(sim: Any, log: str | Path = "icemon.h5", *, every: int = 100,

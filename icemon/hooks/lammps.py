@@ -210,7 +210,8 @@ class LammpsMonitor(Hook):
                  denoise_steps: int | None = None, compile: bool = False,
                  source: str | None = None, on_frame: Callable[[Any], None] | None = None,
                  fix_id: str | None = None, comm: Any | None = None,
-                 lj_length: float | None = None, lj_time: float | None = None) -> None:
+                 lj_length: float | None = None, lj_time: float | None = None,
+                 resume_from: int | None = None, fsync: bool = False) -> None:
         self.lmp = lmp
         self.comm = _communicator(lmp, comm)
         self.rank = self.comm.rank
@@ -277,7 +278,8 @@ class LammpsMonitor(Hook):
                 self.monitor = Monitor(
                     log, ids, pipeline=self.pipeline, positions=positions, overlap=overlap,
                     options=options.with_(threads=None) if self.collective else options,
-                    on_frame=on_frame,
+                    on_frame=on_frame, start_step=int(lmp.extract_global("ntimestep")),
+                    resume_from=resume_from, fsync=fsync,
                     source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygens}, "
                                      f"{self.comm.size} MPI rank(s)")
                 self.monitors = [self.monitor]

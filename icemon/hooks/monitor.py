@@ -9,7 +9,12 @@ With ``overlap=True`` frames go through a queue to a worker thread, so the simul
 only waits for the hand-over (and for the worker when it falls ``queue_size`` frames
 behind); frames reach the log in order and :meth:`Monitor.close` waits for the last one.
 Use the monitor as a context manager; if the script dies with an exception anyway, an
-exit hook still empties the queue into the log before the interpreter ends.
+exit hook still empties the queue into the log before the interpreter ends, and a SIGTERM
+(what batch schedulers send at the time limit, before SIGKILL) empties it too, then ends
+the process as SIGTERM would have (the handler is installed from the main thread, chained
+to any handler already there; Python runs it when the engine next returns to Python, at
+the next frame at the latest). Closing waits at most ``close_timeout`` seconds for the
+worker: frames still queued then are reported and dropped, never half-written.
 
 A frame that cannot be classified or written (bad coordinates, a full disk...) is
 reported (a warning on stderr), recorded in the log's ``errors`` dataset when possible
@@ -20,7 +25,9 @@ frames already in the log stay intact.
 from __future__ import annotations
 
 import atexit
+import os
 import queue
+import signal
 import threading
 import time
 import warnings
@@ -33,7 +40,7 @@ import numpy as np
 from icemon.execution.pipeline import Pipeline, Result
 from icemon.execution.threads import set_torch_threads
 from icemon.geometry.frame import Frame
-from icemon.io.log import LogWriter
+from icemon.io.log import AlreadyLogged, LogWriter
 from icemon.model.modelfile import IcemonModel
 from icemon.recording import Options, Recorder
 
@@ -43,6 +50,38 @@ def _close_at_exit(ref: weakref.ReferenceType) -> None:
     monitor = ref()
     if monitor is not None:
         monitor.close()
+
+
+_TERMINATING: weakref.WeakSet = weakref.WeakSet()  # overlapping monitors open now
+_PREVIOUS_TERM: list = []  # the SIGTERM handler before icemon's (installed once)
+
+
+def _on_sigterm(signum: int, stack) -> None:
+    """SIGTERM: empty every overlapping monitor's queue into its log, then do what the
+    previous handler did (by default: end the process by the signal)."""
+    for monitor in list(_TERMINATING):
+        monitor.close()
+    previous = _PREVIOUS_TERM[0] if _PREVIOUS_TERM else signal.SIG_DFL
+    signal.signal(signal.SIGTERM, previous)
+    _PREVIOUS_TERM.clear()
+    if callable(previous):
+        previous(signum, stack)
+    elif previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
+
+
+def _flush_on_sigterm(monitor: Monitor) -> None:
+    """Have SIGTERM flush ``monitor``'s queue (only from the main thread, where Python
+    allows installing handlers; a handler set outside Python is left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if not _PREVIOUS_TERM:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None or previous == signal.SIG_IGN:
+            return
+        _PREVIOUS_TERM.append(previous)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    _TERMINATING.add(monitor)
 
 
 class MonitorWarning(UserWarning):
@@ -74,6 +113,12 @@ class Monitor:
             with ``overlap``); an exception there is warned about, the frame stays logged.
         options: an :class:`~icemon.recording.Options` instead of model, denoise_steps,
             device, compile and threads.
+        start_step: the MD step the run starts at; an existing log with later steps is
+            refused unless ``resume_from`` is given (:class:`~icemon.io.log.LogWriter`).
+        resume_from: drop the existing log's frames after this step and continue there.
+        fsync: sync the log to disk after every frame.
+        close_timeout: with ``overlap``, the longest :meth:`close` waits for the worker
+            (s); frames still queued then are reported and not logged.
     """
 
     def __init__(self, log: str | Path, atom_ids: np.ndarray, *,
@@ -84,7 +129,9 @@ class Monitor:
                  compile: bool = False,
                  threads: int | None = None,
                  on_frame: Callable[[Result], None] | None = None,
-                 options: Options | None = None) -> None:
+                 options: Options | None = None, start_step: int | None = None,
+                 resume_from: int | None = None, fsync: bool = False,
+                 close_timeout: float = 600.0) -> None:
         if options is not None:  # one object instead of the keywords
             model, denoise_steps, device = options.model, options.denoise_steps, options.device
             compile, threads = options.compile, options.threads
@@ -94,6 +141,8 @@ class Monitor:
         self.on_frame = on_frame
         self._own_pipeline = pipeline is None
         self._worker: threading.Thread | None = None
+        self.close_timeout = float(close_timeout)
+        self._abandon = False  # set when close gave up waiting: the worker drops the rest
         self._queue: queue.Queue | None = None
         self.pipeline: Pipeline | None = None
         self.recorder: Recorder | None = None
@@ -111,17 +160,19 @@ class Monitor:
             self.pipeline = pipeline or Options(model, denoise_steps, device,
                                                 compile).pipeline()
             self.recorder = Recorder(self.pipeline, log, atom_ids=atom_ids, source=source,
-                                     positions=positions)
+                                     positions=positions, start_step=start_step,
+                                     resume_from=resume_from, fsync=fsync)
         except BaseException:
             self.close()  # torch's thread count restored, helpers stopped
             raise
         if overlap:
             self._queue = queue.Queue(maxsize=max(1, int(queue_size)))
-            self._worker = threading.Thread(target=self._drain, name="icemon-monitor",
-                                            daemon=True)
+            self._worker = threading.Thread(target=self._drain, args=(self._queue,),
+                                            name="icemon-monitor", daemon=True)
             self._worker.start()
             # queued frames reach the log even if the user's script dies with an exception
             atexit.register(_close_at_exit, weakref.ref(self))
+            _flush_on_sigterm(self)
 
     @property
     def writer(self) -> LogWriter | None:
@@ -156,8 +207,11 @@ class Monitor:
         t0 = time.perf_counter()
         try:
             result = self.recorder.record(frame)
+        except AlreadyLogged:  # a restart's first frame, logged by the run it continues
+            return None
         except Exception as exc:  # noqa: BLE001 - a monitor must never stop the simulation
-            self._skip(frame.step, exc)
+            if not self._abandon:  # else: close gave up on this frame and said so
+                self._skip(frame.step, exc)
             return None
         finally:
             self.seconds += time.perf_counter() - t0
@@ -181,15 +235,16 @@ class Monitor:
         except Exception:  # noqa: BLE001 - the log may be what failed; the warning stays
             pass
 
-    def _drain(self) -> None:
+    def _drain(self, frames: queue.Queue) -> None:
         while True:
-            frame = self._queue.get()
+            frame = frames.get()
             try:
                 if frame is None:
                     return
-                self._process(frame)
+                if not self._abandon:
+                    self._process(frame)
             finally:
-                self._queue.task_done()
+                frames.task_done()
 
     def flush(self) -> None:
         """Wait until every queued frame is in the log."""
@@ -201,8 +256,19 @@ class Monitor:
         this monitor made and restore torch's thread count (idempotent)."""
         if self._worker is not None:
             if self._worker.is_alive():
-                self._queue.put(None)
-                self._worker.join()
+                deadline = time.monotonic() + self.close_timeout
+                try:
+                    self._queue.put(None, timeout=self.close_timeout)
+                except queue.Full:
+                    pass
+                self._worker.join(max(0.0, deadline - time.monotonic()))
+                if self._worker.is_alive():
+                    self._abandon = True
+                    warnings.warn(f"icemon: the monitor worker did not finish within "
+                                  f"{self.close_timeout:g} s; about {self._queue.qsize()} "
+                                  "queued frame(s) are not logged (every frame completed "
+                                  f"before is in {self.path})", MonitorWarning, stacklevel=2)
+            _TERMINATING.discard(self)
             self._worker = None
             self._queue = None
         if self.recorder is not None:

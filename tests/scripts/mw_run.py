@@ -21,6 +21,8 @@ p.add_argument("--steps", type=int, default=100)
 p.add_argument("--temperature", type=float, default=250.0)
 p.add_argument("--overlap", action="store_true")
 p.add_argument("--start", type=int, default=0, help="first MD step (a restarted run's)")
+p.add_argument("--resume-from", type=int, default=None,
+               help="drop the log's frames after this step and continue it")
 p.add_argument("--melt", type=int, default=0,
                help="first melt the upper half at 600 K for this many steps (ice|liquid)")
 p.add_argument("--fault-rank", type=int, default=None,
@@ -66,7 +68,7 @@ if a.melt:
 if a.start:
     lmp.command(f"reset_timestep {a.start}")
 with icemon.hooks.lammps.attach(lmp, every=a.every, oxygens=1, log=a.log,
-                          overlap=a.overlap) as mon:
+                                overlap=a.overlap, resume_from=a.resume_from) as mon:
     lmp.command(f"run {a.steps}")
 per_rank = MPI.COMM_WORLD.gather(described)
 if MPI.COMM_WORLD.rank == 0:

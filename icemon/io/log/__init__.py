@@ -13,8 +13,8 @@ from icemon.io.log.schema import (
     complete_frames,
     log_phases,
 )
-from icemon.io.log.writer import LogWriter
+from icemon.io.log.writer import AlreadyLogged, LogWriter
 
-__all__ = ["SCHEMA", "STEP_FILL", "UNKNOWN_STEP", "Log", "LogError", "LogWriter",
+__all__ = ["SCHEMA", "AlreadyLogged", "STEP_FILL", "UNKNOWN_STEP", "Log", "LogError", "LogWriter",
            "check_schema", "clear_write_mark", "complete_frames", "log_phases", "open_for_writing",
            "open_log"]

@@ -164,6 +164,13 @@ class Log:
         raw = self.file.attrs.get("denoise")
         return None if raw is None else json.loads(raw)
 
+    @property
+    def resumes(self) -> list[dict]:
+        """Restarts that continued this log from an earlier step, oldest first: each
+        ``{"from_step", "dropped_frames", "dropped_steps": [first, last] or None, "utc"}``
+        (the frames after ``from_step`` that a restarted run replaced)."""
+        return json.loads(self.file.attrs.get("resumes", "[]"))
+
     def cell(self, k: int) -> np.ndarray:
         return self.file["cell"][self._index(k)].astype(np.float64)
 

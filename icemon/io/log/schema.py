@@ -9,7 +9,9 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
                                   III VI VII sI liquid),
                                   model (JSON {"name", "sha256"}), threshold, source,
                                   icemon_version, denoise (JSON {"max_steps", "tol",
-                                  "device"}; absent = unknown)
+                                  "device"}; absent = unknown),
+                                  resumes (JSON list: restarts that dropped the frames
+                                  after a step, ``Log.resumes``; absent = none)
     /atom_ids   int64 (N)          the atom behind each column
     /n_frames   int64 (1)          number of complete frames (written after their data)
     /step       int64 (n)          MD step (-1 if unknown)

@@ -9,8 +9,16 @@ and the denoising settings (``denoise``: maximum number of passes, tolerance, de
 anything that differs is a :class:`LogError` naming it. Settings a log does not record
 (older logs) are unknown and not checked. Steps must go forward: a frame whose step is not
 larger than every step already in the log is refused with a :class:`LogError` (a run
-restarted from an earlier point would otherwise mix two trajectories in one time series;
-start a new log for it). Frames of unknown step (-1) are accepted anywhere.
+restarted from an earlier point would otherwise mix two trajectories in one time series).
+Frames of unknown step (-1) are accepted anywhere.
+
+Restarts are branches. A writer told the step its run starts at (``start_step``: what
+every hook passes) refuses, before the run, a log that already holds later steps, naming
+both steps and the remedy; with ``resume_from=S`` it drops the log's frames after step S
+instead (the run continues the trajectory from S) and records the drop in the log's
+``resumes`` attribute (:attr:`~icemon.io.log.reader.Log.resumes`). A first frame at
+exactly the log's last step (a restart file written where the log ended) is the frame
+already logged and is skipped silently (:class:`AlreadyLogged`).
 
 A log whose writer was killed is taken over as :mod:`icemon.io.log.recovery` says.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +53,11 @@ from icemon.io.log.schema import (
     log_phases,
 )
 from icemon.phases import LIQUID_NAME
+
+
+class AlreadyLogged(LogError):
+    """The frame's step is the log's last step, which a restarted run reaches first: the
+    frame is in the log already (monitors skip it without an error)."""
 
 
 def _rules(version: str) -> tuple[str, ...]:
@@ -100,6 +114,13 @@ class LogWriter:
             "device": str}`` (e.g. of :class:`~icemon.model.denoise.Denoiser`); recorded in a new
             log, compared with an existing one's. None: unknown, neither recorded nor
             checked.
+        start_step: the MD step the run starts at (None: unknown). Appending to a log
+            whose last step is later is refused unless ``resume_from`` is given.
+        resume_from: drop the existing log's frames after this step (recorded in its
+            ``resumes`` attribute) and continue from it.
+        fsync: after every frame, also ask the operating system to put the file on the
+            disk (``os.fsync``): a frame then survives a power or node failure, not only a
+            killed process, at the cost of a disk sync per frame.
     """
 
     _open_paths: set[str] = set()  # logs this process is writing (HDF5 shares handles)
@@ -107,7 +128,9 @@ class LogWriter:
     def __init__(self, path: str | Path, atom_ids: np.ndarray, *, model_name: str,
                  model_sha256: str, threshold: float, source: str = "",
                  positions: bool = True, denoise: Mapping[str, Any] | None = None,
-                 atom_scores: bool = False, phases: Sequence[str]) -> None:
+                 atom_scores: bool = False, phases: Sequence[str],
+                 start_step: int | None = None, resume_from: int | None = None,
+                 fsync: bool = False) -> None:
         self.path = Path(path)
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
@@ -119,6 +142,11 @@ class LogWriter:
         self.denoise = _denoise_settings(denoise)
         self._n = 0
         self._last_step: int | None = None  # the largest known step in the log
+        self._continues_at: int | None = None  # the log's last step when it was opened
+        self.fsync = bool(fsync)
+        for name, value in (("start_step", start_step), ("resume_from", resume_from)):
+            if value is not None and (isinstance(value, bool) or int(value) != value):
+                raise LogError(f"{name} must be an MD step (an integer), not {value!r}")
         key = str(self.path.resolve())
         if key in LogWriter._open_paths:
             raise LogError(f"{str(self.path)!r} is already being written by this process")
@@ -129,6 +157,7 @@ class LogWriter:
         try:
             if part is None:
                 self._open_existing()
+                self._branch(start_step, resume_from)
             else:
                 self._create(part, source, positions, atom_scores)
             self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
@@ -265,6 +294,53 @@ class LogWriter:
         self._n = n
         self._last_step = int(known.max()) if known.size else None
 
+    def _branch(self, start_step: int | None, resume_from: int | None) -> None:
+        """Make a restarted run a branch of the log: drop frames after ``resume_from``
+        (recorded), then refuse a run that starts before the log's last step."""
+        if resume_from is not None:
+            self._drop_after(int(resume_from))
+        if start_step is not None and self._last_step is not None \
+                and self._last_step > int(start_step):
+            raise LogError(
+                f"{str(self.path)!r} already holds frames up to step {self._last_step}, and "
+                f"this run starts at step {int(start_step)}: appending would splice two "
+                "trajectories into one time series. If the run continues the logged one from "
+                f"a restart at step {int(start_step)}, pass resume_from={int(start_step)} to "
+                f"drop the log's frames after step {int(start_step)} (the drop is recorded in "
+                "the log); otherwise write to a new log")
+        self._continues_at = self._last_step
+
+    def _drop_after(self, step: int) -> None:
+        """Cut the frames after the last one at or before ``step`` (frames of unknown step
+        in between go with them) and record the cut in the ``resumes`` attribute."""
+        f, n = self.file, self._n
+        steps = f["step"][:n]
+        later = np.flatnonzero((steps != UNKNOWN_STEP) & (steps > step))
+        record = {"from_step": step, "dropped_frames": 0, "dropped_steps": None,
+                  "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if later.size:
+            keep = int(later[0])
+            known = steps[keep:][steps[keep:] != UNKNOWN_STEP]
+            record.update(dropped_frames=n - keep,
+                          dropped_steps=[int(known.min()), int(known.max())])
+            counter = f[COUNTER]
+            counter[0] = keep  # first the count, so a reader never counts a cut row
+            counter.flush()
+            for name in SERIES:
+                if name in f:
+                    f[name].resize(keep, axis=0)
+            self._n = keep
+            kept = steps[:keep][steps[:keep] != UNKNOWN_STEP]
+            self._last_step = int(kept.max()) if kept.size else None
+        resumes = json.loads(f.attrs.get("resumes", "[]"))
+        f.attrs["resumes"] = json.dumps([*resumes, record])
+        f.flush()
+
+    @property
+    def last_step(self) -> int | None:
+        """The largest known step in the log (None: none yet)."""
+        return self._last_step
+
     @property
     def n_frames(self) -> int:
         """Complete frames in the log."""
@@ -273,6 +349,22 @@ class LogWriter:
     @property
     def has_positions(self) -> bool:
         return "positions" in self.file
+
+    def check_step(self, step: int) -> None:
+        """Raise unless a frame at ``step`` may be appended next: :class:`AlreadyLogged` for
+        a restart's first frame at the log's last step, :class:`LogError` for a step not
+        after the last one."""
+        step = int(step)
+        if step == UNKNOWN_STEP:
+            return
+        if step == self._continues_at:
+            self._continues_at = None
+            raise AlreadyLogged(f"step {step} is already the last frame of {str(self.path)!r}")
+        if self._last_step is not None and step <= self._last_step:
+            raise LogError(f"step {step} is not after the last logged step {self._last_step} "
+                           f"of {str(self.path)!r}: steps must go forward in one log (a run "
+                           "restarted from an earlier point: attach with resume_from, or "
+                           "write a new log)")
 
     def append(self, result) -> None:
         """Append one :class:`~icemon.execution.pipeline.Result` and flush it to disk.
@@ -284,10 +376,8 @@ class LogWriter:
             raise LogError(f"frame atoms (N={fr.n_atoms}) do not match the log's atom ids "
                            f"(N={self.n_atoms})")
         step = int(fr.step)
-        if step != UNKNOWN_STEP and self._last_step is not None and step <= self._last_step:
-            raise LogError(f"step {step} is not after the last logged step {self._last_step} "
-                           f"of {str(self.path)!r}: steps must go forward in one log (a run "
-                           "restarted from an earlier point needs a new log)")
+        self.check_step(step)
+        self._continues_at = None
         f = self.file
         k = self._n
         values = {
@@ -312,9 +402,15 @@ class LogWriter:
         counter[0] = k + 1
         counter.flush()
         f.flush()
+        if self.fsync:
+            self._sync()
         self._n = k + 1
         if step != UNKNOWN_STEP:
             self._last_step = step
+
+    def _sync(self) -> None:
+        """Put the flushed file on the disk (fsync of HDF5's own file descriptor)."""
+        os.fsync(self.file.id.get_vfd_handle())
 
     def record_error(self, step: int, message: str) -> None:
         """Note a frame that could not be classified (the frame itself is not logged)."""
