@@ -258,3 +258,17 @@ def test_regional_checks_give_the_serial_labels_on_2_ranks(gcicenet):
         assert rows[name]["same"], rows[name]
         counts = rows[name]["counts"]
         assert counts[phases.index(expected)] == sum(counts), (name, counts)
+
+
+def test_more_ranks_than_oxygens_give_the_serial_labels():
+    """4 ranks on frames of 2 and 6 oxygens: ranks that own no atom take part in every
+    collective step (they crashed on empty shares before) and the labels are the serial
+    ones (ice Ic)."""
+    out = subprocess.run([_mpirun(), "-np", "4", sys.executable,
+                          str(ROOT / "tests" / "scripts" / "few_atoms_mpi.py")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert sorted(result) == ["2", "6"]
+    for shared, serial in result.values():
+        assert shared == serial == [PHASES.index("Ic")] * len(serial)

@@ -143,6 +143,8 @@ class Soap:
                       cell=np.asarray(cell, dtype=np.float64), pbc=True)
         if centres is None:
             return self._soap.create(atoms)
+        if len(centres) == 0:  # an MPI rank that owns no atom (fewer atoms than ranks)
+            return np.zeros((0, self.n_features), dtype=np.float64)
         return self._soap.create(atoms, centers=np.asarray(centres, dtype=np.float64))
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:

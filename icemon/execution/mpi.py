@@ -124,9 +124,11 @@ class Decomposition:
                 for k, piece in enumerate(pieces):
                     b = box.copy()
                     if k > 0:
-                        b[axis, 0] = _cut(frac[pieces[k - 1], axis], frac[piece, axis])
+                        b[axis, 0] = _cut(frac[pieces[k - 1], axis], frac[piece, axis],
+                                          box[axis, 0])
                     if k < parts - 1:
-                        b[axis, 1] = _cut(frac[piece, axis], frac[pieces[k + 1], axis])
+                        b[axis, 1] = _cut(frac[piece, axis], frac[pieces[k + 1], axis],
+                                          box[axis, 0])
                     nxt.append((piece, b))
             groups = nxt
         for rank, (idx, box) in enumerate(groups):
@@ -160,10 +162,14 @@ class Decomposition:
         return np.flatnonzero(keep | inside)
 
 
-def _cut(below: np.ndarray, above: np.ndarray) -> float:
-    """A fractional coordinate between two groups of atoms sorted along an axis."""
-    return 0.5 * (float(below.max()) + float(above.min())) if len(below) and len(above) \
-        else float(below.max() if len(below) else above.min())
+def _cut(below: np.ndarray, above: np.ndarray, empty: float) -> float:
+    """A fractional coordinate between two groups of atoms sorted along an axis (``empty``
+    when both are empty: shares of ranks that own no atom, with fewer atoms than ranks)."""
+    if len(below) and len(above):
+        return 0.5 * (float(below.max()) + float(above.min()))
+    if len(below) or len(above):
+        return float(below.max() if len(below) else above.min())
+    return float(empty)
 
 
 def best_grid(size: int, heights: np.ndarray, halo: float) -> tuple[int, int, int]:
@@ -209,9 +215,17 @@ class Shared:
         global atom order, after :meth:`check`; with ``at`` (rows of the gathered array,
         :attr:`slot` of the atoms wanted), only those rows, in that order (one gather
         instead of reordering every row first)."""
-        self.check(error)
-        local = np.ascontiguousarray(local, dtype=dtype).reshape(len(self.own), -1)
-        width = local.shape[1]
+        if error is None:
+            local = np.ascontiguousarray(local, dtype=dtype)
+        # the row width travels with the error check: a rank that owns no atom (fewer
+        # atoms than ranks) cannot infer it from its empty rows
+        own_width = local.size // len(self.own) if error is None and len(self.own) else None
+        reports = self.comm.allgather((error, own_width))
+        errors = [e for e, _ in reports if e]
+        if errors:
+            raise CollectiveError("; ".join(errors))
+        width = next((w for _, w in reports if w is not None), 0)
+        local = local.reshape(len(self.own), width)
         out = np.empty((int(self.counts.sum()), width), dtype=dtype)
         self.comm.Allgatherv(local, (out, self.counts * width))
         if at is not None:
