@@ -317,6 +317,27 @@ def cmd_watch(args) -> int:
     return 0
 
 
+def cmd_unlock(args) -> int:
+    """Clear the "open for write" mark a writer on another host left (after its job ended)."""
+    from icemon.io.log import LogError, clear_write_mark, open_for_writing, open_log
+    from icemon.io.log.recovery import recorded_writer, writer_state
+
+    path = Path(args.log)
+    open_log(path).close()  # an icemon/1 log, readable, else LogError
+    if not open_for_writing(path):
+        print(f"{path}: not marked as being written; nothing to do", file=sys.stderr)
+        return 0
+    writer = recorded_writer(path)
+    if writer and writer_state(writer) == "alive":
+        raise LogError(f"{str(path)!r} is being written by pid {writer['pid']} on this host; "
+                       "not unlocking it")
+    clear_write_mark(path)
+    who = f" by pid {writer.get('pid')} on {writer.get('host')!r}" if writer else ""
+    print(f"{path}: cleared the mark left{who}; its complete frames are kept and the next "
+          "writer appends after them", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args) -> int:
     """Write logged frames as extended XYZ with per-atom phase and score (OVITO)."""
     from icemon.analysis.report import export
@@ -417,6 +438,10 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--normal", default=None, choices=["x", "y", "z", "a", "b", "c"],
                    help=normal_help)
     w.set_defaults(func=cmd_watch)
+
+    u = sub.add_parser("unlock", help=cmd_unlock.__doc__)
+    u.add_argument("log", help="icemon/1 HDF5 log whose writer ended without closing it")
+    u.set_defaults(func=cmd_unlock)
 
     e = sub.add_parser("export", help=cmd_export.__doc__)
     e.add_argument("log", help="icemon/1 HDF5 log")

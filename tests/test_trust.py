@@ -325,3 +325,73 @@ def test_the_ase_hook_monitors_water_oxygens_only(tmp_path):
         assert len(obs.indices) == n_water
     finally:
         obs.close()
+
+
+OTHER_HOST_WRITER = """
+import json, os, signal, sys
+import numpy as np
+from icemon import Frame, LogWriter
+from icemon.execution.pipeline import Result
+phases = ("Ih", "liquid")
+w = LogWriter(sys.argv[1], np.arange(3), model_name="m", model_sha256="a" * 64,
+              threshold=3.0, phases=phases)
+frame = Frame(np.eye(3) * 3.0, np.eye(3) * 10, np.arange(3), step=0)
+w.append(Result(frame, np.zeros(3, np.int8), np.zeros(3, np.float32), frame.positions,
+                np.zeros(3, np.int8), phases=phases))
+w.file.attrs["writer"] = json.dumps({"host": "node-0042", "pid": os.getpid()})
+w.file.flush()
+os.kill(os.getpid(), signal.SIGKILL)  # the job's node goes down with the log open
+"""
+
+
+def test_a_log_marked_open_by_another_host_is_not_taken_over(tmp_path):
+    """Two jobs on a shared file system: the writer on another host was taken for dead and
+    its log written by both. Now refused with the remedy; `icemon unlock` clears the mark
+    once the user knows that job has ended; then the log is appended to."""
+    import subprocess
+    import sys
+
+    from icemon import LogWriter
+    from icemon.execution.pipeline import Result
+    from icemon.io.log import Log, LogError
+
+    def writer():
+        return LogWriter(path, np.arange(3), model_name="m", model_sha256="a" * 64,
+                         threshold=3.0, phases=("Ih", "liquid"))
+
+    path = tmp_path / "shared.h5"
+    script = tmp_path / "writer.py"
+    script.write_text(OTHER_HOST_WRITER)
+    subprocess.run([sys.executable, str(script), str(path)], timeout=300)
+    with pytest.raises(LogError, match="node-0042.*cannot tell.*icemon unlock"):
+        writer()
+    with Log(path) as log:  # untouched, still readable
+        assert log.steps.tolist() == [0]
+    out = subprocess.run([sys.executable, "-m", "icemon", "unlock", str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "node-0042" in out.stderr, out.stderr
+    frame = Frame(np.eye(3) * 3.0, np.eye(3) * 10, np.arange(3), step=1)
+    with writer() as w:
+        w.append(Result(frame, np.zeros(3, np.int8), np.zeros(3, np.float32), frame.positions,
+                        np.zeros(3, np.int8), phases=("Ih", "liquid")))
+    with Log(path) as log:
+        assert log.steps.tolist() == [0, 1]
+
+
+def test_network_file_systems_are_recognised(tmp_path):
+    """Logs on NFS/SMB: SWMR reading is not safe there (HDF5 does not support it); the
+    writer warns. Read from the mount table: the longest mount point holding the log."""
+    from icemon.io.log.recovery import shared_filesystem
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/sda1 / ext4 rw 0 0\n"
+                      "server:/export /mnt/shared nfs4 rw,relatime 0 0\n"
+                      "//nas/scratch /mnt/shared/smb cifs rw 0 0\n"
+                      "/dev/sdb1 /mnt/shared/local xfs rw 0 0\n"
+                      "lustre@tcp:/fs /lustre lustre rw 0 0\n")
+    assert shared_filesystem("/mnt/shared/run/a.h5", mounts) == "nfs4"
+    assert shared_filesystem("/mnt/shared/smb/a.h5", mounts) == "cifs"
+    assert shared_filesystem("/mnt/shared/local/a.h5", mounts) is None
+    assert shared_filesystem("/mnt/sharedX/a.h5", mounts) is None  # not under /mnt/shared
+    assert shared_filesystem("/lustre/run/a.h5", mounts) is None  # POSIX ordering
+    assert shared_filesystem("/home/a.h5", tmp_path / "missing") is None

@@ -145,19 +145,56 @@ def writer_state(record: dict) -> str:
     return "alive"
 
 
-def writer_alive(path: Path) -> str | None:
-    """Who is recorded as writing ``path``, if that process still runs on this host."""
+def recorded_writer(path: Path) -> dict:
+    """The log's ``writer`` attribute ({"host", "pid"}; {} when unreadable or absent)."""
     try:
         with h5py.File(path, "r", swmr=True, libver="latest") as f:
-            writer = json.loads(f.attrs.get("writer", "{}"))
+            return json.loads(f.attrs.get("writer", "{}"))
     except (OSError, ValueError):
-        return None
-    if writer.get("host") != socket.gethostname() or not writer.get("pid"):
-        return None
+        return {}
+
+
+def check_writer_gone(path: Path) -> None:
+    """Raise :class:`LogError` unless the process recorded as writing the log marked open
+    is known to be gone: alive on this host, or on another host (whose processes this
+    host cannot see: two jobs on a shared file system must not write one log), it is
+    refused. A log recording no writer (older logs) is taken as abandoned."""
+    writer = recorded_writer(path)
+    state = writer_state(writer) if writer else "gone"
+    who = f"pid {writer.get('pid')} on host {writer.get('host')!r}"
+    if state == "alive":
+        raise LogError(f"{str(path)!r} is being written by {who}; refusing to write to it "
+                       "at the same time")
+    if state == "unseen":
+        raise LogError(f"{str(path)!r} is marked as being written by {who}, and this host "
+                       f"({socket.gethostname()!r}) cannot tell whether that process still "
+                       "runs: two jobs writing one log would corrupt it. If that job has "
+                       f"ended (e.g. its node failed), run 'icemon unlock {path}' and start "
+                       "again; else write to another log")
+
+
+def shared_filesystem(path: str | Path, mounts: str | Path = "/proc/mounts") -> str | None:
+    """The file system type of ``path``'s directory if it is a network file system on
+    which HDF5's SWMR reading is not safe (NFS, SMB/CIFS, sshfs...), else None. Read from
+    the mount table (Linux); None where it cannot be read."""
     try:
-        os.kill(int(writer["pid"]), 0)
-    except ProcessLookupError:
+        table = Path(mounts).read_text()
+    except OSError:
         return None
-    except PermissionError:
-        pass
-    return f"pid {writer['pid']} on {writer['host']}"
+    where = os.path.realpath(Path(path).parent)
+    best, kind = "", None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind if kind is not None and kind.split(".")[-1] in NETWORK_FILESYSTEMS else None
+
+
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "9p", "afs",
+                       "davfs", "glusterfs"}
+"""File system types without the POSIX write ordering SWMR readers rely on (HDF5 does not
+support SWMR on NFS); parallel file systems that give it (Lustre, GPFS) are not listed."""

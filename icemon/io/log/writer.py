@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from icemon.io.log.reader import open_log
-from icemon.io.log.recovery import clear_write_mark, writer_alive
+from icemon.io.log.recovery import check_writer_gone, clear_write_mark, shared_filesystem
 from icemon.io.log.schema import (
     COUNTER,
     ERROR_DTYPE,
@@ -53,6 +53,10 @@ from icemon.io.log.schema import (
     log_phases,
 )
 from icemon.phases import LIQUID_NAME
+
+
+class LogWarning(UserWarning):
+    """Something about where or how a log is written that a user should know."""
 
 
 class AlreadyLogged(LogError):
@@ -150,6 +154,13 @@ class LogWriter:
         key = str(self.path.resolve())
         if key in LogWriter._open_paths:
             raise LogError(f"{str(self.path)!r} is already being written by this process")
+        network = shared_filesystem(self.path)
+        if network is not None:
+            warnings.warn(f"{self.path}: on a network file system ({network}), which does not "
+                          "give the write ordering HDF5's SWMR readers need: read the log "
+                          "(icemon watch, Log) on the node that writes it or after the run, "
+                          "and never write one log from jobs on two hosts", LogWarning,
+                          stacklevel=3)
         # a new log is built under a hidden name and published once in SWMR mode, so that
         # a reader never finds a half-made log (locked, or its end address past its bytes)
         part = None if self.path.exists() else self.path.with_name(
@@ -222,10 +233,10 @@ class LogWriter:
             if "already open for write" not in str(exc):
                 raise LogError(f"cannot open existing log {str(self.path)!r} for appending "
                                f"(not HDF5, or no permission?): {exc}") from exc
-            writer = writer_alive(self.path)
-            if writer is not None:
-                raise LogError(f"{str(self.path)!r} is being written by {writer}; "
-                               "refusing to write to it at the same time") from exc
+            try:
+                check_writer_gone(self.path)
+            except LogError as refused:
+                raise refused from exc
             open_log(self.path).close()  # readable and icemon/1, else LogError
             clear_write_mark(self.path)
             warnings.warn(f"{self.path}: the previous writer stopped without closing the "
