@@ -135,7 +135,7 @@ def cmd_classify(args) -> int:
             else:
                 pipe = _pipeline(args, mpi=comm is not None)
             frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
-                                 args.every)
+                                 args.every, water_only=not args.all_oxygens)
             if args.workers > 1:
                 results = pipe.imap(frames)
             elif comm is not None:  # each rank classifies its frames whole
@@ -162,7 +162,8 @@ def cmd_classify(args) -> int:
             ice = IcePhases(oxygens, args.model, threads=args.threads or None,
                             device=args.device, denoise_steps=args.denoise_steps,
                             compile=args.compile, log=out, positions=not args.no_positions,
-                            source=source, on_frame=on_frame)
+                            source=source, on_frame=on_frame,
+                            water_only=not args.all_oxygens)
             try:
                 ice.run(args.start, args.stop, args.every, verbose=not args.quiet and root,
                         progressbar_kwargs={"desc": "classify", "unit": "frame"})
@@ -385,6 +386,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--select", default=None,
                    help='oxygen selection: MDAnalysis syntax with --top (default "name OW"), '
                         'else an element (default "O")')
+    c.add_argument("--all-oxygens", action="store_true",
+                   help="keep selected oxygens without two hydrogens within 1.25 Å (by "
+                        "default they are left out with a counted warning where the file "
+                        "holds hydrogens: a substrate's or guest's oxygens, hydroxide)")
     c.add_argument("--start", type=int, default=0)
     c.add_argument("--stop", type=int, default=None)
     c.add_argument("--every", type=int, default=1, help="classify every K-th frame")

@@ -28,7 +28,7 @@ PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 SHIPPED = IcemonModel.load(None).phases  # the shipped model's vocabulary (with unknown)
 
 ORIGIN = np.array([-3.0, 1.5, 2.0])  # Å: OVITO cells need not start at 0
-N_H = 40
+N_H = 2 * 288  # two hydrogens per oxygen of _noisy_ih
 
 
 def _noisy_ih(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -39,9 +39,11 @@ def _noisy_ih(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _collection(pbc=(True, True, True)) -> DataCollection:
-    """Noisy ice Ih oxygens (type 1 "OW") followed by some hydrogens (type 2 "HW")."""
+    """Noisy ice Ih water: oxygens (type 1 "OW") followed by their hydrogens (type 2 "HW",
+    two per oxygen at 0.96 Å)."""
     ox, cell = _noisy_ih()
-    pos = np.vstack([ox, ox[:N_H] + [0.9572, 0.0, 0.0]]) + ORIGIN
+    assert 2 * len(ox) == N_H
+    pos = np.vstack([ox, ox + [0.9572, 0.0, 0.0], ox + [-0.24, 0.927, 0.0]]) + ORIGIN
     data = DataCollection()
     data.create_cell(cell.T, pbc=pbc)  # OVITO: columns = cell vectors
     data.cell_[:, 3] = ORIGIN
@@ -182,3 +184,23 @@ def test_threads_are_set_for_the_frame_only():
     out = _compute(IcePhasesModifier(oxygens=1, threads=wanted), _collection(), close=True)
     assert "icemon.threshold" in out.attributes
     assert torch.get_num_threads() == before
+
+
+def test_oxygens_that_are_not_water_are_not_classified():
+    """Oxygens without two hydrogens (a substrate's, hydroxide) were classified with the
+    water and averaged into its shells; now they get the unclassified type, counted in a
+    warning, unless water_only is off."""
+    from icemon.geometry.frame import NotWaterWarning
+
+    data = _collection()
+    types = np.asarray(data.particles["Particle Type"]).copy()
+    types[288 + np.arange(3)] = 3  # the first three waters lose a hydrogen: hydroxide
+    data.particles_["Particle Type"][:] = types
+    data.particles_["Particle Type"].types.append(ParticleType(id=3, name="X"))
+    with pytest.warns(NotWaterWarning, match="3 of 288 selected oxygens"):
+        names = _names(_compute(IcePhasesModifier(oxygens="OW"), data))
+    assert (names[:3] == "Other").all()
+    assert np.mean(names[3:288] == "Ih") >= 0.97  # (three vacancies: their neighbours)
+    everything = _names(_compute(IcePhasesModifier(oxygens="OW", water_only=False), data,
+                                 close=True))
+    assert np.mean(everything[:288] == "Ih") >= 0.995

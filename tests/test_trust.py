@@ -395,3 +395,68 @@ def test_network_file_systems_are_recognised(tmp_path):
     assert shared_filesystem("/mnt/sharedX/a.h5", mounts) is None  # not under /mnt/shared
     assert shared_filesystem("/lustre/run/a.h5", mounts) is None  # POSIX ordering
     assert shared_filesystem("/home/a.h5", tmp_path / "missing") is None
+
+
+def test_mdanalysis_and_icemon_classify_monitor_water_oxygens_only(tmp_path):
+    """The same rule for MDAnalysis (IcePhases and the files icemon classify reads with
+    it) and for the files ASE reads: the substrate and the hydroxide are left out."""
+    from contextlib import nullcontext
+
+    import MDAnalysis as mda
+    from ase.io import write
+
+    from icemon.cli import main
+    from icemon.geometry.frame import NotWaterWarning
+    from icemon.integrations.mdanalysis import IcePhases
+    from icemon.io.log import Log
+
+    atoms, n_water = _wet_ice_with_substrate()
+    write(tmp_path / "wet.pdb", atoms)
+    u = mda.Universe(str(tmp_path / "wet.pdb"))
+    with pytest.warns(NotWaterWarning, match="5 of .* selected oxygens"):
+        ice = IcePhases(u.select_atoms("name O"), denoise_steps=0)
+    assert ice.run().results.labels.shape == (1, n_water)
+    assert IcePhases(u.select_atoms("name O"), denoise_steps=0,
+                     water_only=False).run().results.labels.shape == (1, n_water + 5)
+    write(tmp_path / "wet.extxyz", atoms)
+    for args, expected in (([], n_water), (["--all-oxygens"], n_water + 5)):
+        out = tmp_path / f"wet{len(args)}.h5"
+        with pytest.warns(NotWaterWarning) if not args else nullcontext():
+            assert main(["classify", str(tmp_path / "wet.extxyz"), "-o", str(out), "-q",
+                         "--denoise-steps", "0", *args]) == 0
+        with Log(out) as log:
+            assert log.n_atoms == expected
+
+
+def test_the_ipi_hook_monitors_water_oxygens_only(tmp_path):
+    import os
+
+    from ipi.scripting import (
+        InteractiveSimulation,
+        forcefield_xml,
+        motion_nvt_xml,
+        simulation_xml,
+    )
+
+    import icemon.hooks.ipi
+    from icemon.geometry.frame import NotWaterWarning
+
+    atoms, n_water = _wet_ice_with_substrate()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        sim = InteractiveSimulation(simulation_xml(
+            atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
+            temperature=1.0))
+        try:
+            with pytest.warns(NotWaterWarning, match="5 of .* selected oxygens"):
+                hook = icemon.hooks.ipi.attach(sim, tmp_path / "w.h5", denoise_steps=0)
+            with hook:
+                assert len(hook.indices) == n_water
+            with icemon.hooks.ipi.attach(sim, tmp_path / "all.h5", denoise_steps=0,
+                                         water_only=False) as hook:
+                assert len(hook.indices) == n_water + 5
+        finally:
+            sim.stop()
+    finally:
+        os.chdir(cwd)

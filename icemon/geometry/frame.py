@@ -100,6 +100,26 @@ def water_oxygens(symbols: list[str] | np.ndarray, positions: np.ndarray, cell: 
     return oxygens[water]
 
 
+def is_hydrogen_name(name: str) -> bool:
+    """Whether an atom or type name from a topology names a hydrogen: "H", or "H" followed
+    by anything but a lower-case letter ("HW1", "H2", "HW"; not "He", "Hg", "Hf")."""
+    name = str(name).strip()
+    return name[:1] == "H" and not name[1:2].islower()
+
+
+def water_subset(oxygens: np.ndarray, oxygen_positions: np.ndarray,
+                 hydrogen_positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """The rows of ``oxygens`` (indices of any kind) that are water oxygens among the given
+    hydrogens (:func:`water_oxygens`, same warning and error): for engines and readers
+    that name hydrogens in their own way (i-PI names, MDAnalysis elements, OVITO types)."""
+    n_o = len(oxygens)
+    symbols = np.array(["O"] * n_o + ["H"] * len(hydrogen_positions))
+    positions = np.concatenate([np.asarray(oxygen_positions, dtype=np.float64).reshape(-1, 3),
+                                np.asarray(hydrogen_positions, dtype=np.float64).reshape(-1, 3)])
+    keep = water_oxygens(symbols, positions, cell, np.arange(n_o))
+    return np.asarray(oxygens)[keep]
+
+
 def ase_oxygens(atoms, select: npt.ArrayLike | str | None, water_only: bool = True
                 ) -> np.ndarray:
     """Indices of the water oxygens of an ``ase.Atoms``: those ``select`` names

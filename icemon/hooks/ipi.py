@@ -37,7 +37,14 @@ from typing import Any
 import numpy as np
 
 from icemon.errors import ConfigError, IcemonError
-from icemon.geometry.frame import Frame, FrameError, minimum_image, wrap
+from icemon.geometry.frame import (
+    Frame,
+    FrameError,
+    is_hydrogen_name,
+    minimum_image,
+    water_subset,
+    wrap,
+)
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
 from icemon.model.modelfile import IcemonModel
@@ -74,6 +81,9 @@ class IpiMonitor(Hook):
         every: i-PI steps between classified frames (used by :meth:`run`).
         oxygens: element name of the oxygens in i-PI's atom names, or atom indices.
         beads: "centroid" (default) or "all".
+        water_only: where i-PI's atom names include hydrogens, monitor only the selected
+            oxygens with two of them within 1.25 Å (bead 0 at attach); the others are
+            counted in a warning.
         engine_timeout: seconds without any connected force engine before giving up (and
             ``STALL_FACTOR`` times that without a completed step).
         model, threads, device, positions, overlap, denoise_steps, compile, source,
@@ -87,7 +97,7 @@ class IpiMonitor(Hook):
                  compile: bool = False, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None, beads: str = "centroid",
                  engine_timeout: float = 60.0, resume_from: int | None = None,
-                 fsync: bool = False) -> None:
+                 fsync: bool = False, water_only: bool = True) -> None:
         if beads not in ("centroid", "all"):
             raise ConfigError(f"beads must be 'centroid' or 'all', not {beads!r}")
         if int(every) < 1:
@@ -109,6 +119,12 @@ class IpiMonitor(Hook):
             raise FrameError(f"no oxygens to monitor in the i-PI system: no {what} among "
                              f"{len(names)} atoms ({', '.join(sorted(set(names)))})")
         self.nbeads = int(self.system.beads.nbeads)
+        hydrogens = np.flatnonzero([is_hydrogen_name(n) for n in names])
+        if water_only and hydrogens.size:  # water oxygens: two hydrogens within a bond
+            q = np.asarray(self._dstrip(self.system.beads.q), dtype=np.float64)
+            q = q.reshape(self.nbeads, -1, 3)[0] * self._to_A
+            cell = np.asarray(self._dstrip(self.system.cell.h), dtype=np.float64).T * self._to_A
+            self.indices = water_subset(self.indices, q[self.indices], q[hydrogens], cell)
         self.frames()  # validate coordinates and cell before any step
         pipe = Options(model, denoise_steps, device, compile).pipeline()
         self.pipeline = pipe

@@ -24,7 +24,7 @@ from MDAnalysis.analysis.base import AnalysisBase
 
 from icemon.errors import ConfigError
 from icemon.geometry.frame import FrameError
-from icemon.io.readers import mda_atom_ids, mda_frame, mda_has_times
+from icemon.io.readers import mda_atom_ids, mda_frame, mda_has_times, mda_water_oxygens
 
 if TYPE_CHECKING:
     from icemon.execution.pipeline import Result
@@ -63,6 +63,10 @@ class IcePhases(AnalysisBase):
         comm: an mpi4py communicator whose ranks all run the same analysis: they share
             each frame's atoms (:mod:`icemon.execution.mpi`), rank 0 writes the log and
             calls ``on_frame``; every rank gets the same results.
+        water_only: where the universe holds hydrogens (by element, else by name: "H",
+            "HW1", ...), keep only the atoms of ``atomgroup`` with two of them within
+            1.25 Å in the current frame (water oxygens); the others (a substrate's or a
+            guest's oxygens, hydroxide) are left out with a warning that counts them.
 
     After :meth:`run`, ``results`` holds
 
@@ -86,7 +90,8 @@ class IcePhases(AnalysisBase):
                  positions: bool = True, source: str | None = None,
                  on_frame: Callable[[Result], None] | None = None,
                  keep_denoised: bool = False, verbose: bool = False,
-                 comm: Any | None = None, compile: bool = False) -> None:
+                 comm: Any | None = None, compile: bool = False,
+                 water_only: bool = True) -> None:
         from MDAnalysis.core.groups import UpdatingAtomGroup
 
         if isinstance(atomgroup, UpdatingAtomGroup):  # (its .atoms would freeze it silently)
@@ -97,6 +102,8 @@ class IcePhases(AnalysisBase):
             raise FrameError("the atom group is empty: select the water oxygens, e.g. "
                              "u.select_atoms(\"name OW\")")
         trajectory = atomgroup.universe.trajectory
+        if water_only:
+            atomgroup = mda_water_oxygens(atomgroup)
         ids = mda_atom_ids(atomgroup)
         has_time = mda_has_times(trajectory)
         filename = getattr(trajectory, "filename", None)

@@ -42,7 +42,7 @@ from traits.api import Bool, Int, Str, Union
 
 from icemon.errors import ConfigError, IcemonError
 from icemon.execution.threads import torch_threads
-from icemon.geometry.frame import Frame, minimum_image
+from icemon.geometry.frame import Frame, is_hydrogen_name, minimum_image, water_subset
 from icemon.phases import phase_color
 
 if TYPE_CHECKING:
@@ -76,6 +76,9 @@ class IcePhasesModifier(ModifierInterface):
             raw positions).
         denoised: replace the oxygen positions (Å) with the denoised ones.
         color_by_type: write a ``Color`` property from the types' colours.
+        water_only: where particle types name hydrogens ("H", "HW", ...), classify only
+            the selected oxygens with two of them within 1.25 Å (water); the others get
+            the unclassified type, with a warning that counts them.
 
     The cell must be periodic in all three directions (icemon's SOAP and neighbour lists
     are periodic). The :class:`~icemon.execution.pipeline.Pipeline` is built on the first frame
@@ -91,11 +94,14 @@ class IcePhasesModifier(ModifierInterface):
                           label="Denoising updates (empty: the model's)")
     denoised = Bool(False, label="Output denoised oxygen positions")
     color_by_type = Bool(True, label="Color particles by phase")
+    water_only = Bool(True, label="Water oxygens only (two H within 1.25 Å)")
 
     def modify(self, data: DataCollection, *, frame: int, **kwargs: Any) -> None:
         """Classify the frame and write the properties and attributes (module docstring)."""
         select = self.oxygen_indices(data)
         positions, cell, origin = frame_geometry(data)
+        if self.water_only:
+            select = self.water_indices(data, select, positions, cell)
         ids = (np.asarray(data.particles["Particle Identifier"])[select]
                if "Particle Identifier" in data.particles else select)
         step = int(data.attributes.get("Timestep", -1))
@@ -157,6 +163,17 @@ class IcePhasesModifier(ModifierInterface):
             raise OvitoInputError(f"icemon: no particle has the oxygen type {self.oxygens!r} "
                                   f"(id {type_id}; types: {known or 'none'})")
         return select
+
+    def water_indices(self, data: DataCollection, select: np.ndarray, positions: np.ndarray,
+                      cell: np.ndarray) -> np.ndarray:
+        """The oxygens of ``select`` with two hydrogens (particles of a type named "H",
+        "HW", "H1"...) within 1.25 Å; all of them when no type names a hydrogen."""
+        ptypes = data.particles["Particle Type"]
+        hydrogen_ids = [t.id for t in ptypes.types if is_hydrogen_name(t.name)]
+        hydrogens = np.flatnonzero(np.isin(np.asarray(ptypes), hydrogen_ids))
+        if not hydrogens.size:
+            return select
+        return water_subset(select, positions[select], positions[hydrogens], cell)
 
     def close(self) -> None:
         """Stop the cached pipeline's SOAP helper processes (the next frame restarts them)."""

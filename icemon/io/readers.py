@@ -28,25 +28,28 @@ def _cell_from_dimensions(dims) -> np.ndarray:
 
 
 def read_frames(traj: str | Path, top: str | Path | None = None, select: str | None = None,
-                start: int = 0, stop: int | None = None, every: int = 1) -> Iterator[Frame]:
+                start: int = 0, stop: int | None = None, every: int = 1,
+                water_only: bool = True) -> Iterator[Frame]:
     """Yield oxygen frames of ``traj``.
 
     With a topology (``top``) or a format ASE does not read, MDAnalysis is used and
     ``select`` is an MDAnalysis selection (default ``"name OW"``; files without OW atoms,
     such as LAMMPS dumps, need an explicit selection). Otherwise ASE reads the file and
-    ``select`` is an element (default ``"O"``). Positions are in Å, time in ps.
+    ``select`` is an element (default ``"O"``). Positions are in Å, time in ps. With
+    ``water_only``, selected oxygens without two hydrogens within a bond length are left
+    out where the file holds hydrogens (a counted warning).
     """
     path = Path(traj)
     if not path.exists():
         raise TrajectoryError(f"trajectory {str(path)!r} does not exist")
     if uses_ase(path, top):
-        yield from _read_ase(path, select or "O", start, stop, every)
+        yield from _read_ase(path, select or "O", start, stop, every, water_only)
     else:
-        yield from _read_mda(path, top, select, start, stop, every)
+        yield from _read_mda(path, top, select, start, stop, every, water_only)
 
 
 def _read_ase(path: Path, select: str, start: int, stop: int | None,
-              every: int) -> Iterator[Frame]:
+              every: int, water_only: bool = True) -> Iterator[Frame]:
     from ase.io import iread
 
     index = f"{start}:{'' if stop is None else stop}:{every}"
@@ -54,7 +57,7 @@ def _read_ase(path: Path, select: str, start: int, stop: int | None,
         for atoms in iread(str(path), index=index):
             step = int(atoms.info.get("step", UNKNOWN_STEP))  # never the frame index
             time = float(atoms.info.get("time", np.nan))
-            yield Frame.from_ase(atoms, select, step=step, time=time)
+            yield Frame.from_ase(atoms, select, step=step, time=time, water_only=water_only)
     except (FrameError, TrajectoryError):
         raise
     except Exception as exc:  # ASE raises many kinds of errors for unreadable files
@@ -114,6 +117,32 @@ def mda_oxygens(traj: str | Path, top: str | Path | None = None, select: str | N
     return oxygens
 
 
+def mda_water_oxygens(atomgroup):
+    """The atoms of ``atomgroup`` that are water oxygens in the current frame (two
+    hydrogens of the universe within a bond length); the group itself when the universe
+    names no hydrogen or has no box."""
+    from icemon.geometry.frame import is_hydrogen_name, water_subset
+
+    everything = atomgroup.universe.atoms
+    try:
+        elements = everything.elements
+    except AttributeError:  # MDAnalysis' NoDataError: a topology without elements
+        elements = None
+    if elements is not None and any(str(e).strip() for e in elements):
+        hydrogen = np.array([str(e).strip() == "H" for e in elements])
+    else:
+        try:
+            hydrogen = np.array([is_hydrogen_name(n) for n in everything.names])
+        except AttributeError:  # no names either: nothing tells a hydrogen
+            hydrogen = np.zeros(len(everything), bool)
+    ts = atomgroup.universe.trajectory.ts
+    if not hydrogen.any() or ts.dimensions is None:
+        return atomgroup
+    keep = water_subset(np.arange(len(atomgroup)), atomgroup.positions,
+                        everything[hydrogen].positions, ts.triclinic_dimensions)
+    return atomgroup[keep]
+
+
 def mda_atom_ids(atomgroup) -> np.ndarray:
     """(N,) int64 ids of an ``AtomGroup`` (its ``ids``, else its indices)."""
     ids = atomgroup.ids if hasattr(atomgroup, "ids") else atomgroup.indices
@@ -138,8 +167,10 @@ def mda_frame(atomgroup, ts, atom_ids: np.ndarray, has_time: bool = True) -> Fra
 
 
 def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
-              stop: int | None, every: int) -> Iterator[Frame]:
+              stop: int | None, every: int, water_only: bool = True) -> Iterator[Frame]:
     oxygens = mda_oxygens(path, top, select)
+    if water_only:
+        oxygens = mda_water_oxygens(oxygens)
     ids = mda_atom_ids(oxygens)
     trajectory = oxygens.universe.trajectory
     has_time = mda_has_times(trajectory)
