@@ -1,6 +1,8 @@
 """Physics of the labels: ideal crystals keep their labels, and labels do not depend on
 how the same configuration is expressed (rotation, translation, replication, cell)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,9 +47,18 @@ def test_noised_references_denoise_back(pipeline, phase):
     assert rmsd_after < 0.05, f"{phase}: RMSD {rmsd_before:.3f} -> {rmsd_after:.3f} Å"
 
 
-@pytest.fixture(scope="module", params=["3", "w"])
+@pytest.fixture(scope="module", params=["3", "w", "slab"])
 def md_frame(request, gcicenet):
-    """A real TIP4P/Ice frame: ice III (hardest ice) and liquid (mixed labels)."""
+    """A real TIP4P/Ice frame: ice III (hardest ice), liquid (mixed labels), and an ice Ih |
+    liquid interface (real Ih beside real liquid: the labels that change across a
+    front must not depend on how the frame is expressed either)."""
+    if request.param == "slab":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+        from golden_frames import slab
+
+        return slab(gcicenet)
     return gcicenet_frame(gcicenet, request.param)
 
 
@@ -95,6 +106,13 @@ def test_md_frame_labels_are_sensible(request, md_result):
     tag = request.node.callspec.params["md_frame"]
     if tag == "w":
         assert md_result.fractions[md_result.phases.index("liquid")] > 0.95
+    elif tag == "slab":  # Ih in the lower half of the box, liquid in the upper
+        frame, names = md_result.frame, np.array(md_result.phases)[md_result.labels]
+        z = (frame.positions @ np.linalg.inv(frame.cell))[:, 2] % 1.0 * frame.cell[2, 2]
+        half = 0.5 * frame.cell[2, 2]
+        deep_ice = (z > 6.0) & (z < half - 6.0)
+        assert (names[deep_ice] == "Ih").mean() > 0.95
+        assert (names[z > half] == "liquid").mean() > 0.95
     else:
         assert md_result.fractions[SEVEN_ICES.index("III")] > 0.99
 

@@ -5,9 +5,9 @@ import h5py
 import numpy as np
 import pytest
 
-from icemon import Frame, read_frames
+from icemon import Frame, FrameError, read_frames
 from icemon.cli import main
-from icemon.errors import ConfigError
+from icemon.errors import ConfigError, ModelFileError
 from icemon.execution.pool import FramePool
 
 
@@ -41,7 +41,7 @@ def test_a_failing_frame_raises_in_order_and_the_pool_goes_on(mixed_frames):
     with FramePool(workers=2) as pool:
         results = pool.imap([mixed_frames[0], bad, mixed_frames[1]])
         assert next(results).frame.n_atoms == mixed_frames[0].n_atoms
-        with pytest.raises(Exception, match="overlap|closer|distance"):
+        with pytest.raises(FrameError, match="overlapping"):
             next(results)
         assert [r.frame.n_atoms for r in pool.imap(mixed_frames[2:3])] == \
             [mixed_frames[2].n_atoms]
@@ -50,7 +50,7 @@ def test_a_failing_frame_raises_in_order_and_the_pool_goes_on(mixed_frames):
 def test_bad_arguments_fail_before_any_worker_starts(tmp_path):
     with pytest.raises(ConfigError, match="workers"):
         FramePool(workers=0)
-    with pytest.raises(Exception, match="model"):
+    with pytest.raises(ModelFileError, match="missing.npz' does not exist"):
         FramePool(tmp_path / "missing.npz", workers=2)
 
 
