@@ -72,6 +72,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
 
 
+DEMO_DIR = "icemon-demo"
+
+
 def cmd_demo(args) -> int:
     """Watch an mW ice slab melt in a short LAMMPS run with icemon attached (--snapshots:
     classify the bundled TIP4P/Ice snapshots instead)."""
@@ -80,11 +83,21 @@ def cmd_demo(args) -> int:
 
         run_snapshots(_pipeline(args))
         return 0
-    from icemon.demo.live import run_demo
+    options = {"model": args.model, "denoise_steps": args.denoise_steps,
+               "device": args.device, "compile": args.compile, "threads": args.threads or None}
+    if args.nucleation:
+        from icemon.demo import nucleation
 
-    run_demo(Path(args.outdir), steps=args.steps, every=args.every, model=args.model,
-             denoise_steps=args.denoise_steps, device=args.device, compile=args.compile,
-             threads=args.threads or None)
+        outdir = Path(args.outdir if args.outdir != DEMO_DIR else "icemon-nucleation")
+        nucleation.run_nucleation_demo(
+            outdir, steps=args.steps if args.steps is not None else nucleation.DEFAULT_STEPS,
+            every=args.every if args.every is not None else nucleation.DEFAULT_EVERY,
+            target=args.target, **options)
+        return 0
+    from icemon.demo.live import DEFAULT_EVERY, DEFAULT_STEPS, run_demo
+
+    run_demo(Path(args.outdir), steps=args.steps if args.steps is not None else DEFAULT_STEPS,
+             every=args.every if args.every is not None else DEFAULT_EVERY, **options)
     return 0
 
 
@@ -303,10 +316,10 @@ def cmd_info(args) -> int:
 
 
 def cmd_report(args) -> int:
-    """Table of phase fractions and melting fronts of a log, and PNG plots (-o DIR)."""
+    """Table of phase fractions, melting fronts and ice clusters of a log, PNG plots (-o DIR)."""
     from icemon.analysis.report import report
 
-    report(args.log, args.output, normal=args.normal, bin_width=args.bin)
+    report(args.log, args.output, normal=args.normal, bin_width=args.bin, onset=args.onset)
     return 0
 
 
@@ -367,14 +380,20 @@ def parser() -> argparse.ArgumentParser:
     from icemon.demo import live  # light: no LAMMPS or torch until run_demo
 
     d = sub.add_parser("demo", help=cmd_demo.__doc__)
-    d.add_argument("--outdir", default="icemon-demo",
+    d.add_argument("--outdir", default=DEMO_DIR,
                    help="folder for the log, the PNG plots and the LAMMPS files "
-                        "(default: ./icemon-demo)")
-    d.add_argument("--steps", type=int, default=live.DEFAULT_STEPS,
+                        "(default: ./icemon-demo; ./icemon-nucleation with --nucleation)")
+    d.add_argument("--steps", type=int, default=None,
                    help=f"MD steps of 10 fs at {live.TEMPERATURE:g} K "
-                        f"(default {live.DEFAULT_STEPS})")
-    d.add_argument("--every", type=int, default=live.DEFAULT_EVERY,
+                        f"(default {live.DEFAULT_STEPS}; with --nucleation: the longest run)")
+    d.add_argument("--every", type=int, default=None,
                    help=f"classify every N steps (default {live.DEFAULT_EVERY})")
+    d.add_argument("--nucleation", action="store_true",
+                   help="watch an ice seed grow in supercooled mW water until a stop "
+                        "condition (largest ice cluster ≥ --target) ends the run")
+    d.add_argument("--target", type=int, default=None,
+                   help="--nucleation: stop at this largest-cluster size (default: twice "
+                        "the first frame's)")
     d.add_argument("--snapshots", action="store_true",
                    help="classify the bundled TIP4P/Ice snapshots instead: one table")
     _add_model_args(d)
@@ -431,6 +450,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--normal", default=None, choices=["x", "y", "z", "a", "b", "c"],
                    help=normal_help)
     r.add_argument("--bin", type=float, default=2.0, help="profile bin width along the normal, Å")
+    r.add_argument("--onset", type=int, default=None,
+                   help="nucleus size (molecules): print the first frame whose largest ice "
+                        "cluster reaches it and the induction time")
     r.set_defaults(func=cmd_report)
 
     w = sub.add_parser("watch", help=cmd_watch.__doc__)

@@ -20,6 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     from icemon.execution.pipeline import Pipeline, Result
     from icemon.execution.pool import FramePool
+    from icemon.geometry.clusters import ClusterRule
     from icemon.geometry.frame import Frame
     from icemon.io.log import LogWriter
     from icemon.model.modelfile import IcemonModel
@@ -89,18 +90,22 @@ class Recorder:
         source: free text recorded in the log.
         positions: also store given and denoised positions.
         start_step, resume_from, fsync: how a restarted run meets an existing log, and
-            whether every frame is synced to disk (:class:`~icemon.io.log.LogWriter`)."""
+            whether every frame is synced to disk (:class:`~icemon.io.log.LogWriter`).
+        clusters, cluster_ids: the cluster rule of the logged cluster series, and whether
+            each molecule's cluster id is logged too."""
 
     def __init__(self, pipeline: Classifies, log: str | Path, *,
                  atom_ids: np.ndarray | None = None, source: str = "",
                  positions: bool = True, start_step: int | None = None,
-                 resume_from: int | None = None, fsync: bool = False) -> None:
+                 resume_from: int | None = None, fsync: bool = False,
+                 clusters: ClusterRule | None = None, cluster_ids: bool = False) -> None:
         self.pipeline = pipeline
         self.log = Path(log)
         self.source = source
         self.positions = positions
         self._writer_options = {"start_step": start_step, "resume_from": resume_from,
-                                "fsync": fsync}
+                                "fsync": fsync, "clusters": clusters,
+                                "cluster_ids": cluster_ids}
         self.writer: LogWriter | None = None
         self.n_logged = 0
         """Frames appended by this recorder."""

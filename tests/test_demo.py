@@ -1,5 +1,6 @@
 """`icemon demo`: the live LAMMPS melting demo (tiny settings) and `--snapshots`."""
 
+import io
 import re
 import sys
 
@@ -87,3 +88,35 @@ def test_demo_snapshots_prints_one_phase_by_snapshot_table(capsys):
     assert rows["Ih"][:2] == ["100.0", "%"] and rows["sI"][0] == "-"
     assert rows["liquid"][-2:] == ["100.0", "%"]
 
+
+
+def test_nucleation_demo_ends_at_its_stop_condition(tmp_path):
+    """A small seed in supercooled mW; a target the first frame already meets: the stop
+    condition ends the run (at the next frame LAMMPS checks, fix halt not running in a run's
+    setup), the log records it and the report names it."""
+    from icemon.analysis import Log
+    from icemon.demo import nucleation
+
+    out = io.StringIO()
+    log = nucleation.run_nucleation_demo(tmp_path / "n", steps=1000, every=100, target=1,
+                                         box=25.0, seed_radius=8.0, out=out)
+    text = out.getvalue()
+    assert "stop condition: largest_cluster >= 1" in text
+    assert "ended the run at step 0" in text and "onset (largest cluster ≥ 1): frame 0" in text
+    with Log(log) as lg:
+        assert lg.steps.tolist() == [0, 100]  # not the 1,000 steps asked for
+        assert lg.stopped["step"] == 0 and lg.largest_cluster[0] >= 1
+    assert (tmp_path / "n" / "icemon-nucleation-clusters.png").exists()
+
+
+def test_cli_demo_nucleation_runs_in_its_own_folder(tmp_path, monkeypatch):
+    from icemon.demo import nucleation
+
+    calls = []
+    monkeypatch.setattr(nucleation, "run_nucleation_demo",
+                        lambda outdir, **kw: calls.append((outdir, kw)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--nucleation", "--target", "500"]) == 0
+    (outdir, kw), = calls
+    assert str(outdir) == "icemon-nucleation" and kw["target"] == 500
+    assert (kw["steps"], kw["every"]) == (nucleation.DEFAULT_STEPS, nucleation.DEFAULT_EVERY)

@@ -58,6 +58,29 @@ def plot_fractions(log: Log, title: str | None = None) -> Figure:
     return fig
 
 
+def plot_clusters(log: Log, onset: int | None = None, title: str | None = None) -> Figure:
+    """Molecules in the largest ice cluster against time (ps; MD steps or frames without
+    times), all ices together and the largest cluster of each ice phase present, with the
+    ``onset`` size as a dashed line."""
+    t, t_label = log.times_or_steps()
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(t, log.largest_cluster, marker="o", ms=3, color="black", label="all ices")
+    by_phase = log.largest_by_phase
+    for i, name in enumerate(log.phases):
+        if i in (log.liquid, log.unknown) or by_phase[:, i].max() <= 0:
+            continue
+        ax.plot(t, by_phase[:, i], lw=1, color=phase_color(name), label=name)
+    if onset is not None:
+        ax.axhline(onset, ls="--", color="grey", label=f"onset {onset}")
+    ax.set_xlabel(t_label)
+    ax.set_ylabel("largest ice cluster (molecules)")
+    ax.set_title(title or f"{log.path.name}: largest ice cluster ({log.n_atoms} molecules)")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def plot_front_map(log: Log, tracker: FrontTracker, title: str | None = None) -> Figure:
     """Solid (any ice) fraction along the interface normal (Å) against time as a map,
     with the two fronts' positions per frame (points) and their least-squares lines

@@ -78,9 +78,45 @@ def front_summary(res: FrontResults, axis: int) -> str:
     return "\n".join(lines)
 
 
+def nucleation_summary(log: Log, onset: int | None = None) -> str:
+    """Largest ice cluster over the run, its composition in the last frame, and with
+    ``onset`` (molecules) the first frame whose largest cluster reaches it and the
+    induction time (from the first frame); the stop condition that ended the run, if
+    one did."""
+    if "largest_cluster" not in log.file:
+        return "clusters: not logged (a log written before icemon logged clusters)"
+    largest = log.largest_cluster
+    known = largest >= 0
+    if not known.any():
+        return "clusters: not recorded for any frame"
+    t, t_label = log.times_or_steps()
+    unit = {"time (ps)": "ps", "MD step": "steps"}.get(t_label, "frames")
+    rule = log.cluster_rule
+    k = int(np.flatnonzero(known)[-1])
+    comp = log.cluster_composition[k]
+    parts = ", ".join(f"{log.phases[i]} {comp[i]}" for i in np.argsort(-comp) if comp[i] > 0)
+    lines = [f"largest ice cluster (O–O ≤ {rule.cutoff:g} Å"
+             + (f", ≥ {rule.min_ice_neighbours} ice neighbours" if rule.min_ice_neighbours else "")
+             + f"): {largest[known].min()}–{largest[known].max()} molecules, "
+             f"{largest[k]} in the last frame ({parts or 'no ice'})"]
+    if onset is not None:
+        reached = np.flatnonzero(known & (largest >= onset))
+        if len(reached):
+            j = int(reached[0])
+            lines.append(f"onset (largest cluster ≥ {onset}): frame {j}, step {log.steps[j]}, "
+                         f"{t_label} {t[j]:g}; induction time {t[j] - t[0]:g} {unit}")
+        else:
+            lines.append(f"onset: the largest cluster never reached {onset} molecules")
+    if log.stopped is not None:
+        lines.append(f"stopped at step {log.stopped['step']}: {log.stopped['reason']}")
+    return "\n".join(lines)
+
+
 def report(path: str | Path, outdir: str | Path | None, normal: str | None = None,
-           bin_width: float = 2.0, out: TextIO | None = None) -> list[Path]:
-    """Print the report of a log and write its PNG plots into ``outdir``."""
+           bin_width: float = 2.0, out: TextIO | None = None,
+           onset: int | None = None) -> list[Path]:
+    """Print the report of a log and write its PNG plots into ``outdir`` (``onset``:
+    a nucleus size in molecules, for the onset and induction time)."""
     out = out or sys.stdout
     with Log(path) as log:
         t, t_label = log.times_or_steps()
@@ -95,6 +131,7 @@ def report(path: str | Path, outdir: str | Path | None, normal: str | None = Non
             print(f"fronts: {reason}", file=out)
         else:
             print(front_summary(tracker.results, tracker.axis), file=out)
+        print(nucleation_summary(log, onset), file=out)
         if log.errors:
             print(f"{len(log.errors)} frame(s) were skipped by the monitor, e.g. step "
                   f"{log.errors[0][0]}: {log.errors[0][1]}", file=out)
@@ -110,6 +147,9 @@ def report(path: str | Path, outdir: str | Path | None, normal: str | None = Non
             if tracker is not None and not reason:
                 written.append(plots.save_figure(plots.plot_front_map(log, tracker),
                                                  outdir / f"{stem}-fronts.png"))
+            if "largest_cluster" in log.file and (log.largest_cluster >= 0).any():
+                written.append(plots.save_figure(plots.plot_clusters(log, onset),
+                                                 outdir / f"{stem}-clusters.png"))
             for p in written:
                 print(f"wrote {p}", file=out)
         return written
@@ -218,7 +258,9 @@ def parse_frames(spec: str | None, n: int) -> list[int]:
 def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
            denoised: bool = False) -> int:
     """Write frames of a log as extended XYZ (see :func:`icemon.io.extxyz.write_frame`:
-    OVITO reads the phase names). Returns the number of frames written."""
+    OVITO reads the phase names), with each molecule's ice cluster (``cluster`` column:
+    the log's ids, the same as :meth:`Log.cluster_ids`). Returns the number of frames
+    written."""
     from icemon.io.extxyz import write_frame
 
     with Log(path) as log:
@@ -233,5 +275,5 @@ def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
                 write_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
                             log.scores(k), ids, steps[k], times[k],
                             {"positions": "denoised" if denoised else "as simulated"},
-                            phases=log.phases)
+                            phases=log.phases, cluster_ids=log.cluster_ids(k))
         return len(ks)

@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 
 from icemon.classification.checks.base import Serial
 from icemon.descriptors.soap import Soap, finite_descriptors
+from icemon.geometry.clusters import ClusterRule, Clusters, find_clusters
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
@@ -52,6 +53,7 @@ class Result:
     """(N,) float32 distance of the atom's own, not averaged, descriptor to the nearest
     reference: a diagnostic of single-atom order at interfaces, not the decision (None =
     the same as :attr:`scores`)."""
+    _clusters: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from icemon.errors import PhaseError
@@ -75,6 +77,16 @@ class Result:
     def ice(self) -> np.ndarray:
         """(N,) bool: atoms labelled with an ice (not liquid, not unknown)."""
         return is_ice(self.labels, self.liquid, self.unknown)
+
+    def clusters(self, rule: ClusterRule | None = None) -> Clusters:
+        """The frame's ice clusters on the denoised positions
+        (:func:`~icemon.geometry.clusters.find_clusters`; ``rule``: default
+        :class:`~icemon.geometry.clusters.ClusterRule`), computed once per rule."""
+        rule = rule or ClusterRule()
+        if rule not in self._clusters:
+            self._clusters[rule] = find_clusters(self.denoised, self.frame.cell, self.labels,
+                                                 self.ice, len(self.phases), rule)
+        return self._clusters[rule]
 
     @property
     def counts(self) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from ase import Atoms, units
 
 from icemon.errors import ConfigError
+from icemon.geometry.clusters import ClusterRule
 from icemon.geometry.frame import Frame, FrameError, ase_oxygens
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
@@ -43,7 +44,8 @@ class Observer(Hook):
             ignored), as the other hooks do.
         start_step: the MD step of the dynamics' step 0 (ASE counts every new dynamics
             object from 0: a run restarted from step 5000 passes 5000).
-        resume_from, fsync: see :mod:`icemon.hooks.base`.
+        resume_from, fsync, clusters, stop_when: see :mod:`icemon.hooks.base`; a met
+            ``stop_when`` ends ``dyn.run`` after the current step.
         model, threads, device, positions, overlap, denoise_steps, compile, source,
             on_frame: the keywords every hook shares (:mod:`icemon.hooks.base`).
     """
@@ -55,7 +57,9 @@ class Observer(Hook):
                  compile: bool = False, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None,
                  water_only: bool = True, every: int = 1, start_step: int = 0,
-                 resume_from: int | None = None, fsync: bool = False) -> None:
+                 resume_from: int | None = None, fsync: bool = False,
+                 clusters: ClusterRule | None = None,
+                 stop_when: str | Callable[[Any], bool] | None = None) -> None:
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ConfigError(f"every must be a positive number of steps, not {every!r}")
         if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) \
@@ -77,6 +81,7 @@ class Observer(Hook):
                                overlap=overlap, denoise_steps=denoise_steps, threads=threads,
                                device=device, compile=compile, on_frame=on_frame,
                                start_step=self._step(), resume_from=resume_from, fsync=fsync,
+                               clusters=clusters, stop_when=stop_when,
                                source=source or
                                f"ASE {type(dyn).__name__ if dyn else 'dynamics'}, "
                                f"{self.indices.size} oxygens ({what})")
@@ -106,6 +111,14 @@ class Observer(Hook):
             self.monitor.fail(step, exc)
             return
         self.monitor(frame)
+        if self.monitor.stop_requested is not None and self.dyn is not None:
+            # ASE's run loop ends once nsteps reaches max_steps: after this step
+            self.dyn.max_steps = self.dyn.nsteps
+
+    @property
+    def stopped(self) -> tuple[int, str] | None:
+        """(step, reason) when ``stop_when`` ended the dynamics, else None."""
+        return self.monitor.stop_requested
 
 
 

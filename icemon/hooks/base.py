@@ -25,6 +25,13 @@ same keywords for the same things, is a context manager and reads back the same 
                 step are dropped (recorded in the log's ``resumes``)
 ``fsync``       sync the log to disk after every frame (survives a node or power
                 failure, not only a killed process; costs a disk sync per frame)
+``clusters``    what an ice cluster is (:class:`~icemon.geometry.clusters.ClusterRule`:
+                cutoff 3.5 Å, ``min_ice_neighbours``, ``min_size``); every frame's
+                largest cluster, its composition, the largest per phase and the number
+                of clusters are logged
+``stop_when``   a condition (:mod:`icemon.hooks.stop`, e.g. ``"largest_cluster >=
+                300"``) that ends the simulation cleanly at the frame that meets it;
+                the step and reason are recorded in the log (``Log.stopped``)
 =============== ==============================================================
 
 Which steps: every hook logs the MD steps that are multiples of ``every`` (the start
@@ -38,7 +45,8 @@ restart exactly where the log ends continues it (the frame at that step is not l
 twice).
 
 Read-back: ``n_frames`` (frames logged), ``errors`` ((step, message) of skipped frames),
-``paths`` (the log files), ``close()``.
+``paths`` (the log files), ``stopped`` ((step, reason) once ``stop_when`` was met),
+``close()``.
 """
 
 from __future__ import annotations

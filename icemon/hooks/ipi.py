@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from icemon.errors import ConfigError, IcemonError
+from icemon.geometry.clusters import ClusterRule
 from icemon.geometry.frame import (
     Frame,
     FrameError,
@@ -97,7 +98,9 @@ class IpiMonitor(Hook):
                  compile: bool = False, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None, beads: str = "centroid",
                  engine_timeout: float = 60.0, resume_from: int | None = None,
-                 fsync: bool = False, water_only: bool = True) -> None:
+                 fsync: bool = False, water_only: bool = True,
+                 clusters: ClusterRule | None = None,
+                 stop_when: str | Callable[[Any], bool] | None = None) -> None:
         if beads not in ("centroid", "all"):
             raise ConfigError(f"beads must be 'centroid' or 'all', not {beads!r}")
         if int(every) < 1:
@@ -149,7 +152,9 @@ class IpiMonitor(Hook):
                                              threads=None if self.monitors else threads,
                                              on_frame=on_frame,
                                              start_step=int(sim.step),
-                                             resume_from=resume_from, fsync=fsync))
+                                             resume_from=resume_from, fsync=fsync,
+                                             clusters=clusters,
+                                             stop_when=stop_when))
         except Exception:
             self.close()
             raise
@@ -243,6 +248,8 @@ class IpiMonitor(Hook):
 
         if int(self.sim.step) % self.every == 0:
             self.observe()
+            if self.stopped is not None:
+                return
         done = 0
         with tqdm(total=steps, unit="step", desc="i-PI", disable=not progress) as bar:
             while done < steps:
@@ -252,6 +259,16 @@ class IpiMonitor(Hook):
                 bar.update(n)
                 if int(self.sim.step) % self.every == 0:
                     self.observe()
+                    if self.stopped is not None:
+                        break
+
+    @property
+    def stopped(self) -> tuple[int, str] | None:
+        """(step, reason) when ``stop_when`` ended the run (any bead's log), else None."""
+        for m in self.monitors:
+            if m.stop_requested is not None:
+                return m.stop_requested
+        return None
 
 
 def attach(sim: Any, log: str | Path = "icemon.h5", *, every: int = 100,

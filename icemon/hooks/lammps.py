@@ -45,6 +45,7 @@ import numpy as np
 from icemon.errors import IcemonError
 from icemon.execution.pipeline import Pipeline
 from icemon.execution.threads import set_torch_threads
+from icemon.geometry.clusters import ClusterRule
 from icemon.geometry.frame import Frame
 from icemon.hooks.base import Hook
 from icemon.hooks.monitor import Monitor
@@ -176,6 +177,10 @@ def units_scale(style: str, lj_length: float | None = None,
     return LENGTH_UNIT_A[style], TIME_UNIT_PS[style]
 
 
+HALT_VARIABLE = "icemon_stop"
+"""LAMMPS internal variable that ``fix ... halt`` watches (1 once ``stop_when`` is met)."""
+
+
 def box_cell(lmp: Any, length: float) -> tuple[np.ndarray, np.ndarray]:
     """(origin (3,), cell (3, 3) with lattice vectors as rows), both in Å, for orthogonal
     and triclinic boxes; ``length`` is the Å per LAMMPS distance unit (:func:`units_scale`)."""
@@ -211,8 +216,11 @@ class LammpsMonitor(Hook):
                  source: str | None = None, on_frame: Callable[[Any], None] | None = None,
                  fix_id: str | None = None, comm: Any | None = None,
                  lj_length: float | None = None, lj_time: float | None = None,
-                 resume_from: int | None = None, fsync: bool = False) -> None:
+                 resume_from: int | None = None, fsync: bool = False,
+                 clusters: ClusterRule | None = None,
+                 stop_when: str | Callable[[Any], bool] | None = None) -> None:
         self.lmp = lmp
+        self._halt_id: str | None = None
         self.comm = _communicator(lmp, comm)
         self.rank = self.comm.rank
         if overlap and self.comm.size >= (os.cpu_count() or 1):
@@ -279,7 +287,8 @@ class LammpsMonitor(Hook):
                     log, ids, pipeline=self.pipeline, positions=positions, overlap=overlap,
                     options=options.with_(threads=None) if self.collective else options,
                     on_frame=on_frame, start_step=int(lmp.extract_global("ntimestep")),
-                    resume_from=resume_from, fsync=fsync,
+                    resume_from=resume_from, fsync=fsync, clusters=clusters,
+                    stop_when=stop_when,
                     source=source or f"LAMMPS {lmp.version()}, oxygen type {oxygens}, "
                                      f"{self.comm.size} MPI rank(s)")
                 self.monitors = [self.monitor]
@@ -292,6 +301,11 @@ class LammpsMonitor(Hook):
 
         if self._owns_fix:
             lmp.command(f"fix {self.fix_id} all external pf/callback {int(every)} 1")
+        if stop_when is not None:  # fix halt ends the run when the monitor sets the variable
+            self._halt_id = f"{self.fix_id}_halt"
+            lmp.command(f"variable {HALT_VARIABLE} internal 0")
+            lmp.command(f"fix {self._halt_id} all halt {int(every) if self._owns_fix else 1} "
+                        f"v_{HALT_VARIABLE} > 0 error continue")
         try:
             lmp.set_fix_external_callback(self.fix_id, self._callback)
         except Exception as exc:
@@ -353,6 +367,21 @@ class LammpsMonitor(Hook):
         if step == self._last_step:  # a new `run` calls back again at the step it starts on
             return
         self._last_step = step  # the same on every rank: all skip or all gather
+        self._classify(step, nlocal, tag, x)
+        if self._halt_id is not None:  # every rank: rank 0's monitor decides
+            stop = self.monitor is not None and self.monitor.stop_requested is not None
+            if self.comm.size > 1:
+                stop = self.comm.bcast(stop, root=0)
+            if stop:
+                self.lmp.set_internal_variable(HALT_VARIABLE, 1.0)
+
+    @property
+    def stopped(self) -> tuple[int, str] | None:
+        """(step, reason) when ``stop_when`` ended the run (rank 0; None elsewhere)."""
+        return None if self.monitor is None else self.monitor.stop_requested
+
+    def _classify(self, step: int, nlocal: int, tag: np.ndarray, x: np.ndarray) -> None:
+        """Gather the oxygens and classify the frame (every rank calls this once)."""
         error = None
         try:
             my_tags, my_x = self._local_oxygens(nlocal, tag, x)
@@ -399,6 +428,10 @@ class LammpsMonitor(Hook):
         if self._owns_fix and self.lmp.has_id("fix", self.fix_id):
             self.lmp.command(f"unfix {self.fix_id}")
             self._owns_fix = False
+        if self._halt_id is not None and self.lmp.has_id("fix", self._halt_id):
+            self.lmp.command(f"unfix {self._halt_id}")
+            self.lmp.command(f"variable {HALT_VARIABLE} delete")
+            self._halt_id = None
 
 
 def attach(lmp: Any, log: str | Path = "icemon.h5", *, every: int | None = None,
@@ -415,6 +448,12 @@ def attach(lmp: Any, log: str | Path = "icemon.h5", *, every: int | None = None,
     ``fix_id`` (use your own ``fix external pf/callback``), ``comm`` (an mpi4py
     communicator), and, for ``units lj`` only (required there), ``lj_length`` (σ: Å per
     LJ distance unit) and ``lj_time`` (τ: ps per LJ time unit).
+
+    ``stop_when`` (a condition of :mod:`icemon.hooks.stop`) ends the run at the frame that
+    meets it, on every rank, through ``fix ... halt ... error continue``: the ``run``
+    command returns early and the input script goes on; with ``overlap`` the run ends at
+    the next frame. Later runs under the same hook end at their first frame; close it
+    to run on.
 
     Positions and box are logged in Å and times in ps whatever the ``units`` style
     (real, metal, nano, electron, si, cgs, micro; lj with the two scales above).

@@ -39,7 +39,9 @@ import numpy as np
 
 from icemon.execution.pipeline import Pipeline, Result
 from icemon.execution.threads import set_torch_threads
+from icemon.geometry.clusters import ClusterRule
 from icemon.geometry.frame import Frame
+from icemon.hooks.stop import StopWhen, as_condition
 from icemon.io.log import AlreadyLogged, LogWriter
 from icemon.model.modelfile import IcemonModel
 from icemon.recording import Options, Recorder
@@ -119,6 +121,11 @@ class Monitor:
         fsync: sync the log to disk after every frame.
         close_timeout: with ``overlap``, the longest :meth:`close` waits for the worker
             (s); frames still queued then are reported and not logged.
+        clusters: what an ice cluster is (:class:`~icemon.geometry.clusters.ClusterRule`;
+            default rule when None); every frame's clusters are logged.
+        stop_when: a stop condition (:mod:`icemon.hooks.stop`), checked on every logged
+            frame; when met, :attr:`stop_requested` is set and recorded in the log, and
+            the hook ends the simulation.
     """
 
     def __init__(self, log: str | Path, atom_ids: np.ndarray, *,
@@ -131,7 +138,8 @@ class Monitor:
                  on_frame: Callable[[Result], None] | None = None,
                  options: Options | None = None, start_step: int | None = None,
                  resume_from: int | None = None, fsync: bool = False,
-                 close_timeout: float = 600.0) -> None:
+                 close_timeout: float = 600.0, clusters: ClusterRule | None = None,
+                 stop_when: str | Callable[[Result], bool] | None = None) -> None:
         if options is not None:  # one object instead of the keywords
             model, denoise_steps, device = options.model, options.denoise_steps, options.device
             compile, threads = options.compile, options.threads
@@ -154,14 +162,19 @@ class Monitor:
         """Wall time spent classifying and writing (s; in the worker with ``overlap``)."""
         self.last: Result | None = None
         """The most recent result."""
+        self.stop_requested: tuple[int, str] | None = None
+        """(step, reason) of the first frame that met ``stop_when``."""
+        self.stop_when: StopWhen | None = None
         if threads:
             self._threads_before = set_torch_threads(int(threads))
         try:
             self.pipeline = pipeline or Options(model, denoise_steps, device,
                                                 compile).pipeline()
+            self.stop_when = as_condition(stop_when, self.pipeline.model.phases, clusters)
             self.recorder = Recorder(self.pipeline, log, atom_ids=atom_ids, source=source,
                                      positions=positions, start_step=start_step,
-                                     resume_from=resume_from, fsync=fsync)
+                                     resume_from=resume_from, fsync=fsync,
+                                     clusters=clusters)
         except BaseException:
             self.close()  # torch's thread count restored, helpers stopped
             raise
@@ -217,6 +230,8 @@ class Monitor:
             self.seconds += time.perf_counter() - t0
         self.n_logged += 1
         self.last = result
+        if self.stop_when is not None and self.stop_requested is None:
+            self._check_stop(result)
         if self.on_frame is not None:
             try:
                 self.on_frame(result)
@@ -224,6 +239,23 @@ class Monitor:
                 warnings.warn(f"icemon: on_frame callback failed at step {frame.step}: "
                               f"{type(exc).__name__}: {exc}", MonitorWarning, stacklevel=2)
         return result
+
+    def _check_stop(self, result: Result) -> None:
+        """Evaluate ``stop_when`` on a logged frame; when met, note and record it."""
+        step = int(result.frame.step)
+        try:
+            met = self.stop_when(result)
+        except Exception as exc:  # noqa: BLE001 - the user's callable must not stop the MD
+            warnings.warn(f"icemon: stop_when failed at step {step}: {type(exc).__name__}: "
+                          f"{exc}", MonitorWarning, stacklevel=3)
+            return
+        if met:
+            self.stop_requested = (step, self.stop_when.reason)
+            try:
+                self.recorder.writer.record_stop(step, self.stop_when.reason)
+            except Exception as exc:  # noqa: BLE001 - the stop itself still happens
+                warnings.warn(f"icemon: could not record the stop in the log: {exc}",
+                              MonitorWarning, stacklevel=3)
 
     def _skip(self, step: int, error: BaseException | str) -> None:
         message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"

@@ -77,6 +77,9 @@ class IcePhases(AnalysisBase):
     - ``frames``: (n_frames,) trajectory frame indices; ``times``: (n_frames,) ps (NaN
       for LAMMPS dumps, which record no time); ``steps``: (n_frames,) MD steps (the frame
       index where the trajectory records none);
+    - ``largest_cluster``: (n_frames,) molecules in the largest ice cluster;
+      ``cluster_ids``: (n_frames, N) int32 cluster of each atom (0 = the largest, -1 =
+      none; :mod:`icemon.geometry.clusters`, default rule);
     - ``phases``: the phase names (the model's vocabulary), ``atom_ids``: (N,) ids;
     - ``denoised``: (n_frames, N, 3) float32 Å, only with ``keep_denoised``.
 
@@ -163,6 +166,8 @@ class IcePhases(AnalysisBase):
         r.scores = np.full((n, m), np.nan, dtype=np.float32)
         r.fractions = np.full((n, len(r.phases)), np.nan, dtype=np.float32)
         r.steps = np.full(n, -1, dtype=np.int64)
+        r.largest_cluster = np.full(n, -1, dtype=np.int64)
+        r.cluster_ids = np.full((n, m), -1, dtype=np.int32)
         if self._keep_denoised:
             r.denoised = np.full((n, m, 3), np.nan, dtype=np.float32)
         elif "denoised" in r:
@@ -186,6 +191,9 @@ class IcePhases(AnalysisBase):
         r.scores[k] = res.scores
         r.fractions[k] = res.fractions
         r.steps[k] = frame.step
+        clusters = res.clusters()  # the default rule, as the log's
+        r.largest_cluster[k] = clusters.largest
+        r.cluster_ids[k] = clusters.ids
         if self._keep_denoised:
             r.denoised[k] = res.denoised
         self.times[k] = frame.time  # NaN where the trajectory has no times

@@ -21,8 +21,11 @@ identification:
   (:data:`icemon.phases.PHASE_COLORS`; Other in OVITO's near-white).
 - ``icemon Score`` (float): distance to the nearest reference environment (NaN for
   particles not classified).
+- ``icemon Cluster`` (int): the ice cluster of each oxygen on the denoised positions (0 =
+  the largest, -1 = none), the same ids as a log's and ``icemon export``'s.
 - attributes ``icemon.fraction.<phase>``, ``icemon.count.<phase>`` (over the oxygens),
-  ``icemon.model``, ``icemon.threshold`` and ``icemon.denoise_steps`` (updates made).
+  ``icemon.largest_cluster``, ``icemon.n_clusters``, ``icemon.model``,
+  ``icemon.threshold`` and ``icemon.denoise_steps`` (updates made).
 
 With ``denoised=True`` the oxygens are moved to their denoised positions (each by its
 minimum-image displacement, so unwrapped trajectories stay unwrapped).
@@ -56,6 +59,11 @@ OTHER_NAME = "Other"
 id is the number of phases of the model."""
 OTHER_COLOR = (0.95, 0.95, 0.95)
 """OVITO's colour of its "Other" structure type."""
+
+
+CLUSTER = "icemon Cluster"
+"""Per-particle ice cluster (0 = the largest, -1 = none: not ice, or not a classified
+oxygen), by :class:`~icemon.geometry.clusters.ClusterRule`'s default rule."""
 
 
 class OvitoInputError(IcemonError, ValueError):
@@ -130,6 +138,13 @@ class IcePhasesModifier(ModifierInterface):
             moved = positions.copy()
             moved[select] += minimum_image(result.denoised - result.frame.positions, cell)
             particles.create_property("Position", data=moved)
+
+        clusters = result.clusters()  # the default rule, as the logs' cluster ids
+        cluster = np.full(n, -1, dtype=np.int32)
+        cluster[select] = clusters.ids
+        particles.create_property(CLUSTER, data=cluster)
+        data.attributes["icemon.largest_cluster"] = clusters.largest
+        data.attributes["icemon.n_clusters"] = clusters.n_clusters
 
         counts = result.counts
         for code, name in enumerate(names):

@@ -60,7 +60,8 @@ def phase_colors(labels: np.ndarray, phases: Sequence[str]) -> np.ndarray:
 
 def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.ndarray,
                 scores: np.ndarray, atom_ids: np.ndarray, step: int, time: float,
-                info: dict[str, str] | None = None, *, phases: Sequence[str]) -> None:
+                info: dict[str, str] | None = None, *, phases: Sequence[str],
+                cluster_ids: np.ndarray | None = None) -> None:
     """Append one frame to an open text file.
 
     Args:
@@ -71,6 +72,8 @@ def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.
         step: MD step; time: simulation time in ps (NaN if unknown).
         info: extra ``key=value`` pairs for the comment line.
         phases: the vocabulary of the labels (the model's; a log's ``phases``).
+        cluster_ids: (N,) ice cluster of each molecule (0 = the largest, -1 = none),
+            written as the ``cluster`` column (OVITO: colour or select by it).
     """
     from ase import Atoms
     from ase.io import write
@@ -81,13 +84,16 @@ def write_frame(fh: TextIO, positions: np.ndarray, cell: np.ndarray, labels: np.
     atoms.new_array("score", np.asarray(scores).astype(np.float64))
     atoms.new_array("atom_id", np.asarray(atom_ids).astype(np.int64))
     atoms.new_array("color", phase_colors(labels, phases))
+    if cluster_ids is not None:
+        atoms.new_array("cluster", np.asarray(cluster_ids).astype(np.int32))
     atoms.info.update(step=int(step), time=float(time), phases=" ".join(phases), **(info or {}))
     write(fh, atoms, format="extxyz")
 
 
 def write_result(fh: TextIO, result: Result, info: dict[str, str] | None = None) -> None:
     """Append one classified frame (:class:`~icemon.execution.pipeline.Result`) with the
-    positions as simulated, not denoised (see :func:`write_frame`)."""
+    positions as simulated, not denoised, and its ice clusters under the default rule
+    (see :func:`write_frame`)."""
     f = result.frame
     write_frame(fh, f.positions, f.cell, result.labels, result.scores, f.atom_ids, f.step,
-                f.time, info, phases=result.phases)
+                f.time, info, phases=result.phases, cluster_ids=result.clusters().ids)

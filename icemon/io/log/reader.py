@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from icemon.geometry.clusters import ClusterRule, Clusters, find_clusters
 from icemon.io.log.recovery import Busy, check_not_truncated, lock_message, locked
 from icemon.io.log.schema import (
     REQUIRED,
@@ -23,7 +24,7 @@ from icemon.io.log.schema import (
     complete_frames,
     log_phases,
 )
-from icemon.phases import liquid_code, unknown_code
+from icemon.phases import is_ice, liquid_code, unknown_code
 
 
 def open_log(path: str | Path, wait: float = 2.0) -> h5py.File:
@@ -163,6 +164,68 @@ class Log:
         None for a log written before they were recorded, or without them."""
         raw = self.file.attrs.get("denoise")
         return None if raw is None else json.loads(raw)
+
+    @property
+    def cluster_rule(self) -> ClusterRule:
+        """What the log's clusters are (the default rule for logs that record none)."""
+        raw = self.file.attrs.get("clusters")
+        return ClusterRule() if raw is None else ClusterRule.from_json(raw)
+
+    def _cluster_series(self, name: str) -> np.ndarray:
+        if name not in self.file:
+            raise LogError(f"{str(self.path)!r} was written before clusters were logged: "
+                           "take them from its denoised positions with "
+                           "Log.clusters(k)")
+        return self.file[name][: self.n_frames].astype(np.int64)
+
+    @property
+    def largest_cluster(self) -> np.ndarray:
+        """(n,) molecules in each frame's largest ice cluster (-1: not recorded)."""
+        return self._cluster_series("largest_cluster")
+
+    @property
+    def n_clusters(self) -> np.ndarray:
+        """(n,) clusters of at least :attr:`cluster_rule`'s ``min_size`` per frame."""
+        return self._cluster_series("n_clusters")
+
+    @property
+    def cluster_composition(self) -> np.ndarray:
+        """(n, n_phases) molecules of each phase in each frame's largest cluster."""
+        return self._cluster_series("cluster_composition")
+
+    @property
+    def largest_by_phase(self) -> np.ndarray:
+        """(n, n_phases) each frame's largest cluster of each phase alone."""
+        return self._cluster_series("largest_by_phase")
+
+    def clusters(self, k: int) -> Clusters:
+        """The clusters of frame ``k`` computed from its logged denoised positions and labels
+        with :attr:`cluster_rule` (what the writer logged; ids, sizes, composition)."""
+        labels = self.labels(k).astype(np.int64)
+        ice = is_ice(labels, self.liquid, self.unknown)
+        return find_clusters(self.positions(k, denoised=True), self.cell(k), labels, ice,
+                             len(self.phases), self.cluster_rule)
+
+    def cluster_ids(self, k: int) -> np.ndarray:
+        """(N,) cluster of each molecule in frame ``k`` (0 = the largest, -1 = none): logged
+        ids when the log has them, else :meth:`clusters`' (the same rule and code)."""
+        if "cluster_ids" in self.file:
+            return self.file["cluster_ids"][self._index(k)].astype(np.int32)
+        return self.clusters(k).ids
+
+    @property
+    def stopped(self) -> dict | None:
+        """``{"step", "reason"}`` of the last stop condition that ended a run writing this
+        log, else None."""
+        if "stops" not in self.file:
+            return None
+        ds = self.file["stops"]
+        try:
+            ds.refresh()
+        except (RuntimeError, ValueError, OSError):  # a file not opened in SWMR mode
+            pass
+        rows = [(int(s), m.decode(errors="replace")) for s, m in ds[()] if s != STEP_FILL and m]
+        return {"step": rows[-1][0], "reason": rows[-1][1]} if rows else None
 
     @property
     def resumes(self) -> list[dict]:

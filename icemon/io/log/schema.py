@@ -11,7 +11,9 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
                                   icemon_version, denoise (JSON {"max_steps", "tol",
                                   "device"}; absent = unknown),
                                   resumes (JSON list: restarts that dropped the frames
-                                  after a step, ``Log.resumes``; absent = none)
+                                  after a step, ``Log.resumes``; absent = none),
+                                  clusters (JSON: the cluster rule, ``cutoff`` Å,
+                                  ``min_ice_neighbours``, ``min_size``)
     /atom_ids   int64 (N)          the atom behind each column
     /n_frames   int64 (1)          number of complete frames (written after their data)
     /step       int64 (n)          MD step (-1 if unknown)
@@ -25,9 +27,18 @@ Layout (first axis of every per-frame dataset = monitored frame, chunked, resiza
                                    attribute applies to it)
     /atom_scores float32 (n, N)    distance of each atom's own descriptor (optional:
                                    models that average descriptors)
+    /largest_cluster int32 (n)     molecules in the frame's largest ice cluster (connected
+                                   ice molecules, ``clusters`` attribute: the rule; -1:
+                                   not recorded, frames of a log written before clusters)
+    /n_clusters int32 (n)          clusters of at least the rule's min_size molecules
+    /cluster_composition int32 (n, P)  molecules of each phase in the largest cluster
+    /largest_by_phase int32 (n, P) the largest cluster of each phase alone
+    /cluster_ids int32 (n, N)      cluster of each molecule, 0 = the largest, -1 = none
+                                   (optional)
     /positions  float32 (n, N, 3)  Å, as given (optional)
     /denoised   float32 (n, N, 3)  Å, after denoising (optional)
     /errors     (m,) {step int64, message S512}  monitor failures (frames not logged)
+    /stops      (m,) {step int64, message S512}  stop conditions that ended a run
 
 Every append is flushed, and the file is written in HDF5 SWMR mode, so it can be read
 while it grows (open it with ``h5py.File(path, "r", swmr=True)`` or :func:`open_log`) and a
@@ -60,14 +71,18 @@ from icemon.phases import LIQUID_NAME
 SCHEMA = "icemon/1"
 ERROR_DTYPE = np.dtype([("step", np.int64), ("message", "S512")])
 REQUIRED = ("atom_ids", "step", "time", "cell", "fractions", "labels", "scores")
+CLUSTER_SERIES = ("largest_cluster", "n_clusters", "cluster_composition", "largest_by_phase")
+"""Per-frame cluster summaries (logs written before clusters were logged lack them)."""
 SERIES = ("step", "time", "cell", "fractions", "labels", "scores", "atom_scores", "positions",
-          "denoised")
-"""The per-frame datasets ('atom_scores', 'positions' and 'denoised' are optional)."""
+          "denoised", *CLUSTER_SERIES, "cluster_ids")
+"""The per-frame datasets ('atom_scores', 'positions', 'denoised', the cluster series and
+'cluster_ids' are optional)."""
 COUNTER = "n_frames"
 STEP_FILL = int(np.iinfo(np.int64).min)
 """What an unwritten 'step' (or error step) reads as; -1 is a real step ("unknown")."""
 UNKNOWN_STEP = -1
-FILL = {"step": STEP_FILL, "labels": -1}
+FILL = {"step": STEP_FILL, "labels": -1, **{name: -1 for name in CLUSTER_SERIES},
+        "cluster_ids": -1}
 """Fill values of the per-frame datasets; every other one is floating point: NaN."""
 
 

@@ -21,6 +21,10 @@ exactly the log's last step (a restart file written where the log ended) is the 
 already logged and is skipped silently (:class:`AlreadyLogged`).
 
 A log whose writer was killed is taken over as :mod:`icemon.io.log.recovery` says.
+
+Size: one class, because every check it makes (model, settings, atoms, steps, branches,
+clusters) and every append share one open HDF5 file and its write order; split, the
+order that makes a frame complete (the counter last) would be spread over modules.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from icemon.geometry.clusters import ClusterRule
 from icemon.io.log.reader import open_log
 from icemon.io.log.recovery import check_writer_gone, clear_write_mark, shared_filesystem
 from icemon.io.log.schema import (
+    CLUSTER_SERIES,
     COUNTER,
     ERROR_DTYPE,
     FILL,
@@ -125,6 +131,11 @@ class LogWriter:
         fsync: after every frame, also ask the operating system to put the file on the
             disk (``os.fsync``): a frame then survives a power or node failure, not only a
             killed process, at the cost of a disk sync per frame.
+        clusters: what an ice cluster is (default :class:`~icemon.geometry.clusters.
+            ClusterRule`); every frame's largest cluster, its composition, the largest
+            cluster per phase and the number of clusters above ``min_size`` are logged.
+            An existing log with another rule is refused.
+        cluster_ids: also log each molecule's cluster id per frame (a new log only).
     """
 
     _open_paths: set[str] = set()  # logs this process is writing (HDF5 shares handles)
@@ -134,7 +145,8 @@ class LogWriter:
                  positions: bool = True, denoise: Mapping[str, Any] | None = None,
                  atom_scores: bool = False, phases: Sequence[str],
                  start_step: int | None = None, resume_from: int | None = None,
-                 fsync: bool = False) -> None:
+                 fsync: bool = False, clusters: ClusterRule | None = None,
+                 cluster_ids: bool = False) -> None:
         self.path = Path(path)
         self.atom_ids = np.asarray(atom_ids, dtype=np.int64)
         self.n_atoms = len(self.atom_ids)
@@ -148,6 +160,7 @@ class LogWriter:
         self._last_step: int | None = None  # the largest known step in the log
         self._continues_at: int | None = None  # the log's last step when it was opened
         self.fsync = bool(fsync)
+        self.cluster_rule = clusters or ClusterRule()
         for name, value in (("start_step", start_step), ("resume_from", resume_from)):
             if value is not None and (isinstance(value, bool) or int(value) != value):
                 raise LogError(f"{name} must be an MD step (an integer), not {value!r}")
@@ -170,7 +183,7 @@ class LogWriter:
                 self._open_existing()
                 self._branch(start_step, resume_from)
             else:
-                self._create(part, source, positions, atom_scores)
+                self._create(part, source, positions, atom_scores, cluster_ids)
             self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
                                                     "pid": os.getpid()})
             self.file.swmr_mode = True
@@ -185,7 +198,8 @@ class LogWriter:
         self._key = key
         LogWriter._open_paths.add(key)
 
-    def _create(self, part: Path, source: str, positions: bool, atom_scores: bool) -> None:
+    def _create(self, part: Path, source: str, positions: bool, atom_scores: bool,
+                cluster_ids: bool) -> None:
         """Create the log's layout in ``part`` (published under the log's path by the
         caller)."""
         try:
@@ -201,6 +215,7 @@ class LogWriter:
             f.attrs["denoise"] = json.dumps(self.denoise)
         f.attrs["source"] = source
         f.attrs["icemon_version"] = _version()
+        f.attrs["clusters"] = self.cluster_rule.to_json()
         f.create_dataset("atom_ids", data=self.atom_ids)
         f.create_dataset(COUNTER, data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1,))
 
@@ -222,8 +237,15 @@ class LogWriter:
         if positions:
             series("positions", (n, 3), np.float32)
             series("denoised", (n, 3), np.float32)
-        f.create_dataset("errors", shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
-                         chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
+        series("largest_cluster", (), np.int32)
+        series("n_clusters", (), np.int32)
+        series("cluster_composition", (len(self.phases),), np.int32)
+        series("largest_by_phase", (len(self.phases),), np.int32)
+        if cluster_ids:
+            series("cluster_ids", (n,), np.int32)
+        for name in ("errors", "stops"):
+            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
+                             chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
         f.flush()
 
     def _open_existing(self) -> None:
@@ -278,6 +300,10 @@ class LogWriter:
         logged = f.attrs.get("threshold")
         if logged is not None and float(logged) != self.threshold:
             differ.append(f"threshold {float(logged)!r} in the log, {self.threshold!r} now")
+        logged = f.attrs.get("clusters")
+        if logged is not None and ClusterRule.from_json(logged) != self.cluster_rule:
+            differ.append(f"cluster rule {logged} in the log, {self.cluster_rule.to_json()} "
+                          "now")
         logged = f.attrs.get("denoise")
         if logged is not None and self.denoise is not None:
             logged = json.loads(logged)
@@ -300,6 +326,18 @@ class LogWriter:
         for name in SERIES:
             if name in f and f[name].shape[0] > n:
                 f[name].resize(n, axis=0)
+        if "largest_cluster" not in f:  # a log written before clusters were logged
+            shapes = {"largest_cluster": (), "n_clusters": (),
+                      "cluster_composition": (len(self.phases),),
+                      "largest_by_phase": (len(self.phases),)}
+            for name in CLUSTER_SERIES:
+                f.create_dataset(name, shape=(n, *shapes[name]), maxshape=(None, *shapes[name]),
+                                 dtype=np.int32, chunks=(1, *shapes[name]),
+                                 fillvalue=FILL[name])  # -1: not recorded
+            f.attrs["clusters"] = self.cluster_rule.to_json()
+        if "stops" not in f:
+            f.create_dataset("stops", shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
+                             chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
         steps = f["step"][:n]
         known = steps[steps != UNKNOWN_STEP]
         self._n = n
@@ -401,6 +439,13 @@ class LogWriter:
         if self.has_positions:
             values["positions"] = fr.positions
             values["denoised"] = result.denoised
+        clusters = result.clusters(self.cluster_rule)
+        values["largest_cluster"] = clusters.largest
+        values["n_clusters"] = clusters.n_clusters
+        values["cluster_composition"] = clusters.composition
+        values["largest_by_phase"] = clusters.largest_by_phase
+        if "cluster_ids" in f:
+            values["cluster_ids"] = clusters.ids
         order = [n for n in values if n != "step"] + ["step"]
         for name in order:
             ds = f[name]
@@ -418,6 +463,15 @@ class LogWriter:
         self._n = k + 1
         if step != UNKNOWN_STEP:
             self._last_step = step
+
+    def record_stop(self, step: int, reason: str) -> None:
+        """Record that a stop condition ended the run at ``step`` (``Log.stopped``; a
+        dataset row, since a SWMR writer cannot add attributes)."""
+        ds = self.file["stops"]
+        k = ds.shape[0]
+        ds.resize(k + 1, axis=0)
+        ds[k] = (int(step), str(reason).encode("utf-8", "replace")[:512])
+        ds.flush()
 
     def _sync(self) -> None:
         """Put the flushed file on the disk (fsync of HDF5's own file descriptor)."""
