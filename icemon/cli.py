@@ -128,7 +128,8 @@ def cmd_classify(args) -> int:
         nonlocal xyz
         if args.extxyz and root:
             if xyz is None:
-                xyz = open(args.extxyz, "w")  # noqa: SIM115 - closed in the finally below
+                # appended to with --append, as the log is
+                xyz = open(args.extxyz, "a" if args.append else "w")  # noqa: SIM115
             from icemon.io.extxyz import write_result
 
             write_result(xyz, res)

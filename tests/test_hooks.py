@@ -80,7 +80,8 @@ def _ipi(ice, log, start, runs, **kwargs):
         sim = InteractiveSimulation(simulation_xml(
             ice, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
             temperature=1.0))  # K: no forces, the atoms barely drift
-        sim.step = start
+        sim.step = start  # a restart: i-PI's checkpoint restores the step and the time
+        sim.syslist[0].ensemble.time = start * sim.syslist[0].motion.dt
         try:
             with icemon.hooks.ipi.attach(sim, log, every=EVERY, **kwargs) as hook:
                 for n in runs:

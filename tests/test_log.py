@@ -17,7 +17,8 @@ PHASES = shipped_phases()  # the shipped model's vocabulary (twelve names)
 
 def _result(n=5, step=0, seed=0, ids=None):
     rng = np.random.default_rng(seed)
-    frame = Frame(rng.uniform(0, 10, (n, 3)), np.eye(3) * 10, ids, step=step, time=0.1 * step)
+    time = 0.1 * step if step >= 0 else float("nan")  # unknown step: unknown time
+    frame = Frame(rng.uniform(0, 10, (n, 3)), np.eye(3) * 10, ids, step=step, time=time)
     labels = rng.integers(0, len(PHASES), n).astype(np.int8)
     return Result(frame, labels, rng.uniform(0, 5, n).astype(np.float32),
                   frame.positions + 0.01, labels, phases=PHASES)
@@ -298,3 +299,31 @@ def test_resume_from_drops_later_frames_and_records_it(tmp_path):
         w.append(_result(step=16))
     with Log(path) as log:
         np.testing.assert_array_equal(log.steps, [0, 10, 15, 16])
+
+
+def test_times_must_increase_and_another_simulation_is_not_appended(tmp_path):
+    """Frames of unknown step appended twice (the same file classified again) were
+    accepted, times going back; a run with another box was appended as if it continued
+    the log. Both refused now; the appending run's source is recorded."""
+    from icemon.io.log import Log
+
+    def result(time, cell=10.0):
+        r = _result(step=-1)
+        r.frame = Frame(r.frame.positions, np.eye(3) * cell, r.frame.atom_ids, time=time)
+        return r
+
+    path = tmp_path / "t.h5"
+    with _writer(path, source="first.extxyz") as w:
+        w.append(result(0.0))
+        w.append(result(1.0))
+        with pytest.raises(LogError, match="time 0 ps is not after the last logged time 1 ps"):
+            w.append(result(0.0))
+    with _writer(path, source="second.extxyz") as w:
+        with pytest.raises(LogError, match="time 1 ps is not after"):
+            w.append(result(1.0))
+        with pytest.raises(LogError, match=r"cell of 11\.50.*10\.00.*another simulation"):
+            w.append(result(2.0, cell=11.5))
+        w.append(result(2.0, cell=10.05))  # a continued NPT run: the box barely moved
+    with Log(path) as log:
+        assert log.times.tolist() == [0.0, 1.0, 2.0]
+        assert log.file.attrs["source"] == "first.extxyz; then second.extxyz"

@@ -460,3 +460,91 @@ def test_the_ipi_hook_monitors_water_oxygens_only(tmp_path):
             sim.stop()
     finally:
         os.chdir(cwd)
+
+
+def test_a_non_periodic_structure_is_refused_on_every_ase_path(tmp_path):
+    """A cluster or slab in vacuum (pbc False) was classified with periodic images that do
+    not exist: 100 % Ih for a crystallite in vacuum."""
+    from ase.io import write
+
+    from icemon import read_frames
+
+    a = reference("Ih", 15.0)
+    for pbc in (False, [True, True, False]):
+        a.pbc = pbc
+        with pytest.raises(FrameError, match="fully periodic"):
+            Frame.from_ase(a)
+    write(tmp_path / "vacuum.extxyz", a)
+    with pytest.raises(FrameError, match="fully periodic"):
+        list(read_frames(tmp_path / "vacuum.extxyz"))
+
+
+def test_files_without_times_get_no_invented_times(tmp_path):
+    """MDAnalysis gives PDB/GRO frames 1 ps apart when the file records no time (its own
+    default); those were logged as real ps (velocities off by the true spacing)."""
+    import MDAnalysis as mda
+    from ase.io import write
+
+    from icemon.integrations.mdanalysis import IcePhases
+
+    a = reference("Ih", 12.0)
+    a.set_chemical_symbols(["O"] * len(a))
+    write(tmp_path / "two.pdb", [a, a])
+    u = mda.Universe(str(tmp_path / "two.pdb"))
+    ice = IcePhases(u.atoms, denoise_steps=0).run()
+    assert np.isnan(ice.results.times).all() and (ice.results.steps == -1).all()
+
+
+def test_tip4p_virtual_sites_are_not_taken_for_oxygens(gcicenet):
+    """TIP4P's M site, 0.15 Å from its oxygen, passed every geometric check: selected
+    ("name MW"), 1,024 massless sites were labelled 100 % Ih on the wrong atom ids."""
+    import MDAnalysis as mda
+
+    from icemon.integrations.mdanalysis import IcePhases
+
+    u = mda.Universe(str(gcicenet / "md_1h.tpr"), str(gcicenet / "md_1h_dev.xtc"))
+    with pytest.raises(FrameError, match="massless atoms without an element"):
+        IcePhases(u.select_atoms("name MW"))
+    with pytest.raises(FrameError, match=r"not oxygens \(element H"):
+        IcePhases(u.select_atoms("name OW or name HW1"))
+
+
+def test_classify_append_extends_the_extxyz_too(tmp_path):
+    """--extxyz with --append truncated the earlier extxyz: the log held 4 frames, the
+    extxyz only the last 2."""
+    from ase.io import read, write
+
+    from icemon.cli import main
+
+    frames = []
+    for k in range(4):
+        a = reference("Ic", 12.0)
+        a.info.update(step=10 * k, time=0.1 * k)
+        frames.append(a)
+    write(tmp_path / "a.extxyz", frames[:2])
+    write(tmp_path / "b.extxyz", frames[2:])
+    args = ["-o", str(tmp_path / "l.h5"), "--extxyz", str(tmp_path / "out.extxyz"), "-q",
+            "--denoise-steps", "0"]
+    assert main(["classify", str(tmp_path / "a.extxyz"), *args]) == 0
+    assert main(["classify", str(tmp_path / "b.extxyz"), *args, "--append"]) == 0
+    assert [f.info["step"] for f in read(tmp_path / "out.extxyz", ":")] == [0, 10, 20, 30]
+
+
+def test_export_of_denoised_positions_keeps_an_unwrapped_trajectory_unwrapped(tmp_path,
+                                                                             pipeline):
+    """The log's denoised positions are wrapped into the cell; export --denoised moved
+    atoms of an unwrapped trajectory by whole box vectors."""
+    from ase.io import read
+
+    from icemon.analysis.report import export
+    from icemon.recording import Recorder
+
+    pos, cell = _ice()
+    rng = np.random.default_rng(3)
+    shift = rng.integers(-2, 3, (len(pos), 1)) * cell[0]  # unwrapped: atoms a box away
+    frame = Frame(pos + shift + rng.normal(0, 0.05, pos.shape), cell, step=0)
+    with Recorder(pipeline, tmp_path / "u.h5", atom_ids=frame.atom_ids) as rec:
+        rec.record(frame)
+    export(tmp_path / "u.h5", tmp_path / "d.extxyz", denoised=True)
+    moved = read(tmp_path / "d.extxyz").positions - frame.positions
+    assert np.abs(moved).max() < 0.5  # denoising moves by tenths of an Å, not by boxes

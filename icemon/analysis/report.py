@@ -255,6 +255,18 @@ def parse_frames(spec: str | None, n: int) -> list[int]:
     return out
 
 
+def _positions(log: Log, k: int, denoised: bool) -> np.ndarray:
+    """Frame ``k``'s positions as given, or denoised: the given ones moved by the minimum
+    image of the denoising displacement (the log's denoised positions are wrapped into
+    the cell; an unwrapped trajectory stays unwrapped)."""
+    given = log.positions(k)
+    if not denoised:
+        return given
+    from icemon.geometry.frame import minimum_image
+
+    return given + minimum_image(log.positions(k, denoised=True) - given, log.cell(k))
+
+
 def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
            denoised: bool = False) -> int:
     """Write frames of a log as extended XYZ (see :func:`icemon.io.extxyz.write_frame`:
@@ -272,7 +284,7 @@ def export(path: str | Path, extxyz: str | Path, frames: str | None = None,
         steps, times = log.steps, log.times
         with open(extxyz, "w") as fh:
             for k in ks:
-                write_frame(fh, log.positions(k, denoised), log.cell(k), log.labels(k),
+                write_frame(fh, _positions(log, k, denoised), log.cell(k), log.labels(k),
                             log.scores(k), ids, steps[k], times[k],
                             {"positions": "denoised" if denoised else "as simulated"},
                             phases=log.phases, cluster_ids=log.cluster_ids(k))

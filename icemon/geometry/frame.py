@@ -248,6 +248,10 @@ class Frame:
         indices (:func:`selection`). ``water_only``: where the atoms hold hydrogens, keep
         the selected oxygens that have two of them within :data:`OH_BOND` (water), with a
         warning that counts the others (:func:`water_oxygens`)."""
+        if not np.all(atoms.pbc):
+            raise FrameError(f"icemon needs a fully periodic cell (atoms.pbc is "
+                             f"{np.asarray(atoms.pbc).tolist()}): a slab or cluster in vacuum "
+                             "would be read with periodic images that do not exist")
         idx = ase_oxygens(atoms, select, water_only)
         if len(idx) == 0:
             raise FrameError(f"no atoms match the oxygen selection {select!r}")

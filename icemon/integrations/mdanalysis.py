@@ -24,7 +24,13 @@ from MDAnalysis.analysis.base import AnalysisBase
 
 from icemon.errors import ConfigError
 from icemon.geometry.frame import FrameError
-from icemon.io.readers import mda_atom_ids, mda_frame, mda_has_times, mda_water_oxygens
+from icemon.io.readers import (
+    mda_atom_ids,
+    mda_check_oxygens,
+    mda_frame,
+    mda_has_times,
+    mda_water_oxygens,
+)
 
 if TYPE_CHECKING:
     from icemon.execution.pipeline import Result
@@ -75,8 +81,8 @@ class IcePhases(AnalysisBase):
       (the liquid threshold, :attr:`threshold`, applies to it);
     - ``fractions``: (n_frames, n_phases) float32 fraction of each phase;
     - ``frames``: (n_frames,) trajectory frame indices; ``times``: (n_frames,) ps (NaN
-      for LAMMPS dumps, which record no time); ``steps``: (n_frames,) MD steps (the frame
-      index where the trajectory records none);
+      for files that record no time: LAMMPS dumps, PDB, GRO); ``steps``: (n_frames,) MD
+      steps (-1 where the trajectory records none: a frame index is no MD step);
     - ``largest_cluster``: (n_frames,) molecules in the largest ice cluster;
       ``cluster_ids``: (n_frames, N) int32 cluster of each atom (0 = the largest, -1 =
       none; :mod:`icemon.geometry.clusters`, default rule);
@@ -105,6 +111,7 @@ class IcePhases(AnalysisBase):
             raise FrameError("the atom group is empty: select the water oxygens, e.g. "
                              "u.select_atoms(\"name OW\")")
         trajectory = atomgroup.universe.trajectory
+        mda_check_oxygens(atomgroup)
         if water_only:
             atomgroup = mda_water_oxygens(atomgroup)
         ids = mda_atom_ids(atomgroup)

@@ -143,6 +143,39 @@ def mda_water_oxygens(atomgroup):
     return atomgroup[keep]
 
 
+def mda_check_oxygens(atomgroup) -> None:
+    """Refuse a selection the topology says is not oxygens: an element other than O, or,
+    without elements, a mass outside 14.5–18.5 g/mol (an oxygen, or a one-site water).
+    A TIP4P M site (mass 0, no element) sits 0.15 Å from its oxygen and would pass every
+    geometric check. Topologies without elements or masses are not checked."""
+    try:
+        elements = np.array([str(e).strip() for e in atomgroup.elements])
+    except AttributeError:  # MDAnalysis' NoDataError
+        elements = np.array([])
+    if elements.size and all(elements):
+        bad = elements != "O"
+        what = "element " + ", ".join(sorted(set(elements[bad])))
+    else:
+        try:
+            masses = np.asarray(atomgroup.masses, dtype=float)
+        except AttributeError:
+            return
+        if not masses.size or not np.any(masses > 0):
+            if masses.size and np.all(masses == 0) and elements.size:  # massless, elementless
+                raise FrameError(f"the selection holds {len(masses)} massless atoms without an "
+                                 "element (virtual sites, e.g. TIP4P's M): select the oxygens, "
+                                 "e.g. \"name OW\"")
+            return
+        bad = (masses < 14.5) | (masses > 18.5)
+        what = "mass " + ", ".join(f"{m:g}" for m in sorted(set(masses[bad].round(3))))
+    if bad.any():
+        names = sorted(set(map(str, atomgroup[bad].names))) if hasattr(atomgroup, "names") \
+            else []
+        raise FrameError(f"{int(bad.sum())} of the {len(atomgroup)} selected atoms are not "
+                         f"oxygens ({what}{'; names ' + ', '.join(names[:5]) if names else ''}): "
+                         "select the water oxygens, e.g. \"name OW\"")
+
+
 def mda_atom_ids(atomgroup) -> np.ndarray:
     """(N,) int64 ids of an ``AtomGroup`` (its ``ids``, else its indices)."""
     ids = atomgroup.ids if hasattr(atomgroup, "ids") else atomgroup.indices
@@ -150,11 +183,16 @@ def mda_atom_ids(atomgroup) -> np.ndarray:
 
 
 def mda_has_times(trajectory) -> bool:
-    """False for a LAMMPS dump: it has steps but no times (MDAnalysis would invent
-    1 ps per step), so its frames get time NaN."""
+    """Whether the file records times: a frame time or a time step in the reader's data
+    (xtc, trr, dcd, netcdf...). Not for PDB, GRO and other formats without one, where
+    MDAnalysis invents 1 ps per frame, nor for LAMMPS dumps (steps but no times, which
+    MDAnalysis turns into 1 ps per step): their frames get time NaN."""
     from MDAnalysis.coordinates.LAMMPS import DumpReader
 
-    return not isinstance(trajectory, DumpReader)
+    if isinstance(trajectory, DumpReader):
+        return False
+    data = getattr(trajectory.ts, "data", {})
+    return "time" in data or "dt" in data
 
 
 def mda_frame(atomgroup, ts, atom_ids: np.ndarray, has_time: bool = True) -> Frame:
@@ -169,6 +207,7 @@ def mda_frame(atomgroup, ts, atom_ids: np.ndarray, has_time: bool = True) -> Fra
 def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
               stop: int | None, every: int, water_only: bool = True) -> Iterator[Frame]:
     oxygens = mda_oxygens(path, top, select)
+    mda_check_oxygens(oxygens)
     if water_only:
         oxygens = mda_water_oxygens(oxygens)
     ids = mda_atom_ids(oxygens)

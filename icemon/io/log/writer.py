@@ -60,6 +60,10 @@ from icemon.io.log.schema import (
 )
 from icemon.phases import LIQUID_NAME
 
+CELL_JUMP = 0.05
+"""Largest relative change of a lattice vector's length between a log's last frame and
+the first frame a new run appends (NPT fluctuations of a continued run: < 1 %)."""
+
 
 class LogWarning(UserWarning):
     """Something about where or how a log is written that a user should know."""
@@ -159,6 +163,9 @@ class LogWriter:
         self._n = 0
         self._last_step: int | None = None  # the largest known step in the log
         self._continues_at: int | None = None  # the log's last step when it was opened
+        self._last_time: float | None = None  # ps, the largest known time in the log
+        self._last_cell: np.ndarray | None = None  # Å, the cell of the log's last frame
+        self._first_append = True  # the run's first frame is checked against the log's cell
         self.fsync = bool(fsync)
         self.cluster_rule = clusters or ClusterRule()
         for name, value in (("start_step", start_step), ("resume_from", resume_from)):
@@ -182,6 +189,7 @@ class LogWriter:
             if part is None:
                 self._open_existing()
                 self._branch(start_step, resume_from)
+                self._add_source(source)
             else:
                 self._create(part, source, positions, atom_scores, cluster_ids)
             self.file.attrs["writer"] = json.dumps({"host": socket.gethostname(),
@@ -338,10 +346,19 @@ class LogWriter:
         if "stops" not in f:
             f.create_dataset("stops", shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
                              chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
-        steps = f["step"][:n]
-        known = steps[steps != UNKNOWN_STEP]
         self._n = n
+        self._note_last()
+
+    def _note_last(self) -> None:
+        """The largest known step and time of the log's frames and its last frame's cell:
+        what the next frame is checked against."""
+        f, n = self.file, self._n
+        steps, times = f["step"][:n], f["time"][:n]
+        known = steps[steps != UNKNOWN_STEP]
         self._last_step = int(known.max()) if known.size else None
+        finite = times[np.isfinite(times)]
+        self._last_time = float(finite.max()) if finite.size else None
+        self._last_cell = f["cell"][n - 1].astype(np.float64) if n else None
 
     def _branch(self, start_step: int | None, resume_from: int | None) -> None:
         """Make a restarted run a branch of the log: drop frames after ``resume_from``
@@ -358,6 +375,13 @@ class LogWriter:
                 f"drop the log's frames after step {int(start_step)} (the drop is recorded in "
                 "the log); otherwise write to a new log")
         self._continues_at = self._last_step
+
+    def _add_source(self, source: str) -> None:
+        """Name an appending run's producer in the ``source`` attribute too, when it is
+        another one (a later trajectory file, another engine)."""
+        logged = str(self.file.attrs.get("source", ""))
+        if source and source not in logged.split("; then "):
+            self.file.attrs["source"] = f"{logged}; then {source}" if logged else source
 
     def _drop_after(self, step: int) -> None:
         """Cut the frames after the last one at or before ``step`` (frames of unknown step
@@ -379,8 +403,7 @@ class LogWriter:
                 if name in f:
                     f[name].resize(keep, axis=0)
             self._n = keep
-            kept = steps[:keep][steps[:keep] != UNKNOWN_STEP]
-            self._last_step = int(kept.max()) if kept.size else None
+            self._note_last()
         resumes = json.loads(f.attrs.get("resumes", "[]"))
         f.attrs["resumes"] = json.dumps([*resumes, record])
         f.flush()
@@ -399,21 +422,41 @@ class LogWriter:
     def has_positions(self) -> bool:
         return "positions" in self.file
 
-    def check_step(self, step: int) -> None:
-        """Raise unless a frame at ``step`` may be appended next: :class:`AlreadyLogged` for
-        a restart's first frame at the log's last step, :class:`LogError` for a step not
-        after the last one."""
+    def check_step(self, step: int, time: float = float("nan")) -> None:
+        """Raise unless a frame at ``step`` and ``time`` (ps) may be appended next:
+        :class:`AlreadyLogged` for a restart's first frame at the log's last step,
+        :class:`LogError` for a known step or time that is not after the last known one
+        (frames of unknown step and time, -1 and NaN, are accepted anywhere)."""
         step = int(step)
-        if step == UNKNOWN_STEP:
-            return
-        if step == self._continues_at:
+        if step != UNKNOWN_STEP and step == self._continues_at:
             self._continues_at = None
             raise AlreadyLogged(f"step {step} is already the last frame of {str(self.path)!r}")
-        if self._last_step is not None and step <= self._last_step:
+        if step != UNKNOWN_STEP and self._last_step is not None and step <= self._last_step:
             raise LogError(f"step {step} is not after the last logged step {self._last_step} "
                            f"of {str(self.path)!r}: steps must go forward in one log (a run "
                            "restarted from an earlier point: attach with resume_from, or "
                            "write a new log)")
+        if np.isfinite(time) and self._last_time is not None and time <= self._last_time:
+            raise LogError(f"time {time:g} ps is not after the last logged time "
+                           f"{self._last_time:g} ps of {str(self.path)!r}: times must go "
+                           "forward in one log (the same frames appended twice, or another "
+                           "run: write a new log)")
+
+    def check_cell(self, cell: np.ndarray) -> None:
+        """Refuse a run's first frame whose cell differs from the log's last frame's by
+        more than :data:`CELL_JUMP` in a lattice vector's length: another simulation (a
+        continued run starts from the cell it ended with)."""
+        if self._last_cell is None:
+            return
+        old = np.linalg.norm(self._last_cell, axis=1)
+        new = np.linalg.norm(np.asarray(cell, dtype=np.float64), axis=1)
+        change = np.abs(new - old) / np.maximum(old, 1e-9)
+        if np.any(change > CELL_JUMP):
+            raise LogError(
+                f"this run's first frame has a cell of {', '.join(f'{x:.2f}' for x in new)} Å, "
+                f"the last frame of {str(self.path)!r} "
+                f"{', '.join(f'{x:.2f}' for x in old)} Å ({100 * change.max():.0f} % apart): "
+                "another simulation, not the logged one continued; write it to a new log")
 
     def append(self, result) -> None:
         """Append one :class:`~icemon.execution.pipeline.Result` and flush it to disk.
@@ -425,7 +468,10 @@ class LogWriter:
             raise LogError(f"frame atoms (N={fr.n_atoms}) do not match the log's atom ids "
                            f"(N={self.n_atoms})")
         step = int(fr.step)
-        self.check_step(step)
+        self.check_step(step, float(fr.time))
+        if self._last_cell is not None and self._first_append:
+            self.check_cell(fr.cell)
+        self._first_append = False
         self._continues_at = None
         f = self.file
         k = self._n
@@ -463,6 +509,8 @@ class LogWriter:
         self._n = k + 1
         if step != UNKNOWN_STEP:
             self._last_step = step
+        if np.isfinite(fr.time):
+            self._last_time = float(fr.time)
 
     def record_stop(self, step: int, reason: str) -> None:
         """Record that a stop condition ended the run at ``step`` (``Log.stopped``; a
