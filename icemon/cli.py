@@ -156,7 +156,8 @@ def cmd_classify(args) -> int:
                 results = share_frames(pipe, frames, comm)
             else:
                 results = map(pipe.process, frames)
-            recorder = Recorder(pipe, out, source=source, positions=not args.no_positions)
+            recorder = Recorder(pipe, out, source=source, positions=not args.no_positions,
+                                cluster_ids=args.cluster_ids)
             try:
                 for res in tqdm(results, desc="classify", unit="frame",
                                 disable=args.quiet or not root):
@@ -177,7 +178,7 @@ def cmd_classify(args) -> int:
                             device=args.device, denoise_steps=args.denoise_steps,
                             compile=args.compile, log=out, positions=not args.no_positions,
                             source=source, on_frame=on_frame,
-                            water_only=not args.all_oxygens)
+                            water_only=not args.all_oxygens, cluster_ids=args.cluster_ids)
             try:
                 ice.run(args.start, args.stop, args.every, verbose=not args.quiet and root,
                         progressbar_kwargs={"desc": "classify", "unit": "frame"})
@@ -406,6 +407,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--select", default=None,
                    help='oxygen selection: MDAnalysis syntax with --top (default "name OW"), '
                         'else an element (default "O")')
+    c.add_argument("--cluster-ids", action="store_true",
+                   help="also log each molecule's ice cluster id per frame (a new log; the "
+                        "per-frame cluster sizes are always logged)")
     c.add_argument("--all-oxygens", action="store_true",
                    help="keep selected oxygens without two hydrogens within 1.25 Å (by "
                         "default they are left out with a counted warning where the file "

@@ -73,6 +73,7 @@ class IcePhases(AnalysisBase):
             "HW1", ...), keep only the atoms of ``atomgroup`` with two of them within
             1.25 Å in the current frame (water oxygens); the others (a substrate's or a
             guest's oxygens, hydroxide) are left out with a warning that counts them.
+        cluster_ids: also log each atom's ice cluster id per frame in ``log``.
 
     After :meth:`run`, ``results`` holds
 
@@ -100,7 +101,7 @@ class IcePhases(AnalysisBase):
                  on_frame: Callable[[Result], None] | None = None,
                  keep_denoised: bool = False, verbose: bool = False,
                  comm: Any | None = None, compile: bool = False,
-                 water_only: bool = True) -> None:
+                 water_only: bool = True, cluster_ids: bool = False) -> None:
         from MDAnalysis.core.groups import UpdatingAtomGroup
 
         if isinstance(atomgroup, UpdatingAtomGroup):  # (its .atoms would freeze it silently)
@@ -139,6 +140,7 @@ class IcePhases(AnalysisBase):
         self._source = source or f"icemon.integrations.mdanalysis.IcePhases {filename or ''}".rstrip()
         self._on_frame = on_frame
         self._keep_denoised = keep_denoised
+        self._log_cluster_ids = cluster_ids
         self._recorder: Recorder | None = None
         self.n_logged = 0
         """Frames the last :meth:`run` appended to ``log``."""
@@ -186,7 +188,8 @@ class IcePhases(AnalysisBase):
             # opened before the first frame: a log of another model, settings or atoms
             # is refused before any work
             self._recorder = Recorder(self.pipeline, self._log, atom_ids=self._ids,
-                                      source=self._source, positions=self._positions)
+                                      source=self._source, positions=self._positions,
+                                      cluster_ids=self._log_cluster_ids)
 
     def _single_frame(self) -> None:
         k = self._frame_index
