@@ -143,9 +143,14 @@ def mda_water_oxygens(atomgroup):
     return atomgroup[keep]
 
 
+MASS_TOPOLOGIES = {".tpr", ".data", ".psf", ".prmtop", ".parm7", ".top", ".gsd", ".xml"}
+"""Topology formats that record masses (MDAnalysis guesses them for the others)."""
+
+
 def mda_check_oxygens(atomgroup) -> None:
     """Refuse a selection the topology says is not oxygens: an element other than O, or,
-    without elements, a mass outside 14.5–18.5 g/mol (an oxygen, or a one-site water).
+    without elements, a mass outside 14.5–18.5 g/mol (an oxygen, or a one-site water) in a
+    topology that records masses (:data:`MASS_TOPOLOGIES`).
     A TIP4P M site (mass 0, no element) sits 0.15 Å from its oxygen and would pass every
     geometric check. Topologies without elements or masses are not checked."""
     try:
@@ -156,6 +161,9 @@ def mda_check_oxygens(atomgroup) -> None:
         bad = elements != "O"
         what = "element " + ", ".join(sorted(set(elements[bad])))
     else:
+        topology = str(getattr(atomgroup.universe, "filename", "") or "")
+        if Path(topology).suffix.lower() not in MASS_TOPOLOGIES:
+            return  # masses MDAnalysis guessed (1.0 for a LAMMPS dump's "type 1") say nothing
         try:
             masses = np.asarray(atomgroup.masses, dtype=float)
         except AttributeError:
