@@ -11,6 +11,7 @@ import pytest
 
 from icemon.errors import ConfigError
 from icemon.geometry.clusters import ClusterRule, find_clusters
+from icemon.io.log import LogError
 from icemon.lattices.references import reference
 
 from .conftest import shipped_phases
@@ -312,3 +313,88 @@ def test_report_gives_onset_and_induction_time_of_a_growing_nucleus(tmp_path):
     out = io.StringIO()
     report(tmp_path / "g.h5", None, onset=10 * sizes[-1], out=out)
     assert "never reached" in out.getvalue()
+
+
+def test_a_refused_resume_leaves_the_log_as_it_was_and_a_resume_drops_later_stops(tmp_path):
+    """resume_from dropped frames before the start step was checked, so a refused attach
+    had already cut the log; a stop recorded after the resume point stayed as if the new
+    branch had stopped there."""
+    from icemon import Frame, LogWriter
+    from icemon.analysis import Log
+    from icemon.execution.pipeline import Result
+
+    a = reference("Ic", 12.0)
+    labels = np.full(len(a), IC, dtype=np.int8)
+
+    def writer(**kw):
+        return LogWriter(tmp_path / "r.h5", np.arange(len(a)), model_name="m",
+                         model_sha256="a" * 64, threshold=1.0, phases=PHASES, **kw)
+
+    def result(step):
+        frame = Frame(a.positions, a.cell[:], step=step, time=0.01 * step)
+        return Result(frame, labels, np.zeros(len(a), np.float32), a.positions, labels,
+                      phases=PHASES)
+
+    with writer() as w:
+        for step in (0, 2, 4, 6):
+            w.append(result(step))
+        w.record_stop(4, "step >= 4")
+    with pytest.raises(LogError, match="resume_from=4, but this run starts at step 0.*unchanged"):
+        writer(start_step=0, resume_from=4)
+    with Log(tmp_path / "r.h5") as log:
+        assert log.steps.tolist() == [0, 2, 4, 6] and log.resumes == []
+        assert log.stopped == {"step": 4, "reason": "step >= 4"}
+    with writer(start_step=2, resume_from=2) as w:
+        w.append(result(4))
+    with Log(tmp_path / "r.h5") as log:
+        assert log.steps.tolist() == [0, 2, 4] and log.stopped is None
+        assert log.resumes[0]["dropped_stops"] == 1
+
+
+def test_largest_of_a_non_ice_phase_is_refused():
+    from icemon.hooks.stop import StopWhen
+
+    with pytest.raises(ConfigError, match="largest\\('liquid'\\): clusters are of ice"):
+        StopWhen("largest('liquid') > 10", PHASES)
+
+
+def test_solid_like_count_does_not_depend_on_the_cell_chosen():
+    """Neighbours that are periodic images of one atom (a small cell) were counted once:
+    the 2-molecule primitive cell of ice Ic read 0 solid-like molecules, its 8-molecule
+    cubic cell 8."""
+    from ase.build import bulk
+
+    rule = ClusterRule(min_ice_neighbours=4, min_size=1)
+    for atoms in (bulk("O", "diamond", a=6.35), bulk("O", "diamond", a=6.35, cubic=True)):
+        n = len(atoms)
+        c = find_clusters(atoms.positions, atoms.cell[:], np.full(n, IC), np.ones(n, bool),
+                          len(PHASES), rule)
+        assert c.largest == n, (n, c.largest)
+
+
+def test_report_measures_frames_logged_before_clusters(tmp_path, pipeline):
+    """A log whose first frames predate clusters (-1 in largest_cluster): the onset was
+    found late; now those frames are measured from their denoised positions."""
+    import io
+
+    import h5py
+
+    from icemon import Frame
+    from icemon.analysis import Log
+    from icemon.analysis.report import report
+    from icemon.recording import Recorder
+
+    a = reference("Ic", 12.0)
+    with Recorder(pipeline, tmp_path / "o.h5", atom_ids=np.arange(len(a))) as rec:
+        for k in range(2):
+            rec.record(Frame(a.positions, a.cell[:], step=10 * k, time=1.0 * k))
+    with h5py.File(tmp_path / "o.h5", "r+") as f:
+        f["largest_cluster"][0] = -1  # as a log extended from before clusters reads
+    with Log(tmp_path / "o.h5") as log:
+        assert log.largest_cluster.tolist() == [-1, len(a)]
+        assert log.largest_clusters().tolist() == [len(a), len(a)]
+    out = io.StringIO()
+    report(tmp_path / "o.h5", None, onset=len(a), out=out)
+    assert f"onset (largest cluster ≥ {len(a)}): frame 0" in out.getvalue()
+    with pytest.raises(ConfigError, match="--onset"):
+        report(tmp_path / "o.h5", None, onset=-5, out=io.StringIO())

@@ -57,7 +57,7 @@ import sys, matplotlib
 matplotlib.use("svg")                       # the user's choice, not Agg
 from icemon.analysis.report import report
 written = report(sys.argv[1], sys.argv[2], out=open("/dev/null", "w"))
-assert len(written) == 2, written
+assert len(written) == 3, written  # fractions, fronts, clusters
 print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 """
 
@@ -68,5 +68,5 @@ def test_report_keeps_the_backend_and_never_loads_pyplot(tmp_path):
                          check=False, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["svg", "False"]
-    for name in ("melt-fractions.png", "melt-fronts.png"):
+    for name in ("melt-fractions.png", "melt-fronts.png", "melt-clusters.png"):
         assert (tmp_path / "p" / name).read_bytes()[:4] == b"\x89PNG"

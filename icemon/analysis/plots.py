@@ -65,8 +65,11 @@ def plot_clusters(log: Log, onset: int | None = None, title: str | None = None) 
     t, t_label = log.times_or_steps()
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(t, log.largest_cluster, marker="o", ms=3, color="black", label="all ices")
-    by_phase = log.largest_by_phase
+    largest = log.largest_clusters().astype(float)
+    largest[largest < 0] = np.nan  # frames without a record
+    ax.plot(t, largest, marker="o", ms=3, color="black", label="all ices")
+    by_phase = (log.largest_by_phase if "largest_by_phase" in log.file
+                else np.zeros((log.n_frames, len(log.phases)), dtype=np.int64))
     for i, name in enumerate(log.phases):
         if i in (log.liquid, log.unknown) or by_phase[:, i].max() <= 0:
             continue

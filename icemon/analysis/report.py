@@ -11,6 +11,7 @@ from typing import TextIO
 import numpy as np
 
 from icemon.analysis.fronts import FrontResults, FrontTracker, phase_names_present
+from icemon.errors import ConfigError
 from icemon.io.log import LogError, open_for_writing
 from icemon.io.log.reader import Log
 from icemon.io.log.recovery import writer_state
@@ -82,29 +83,36 @@ def nucleation_summary(log: Log, onset: int | None = None) -> str:
     """Largest ice cluster over the run, its composition in the last frame, and with
     ``onset`` (molecules) the first frame whose largest cluster reaches it and the
     induction time (from the first frame); the stop condition that ended the run, if
-    one did."""
-    if "largest_cluster" not in log.file:
-        return "clusters: not logged (a log written before icemon logged clusters)"
-    largest = log.largest_cluster
+    one did. Frames logged before icemon logged clusters are measured from their denoised
+    positions (:meth:`Log.largest_clusters`)."""
+    if onset is not None and onset < 1:
+        raise ConfigError(f"--onset is a nucleus size in molecules (≥ 1), not {onset}")
+    largest = log.largest_clusters()
     known = largest >= 0
     if not known.any():
-        return "clusters: not recorded for any frame"
+        return ("clusters: not recorded (a log written before icemon logged clusters, "
+                "without positions)")
     t, t_label = log.times_or_steps()
-    unit = {"time (ps)": "ps", "MD step": "steps"}.get(t_label, "frames")
+    unit = {"time (ps)": "ps", "MD step": "MD steps"}.get(t_label, "logged frames")
     rule = log.cluster_rule
     k = int(np.flatnonzero(known)[-1])
-    comp = log.cluster_composition[k]
+    comp = (log.cluster_composition[k] if "cluster_composition" in log.file
+            and log.cluster_composition[k].min() >= 0 else log.clusters(k).composition)
     parts = ", ".join(f"{log.phases[i]} {comp[i]}" for i in np.argsort(-comp) if comp[i] > 0)
     lines = [f"largest ice cluster (O–O ≤ {rule.cutoff:g} Å"
              + (f", ≥ {rule.min_ice_neighbours} ice neighbours" if rule.min_ice_neighbours else "")
              + f"): {largest[known].min()}–{largest[known].max()} molecules, "
              f"{largest[k]} in the last frame ({parts or 'no ice'})"]
+    if not known.all():
+        lines.append(f"({int((~known).sum())} frame(s) have no cluster record and no positions)")
     if onset is not None:
         reached = np.flatnonzero(known & (largest >= onset))
         if len(reached):
             j = int(reached[0])
+            unsure = " (frames without a record before it)" if (~known[:j]).any() else ""
             lines.append(f"onset (largest cluster ≥ {onset}): frame {j}, step {log.steps[j]}, "
-                         f"{t_label} {t[j]:g}; induction time {t[j] - t[0]:g} {unit}")
+                         f"{t_label} {t[j]:g}; induction time {t[j] - t[0]:g} {unit}"
+                         + unsure)
         else:
             lines.append(f"onset: the largest cluster never reached {onset} molecules")
     if log.stopped is not None:
@@ -147,7 +155,7 @@ def report(path: str | Path, outdir: str | Path | None, normal: str | None = Non
             if tracker is not None and not reason:
                 written.append(plots.save_figure(plots.plot_front_map(log, tracker),
                                                  outdir / f"{stem}-fronts.png"))
-            if "largest_cluster" in log.file and (log.largest_cluster >= 0).any():
+            if (log.largest_clusters() >= 0).any():
                 written.append(plots.save_figure(plots.plot_clusters(log, onset),
                                                  outdir / f"{stem}-clusters.png"))
             for p in written:

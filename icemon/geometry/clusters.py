@@ -126,19 +126,18 @@ def find_clusters(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray,
     if len(members):
         i, j, _ = neighbor_pairs(np.asarray(positions, dtype=np.float64)[members],
                                  np.asarray(cell, dtype=np.float64), rule.cutoff)
-        keep = i != j  # (an atom's own image in a small cell is no neighbour)
-        i, j = i[keep], j[keep]
     if rule.min_ice_neighbours > 0 and len(members):
-        # distinct ice neighbours of each ice molecule (several images count once)
-        distinct = np.unique(np.column_stack([i, j]), axis=0) if len(i) else \
-            np.zeros((0, 2), dtype=np.int64)
-        solid = np.bincount(distinct[:, 0], minlength=len(members)) >= rule.min_ice_neighbours
+        # ice neighbours of each ice molecule, periodic images each a molecule of their
+        # own (a small cell's atom sees its neighbours, and itself, as images)
+        solid = np.bincount(i, minlength=len(members)) >= rule.min_ice_neighbours
         local = np.flatnonzero(solid)
         remap = np.full(len(members), -1, dtype=np.int64)
         remap[local] = np.arange(len(local))
         both = solid[i] & solid[j]
         i, j = remap[i[both]], remap[j[both]]
         members = members[local]
+    keep = i != j  # an atom's own image joins nothing new
+    i, j = i[keep], j[keep]
     component = _components(len(members), i, j) if len(members) else np.zeros(0, np.int64)
     ids, sizes = _numbered(component, members, n)
     composition = np.zeros(n_phases, dtype=np.int64)

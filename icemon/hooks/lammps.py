@@ -451,9 +451,9 @@ def attach(lmp: Any, log: str | Path = "icemon.h5", *, every: int | None = None,
 
     ``stop_when`` (a condition of :mod:`icemon.hooks.stop`) ends the run at the frame that
     meets it, on every rank, through ``fix ... halt ... error continue``: the ``run``
-    command returns early and the input script goes on; with ``overlap`` the run ends at
-    the next frame. Later runs under the same hook end at their first frame; close it
-    to run on.
+    command returns early and the input script goes on; with ``overlap`` the run ends
+    within ``queue_size`` + 1 frames of the one that met it. Later runs under the same
+    hook end at their first frame; close it to run on.
 
     Positions and box are logged in Å and times in ps whatever the ``units`` style
     (real, metal, nano, electron, si, cgs, micro; lj with the two scales above).

@@ -10,7 +10,7 @@ A hook's ``stop_when`` is a callable on the frame's
 Names: ``largest_cluster`` (molecules in the largest ice cluster), ``n_clusters`` (clusters
 of at least the rule's ``min_size``), ``step``, ``time`` (ps), ``molecules``; functions of a
 phase name of the model (or ``'ice'``, every ice together): ``fraction(p)``, ``count(p)``,
-``largest(p)`` (the largest cluster of that phase alone); numbers, comparisons, ``and``,
+``largest(p)`` (the largest cluster of that ice phase alone; ice phases only); numbers, comparisons, ``and``,
 ``or``, ``not``, ``+ - * /``. Anything else, or a phase the model does not have, is refused
 when the hook is attached, before the run.
 """
@@ -100,6 +100,9 @@ class StopWhen:
             if phase != "ice" and phase not in self.phases:
                 raise bad(f"{phase!r} is not a phase of this model ({', '.join(self.phases)}, "
                           "or 'ice')")
+            if name == "largest" and phase in (LIQUID_NAME, UNKNOWN_NAME):
+                raise bad(f"largest({phase!r}): clusters are of ice; largest() takes an ice "
+                          "phase or 'ice'")
         else:
             raise bad(f"{ast.unparse(node)!r} is not allowed")
 
@@ -151,8 +154,6 @@ class StopWhen:
         clusters = result.clusters(self.rule)  # largest
         if phase == "ice":
             return clusters.largest
-        if phase in (LIQUID_NAME, UNKNOWN_NAME):
-            return 0
         return int(clusters.largest_by_phase[self.phases.index(phase)])
 
 

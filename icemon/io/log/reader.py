@@ -198,6 +198,19 @@ class Log:
         """(n, n_phases) each frame's largest cluster of each phase alone."""
         return self._cluster_series("largest_by_phase")
 
+    def largest_clusters(self) -> np.ndarray:
+        """(n,) molecules in each frame's largest ice cluster, complete where it can be:
+        the logged sizes, and for frames logged before clusters were (-1 in
+        :attr:`largest_cluster`, or a log without them) the size computed from their
+        denoised positions; -1 stays only where neither exists."""
+        n = self.n_frames
+        sizes = (self._cluster_series("largest_cluster") if "largest_cluster" in self.file
+                 else np.full(n, -1, dtype=np.int64))
+        if self.has_positions:
+            for k in np.flatnonzero(sizes < 0):
+                sizes[k] = self.clusters(int(k)).largest
+        return sizes
+
     def clusters(self, k: int) -> Clusters:
         """The clusters of frame ``k`` computed from its logged denoised positions and labels
         with :attr:`cluster_rule` (what the writer logged; ids, sizes, composition)."""

@@ -363,10 +363,18 @@ class LogWriter:
     def _branch(self, start_step: int | None, resume_from: int | None) -> None:
         """Make a restarted run a branch of the log: drop frames after ``resume_from``
         (recorded), then refuse a run that starts before the log's last step."""
-        if resume_from is not None:
-            self._drop_after(int(resume_from))
-        if start_step is not None and self._last_step is not None \
-                and self._last_step > int(start_step):
+        last = self._last_step
+        if resume_from is not None and last is not None:  # what would stay after the drop
+            steps = self.file["step"][: self._n]
+            kept = steps[(steps != UNKNOWN_STEP) & (steps <= int(resume_from))]
+            last = int(kept.max()) if kept.size else None
+        if resume_from is not None and start_step is not None \
+                and int(start_step) < int(resume_from):
+            raise LogError(  # checked before anything in the log changes
+                f"resume_from={int(resume_from)}, but this run starts at step "
+                f"{int(start_step)}: a run that resumes the log at step {int(resume_from)} "
+                f"starts there (ASE: pass start_step={int(resume_from)}); the log is unchanged")
+        if start_step is not None and last is not None and last > int(start_step):
             raise LogError(
                 f"{str(self.path)!r} already holds frames up to step {self._last_step}, and "
                 f"this run starts at step {int(start_step)}: appending would splice two "
@@ -374,6 +382,8 @@ class LogWriter:
                 f"a restart at step {int(start_step)}, pass resume_from={int(start_step)} to "
                 f"drop the log's frames after step {int(start_step)} (the drop is recorded in "
                 "the log); otherwise write to a new log")
+        if resume_from is not None:
+            self._drop_after(int(resume_from))
         self._continues_at = self._last_step
 
     def _add_source(self, source: str) -> None:
@@ -404,6 +414,13 @@ class LogWriter:
                     f[name].resize(keep, axis=0)
             self._n = keep
             self._note_last()
+        if "stops" in f:  # a stop after the resume point ended the dropped branch
+            stops = f["stops"][()]
+            keep_stops = stops[(stops["step"] != STEP_FILL) & (stops["step"] <= step)]
+            if len(keep_stops) != len(stops):
+                f["stops"].resize(len(keep_stops), axis=0)
+                f["stops"][:] = keep_stops
+                record["dropped_stops"] = int(len(stops) - len(keep_stops))
         resumes = json.loads(f.attrs.get("resumes", "[]"))
         f.attrs["resumes"] = json.dumps([*resumes, record])
         f.flush()
