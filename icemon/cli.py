@@ -394,7 +394,7 @@ def parser() -> argparse.ArgumentParser:
                    help="watch an ice seed grow in supercooled mW water until a stop "
                         "condition (largest ice cluster ≥ --target) ends the run")
     d.add_argument("--target", type=int, default=None,
-                   help="--nucleation: stop at this largest-cluster size (default: twice "
+                   help="--nucleation: stop at this largest-cluster size (default: 1.5 × "
                         "the first frame's)")
     d.add_argument("--snapshots", action="store_true",
                    help="classify the bundled TIP4P/Ice snapshots instead: one table")
