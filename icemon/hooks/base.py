@@ -1,7 +1,8 @@
 """The one shape every simulation hook has.
 
 Every hook is made by ``attach(engine, log, *, every, oxygens, ...)`` in its module
-(:mod:`icemon.hooks.lammps`, :mod:`icemon.hooks.ase`, :mod:`icemon.hooks.ipi`), takes the
+(:mod:`icemon.hooks.lammps`, :mod:`icemon.hooks.ase`, :mod:`icemon.hooks.ipi`,
+:mod:`icemon.hooks.openmm`), takes the
 same keywords for the same things, is a context manager and reads back the same way:
 
 =============== ==============================================================
