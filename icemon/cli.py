@@ -138,7 +138,11 @@ def cmd_classify(args) -> int:
         if args.workers > 1 and comm is not None:
             raise ConfigError("--workers shares whole frames between processes; under "
                               "mpirun the ranks already share the frames")
-        if uses_ase(args.traj, args.top) or args.workers > 1 or comm is not None:
+        if args.follow and (args.workers > 1 or comm is not None):
+            raise ConfigError("--follow classifies frames one by one as they are appended: "
+                              "not with --workers or under mpirun")
+        if args.follow or uses_ase(args.traj, args.top) or args.workers > 1 \
+                or comm is not None:
             from tqdm.auto import tqdm
 
             from icemon.execution.pool import share_frames
@@ -148,8 +152,15 @@ def cmd_classify(args) -> int:
                 pipe = _options(args).pool(args.workers)
             else:
                 pipe = _pipeline(args, mpi=comm is not None)
-            frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
-                                 args.every, water_only=not args.all_oxygens)
+            if args.follow:
+                from icemon.io.follow import follow_frames
+
+                frames = follow_frames(args.traj, args.top, args.select, args.every,
+                                       idle=args.idle, water_only=not args.all_oxygens,
+                                       start=args.start)
+            else:
+                frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
+                                     args.every, water_only=not args.all_oxygens)
             if args.workers > 1:
                 results = pipe.imap(frames)
             elif comm is not None:  # each rank classifies its frames whole
@@ -407,6 +418,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--select", default=None,
                    help='oxygen selection: MDAnalysis syntax with --top (default "name OW"), '
                         'else an element (default "O")')
+    c.add_argument("--follow", action="store_true",
+                   help="classify frames as an engine appends them to the file (never a "
+                        "half-written one); stop once it has not changed for --idle seconds")
+    c.add_argument("--idle", type=float, default=60.0,
+                   help="--follow: seconds without a change after which the file is "
+                        "complete (default 60)")
     c.add_argument("--cluster-ids", action="store_true",
                    help="also log each molecule's ice cluster id per frame (a new log; the "
                         "per-frame cluster sizes are always logged)")

@@ -1,0 +1,92 @@
+"""Following a trajectory as another process appends to it (``icemon classify --follow``):
+never a half-written frame, every frame once, labels equal to classifying the finished
+file, the end found by the idle time."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from icemon.analysis import Log
+from icemon.cli import main
+
+WRITER = """
+import sys, time
+import numpy as np
+from icemon.lattices.references import reference
+
+fmt, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+a = reference("Ic", 12.0)
+frames = []
+for k in range(n):
+    b = a.copy()
+    b.positions += rng.normal(0, 0.08, b.positions.shape)
+    b.info.update(step=100 * k, time=0.2 * k)
+    frames.append(b)
+if fmt == "extxyz":
+    from ase.io import write
+    import io
+    for b in frames:
+        buf = io.StringIO()
+        write(buf, b, format="extxyz")
+        text = buf.getvalue()
+        with open(path, "a") as fh:  # each frame in two pieces, a pause between them
+            fh.write(text[: len(text) // 2]); fh.flush()
+            time.sleep(0.7)
+            fh.write(text[len(text) // 2:]); fh.flush()
+        time.sleep(0.5)
+else:
+    import MDAnalysis as mda
+    u = mda.Universe.empty(len(a), n_residues=len(a), trajectory=True,
+                           atom_resindex=np.arange(len(a)), residue_segindex=[0] * len(a))
+    u.add_TopologyAttr("name", ["OW"] * len(a))
+    u.add_TopologyAttr("type", ["O"] * len(a))
+    u.atoms.positions = a.positions
+    u.dimensions = list(a.cell.lengths()) + [90, 90, 90]
+    u.atoms.write(path.replace(".xtc", ".gro"))
+    with mda.Writer(path, len(a)) as w:
+        for k, b in enumerate(frames):
+            u.atoms.positions = b.positions
+            u.dimensions = list(b.cell.lengths()) + [90, 90, 90]
+            u.trajectory.ts.time = b.info["time"]
+            u.trajectory.ts.data["step"] = b.info["step"]
+            w.write(u.atoms)
+            time.sleep(1.0)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["extxyz", "xtc"])
+def test_follow_classifies_every_frame_as_it_is_appended(tmp_path, fmt):
+    traj = tmp_path / f"grow.{fmt}"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    writer = subprocess.Popen([sys.executable, str(script), fmt, str(traj), "5"])
+    args = ["classify", str(traj), "--follow", "--idle", "4", "-q", "--denoise-steps", "0"]
+    if fmt == "xtc":
+        args += ["--top", str(tmp_path / "grow.gro")]
+    try:
+        assert main([*args, "-o", str(tmp_path / "live.h5")]) == 0
+    finally:
+        assert writer.wait(timeout=120) == 0
+    # the finished file, classified after the fact
+    offline = ["classify", str(traj), "-q", "--denoise-steps", "0", "-o", str(tmp_path / "off.h5")]
+    if fmt == "xtc":
+        offline += ["--top", str(tmp_path / "grow.gro")]
+    assert main(offline) == 0
+    with Log(tmp_path / "live.h5") as live, Log(tmp_path / "off.h5") as off:
+        assert live.n_frames == off.n_frames == 5
+        np.testing.assert_allclose(live.times, off.times)
+        np.testing.assert_allclose(live.times, 0.2 * np.arange(5), atol=1e-3)
+        for k in range(5):
+            np.testing.assert_array_equal(live.labels(k), off.labels(k))
+
+
+def test_follow_refuses_parallel_modes_and_a_file_that_never_comes(tmp_path, capsys):
+    assert main(["classify", str(tmp_path / "x.extxyz"), "--follow", "--workers", "2",
+                 "-o", str(tmp_path / "a.h5")]) == 2
+    assert "--follow" in capsys.readouterr().err
+    assert main(["classify", str(tmp_path / "never.extxyz"), "--follow", "--idle", "1",
+                 "-o", str(tmp_path / "b.h5")]) == 2
+    assert "did not appear within 1 s" in capsys.readouterr().err
