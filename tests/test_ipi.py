@@ -91,9 +91,9 @@ def test_path_integral_centroid_and_beads(tmp_path):
 
 
 @contextmanager
-def _dummy_simulation(atoms, workdir):
-    """An i-PI InteractiveSimulation of ``atoms`` on a dummy force field (NVT, 100 K), run in
-    ``workdir``; stopped afterwards."""
+def _dummy_simulation(atoms, workdir, temperature=100.0):
+    """An i-PI InteractiveSimulation of ``atoms`` on a dummy force field (NVT at
+    ``temperature`` K), run in ``workdir``; stopped afterwards."""
     from ipi.scripting import (
         InteractiveSimulation,
         forcefield_xml,
@@ -106,9 +106,11 @@ def _dummy_simulation(atoms, workdir):
     try:
         sim = InteractiveSimulation(simulation_xml(
             atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
-            temperature=100.0))
-        yield sim
-        sim.stop()
+            temperature=temperature))
+        try:
+            yield sim
+        finally:
+            sim.stop()
     finally:
         os.chdir(cwd)
 

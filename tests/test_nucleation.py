@@ -249,34 +249,16 @@ def test_stop_when_ends_ase_dynamics(tmp_path):
 
 
 def test_stop_when_ends_an_ipi_run(tmp_path):
-    import os
-
-    from ipi.scripting import (
-        InteractiveSimulation,
-        forcefield_xml,
-        motion_nvt_xml,
-        simulation_xml,
-    )
-
     import icemon.hooks.ipi
     from icemon.analysis import Log
 
-    atoms = reference("Ic", 12.0)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        sim = InteractiveSimulation(simulation_xml(
-            atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
-            temperature=1.0))
-        try:
-            with icemon.hooks.ipi.attach(sim, tmp_path / "i.h5", every=4,
-                                         stop_when=lambda r: r.frame.step >= 8) as hook:
-                hook.run(40)
-            assert int(sim.step) == 8 and hook.stopped[0] == 8
-        finally:
-            sim.stop()
-    finally:
-        os.chdir(cwd)
+    from .test_ipi import _dummy_simulation
+
+    with _dummy_simulation(reference("Ic", 12.0), tmp_path, temperature=1.0) as sim:
+        with icemon.hooks.ipi.attach(sim, tmp_path / "i.h5", every=4,
+                                     stop_when=lambda r: r.frame.step >= 8) as hook:
+            hook.run(40)
+        assert int(sim.step) == 8 and hook.stopped[0] == 8
     with Log(tmp_path / "i.h5") as log:
         assert log.steps.tolist() == [0, 4, 8] and log.stopped["step"] == 8
 

@@ -429,37 +429,20 @@ def test_mdanalysis_and_icemon_classify_monitor_water_oxygens_only(tmp_path):
 
 
 def test_the_ipi_hook_monitors_water_oxygens_only(tmp_path):
-    import os
-
-    from ipi.scripting import (
-        InteractiveSimulation,
-        forcefield_xml,
-        motion_nvt_xml,
-        simulation_xml,
-    )
-
     import icemon.hooks.ipi
     from icemon.geometry.frame import NotWaterWarning
 
+    from .test_ipi import _dummy_simulation
+
     atoms, n_water = _wet_ice_with_substrate()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        sim = InteractiveSimulation(simulation_xml(
-            atoms, forcefield_xml("d", mode="direct", pes="dummy"), motion_nvt_xml(1.0),
-            temperature=1.0))
-        try:
-            with pytest.warns(NotWaterWarning, match="5 of .* selected oxygens"):
-                hook = icemon.hooks.ipi.attach(sim, tmp_path / "w.h5", denoise_steps=0)
-            with hook:
-                assert len(hook.indices) == n_water
-            with icemon.hooks.ipi.attach(sim, tmp_path / "all.h5", denoise_steps=0,
-                                         water_only=False) as hook:
-                assert len(hook.indices) == n_water + 5
-        finally:
-            sim.stop()
-    finally:
-        os.chdir(cwd)
+    with _dummy_simulation(atoms, tmp_path, temperature=1.0) as sim:
+        with pytest.warns(NotWaterWarning, match="5 of .* selected oxygens"):
+            hook = icemon.hooks.ipi.attach(sim, tmp_path / "w.h5", denoise_steps=0)
+        with hook:
+            assert len(hook.indices) == n_water
+        with icemon.hooks.ipi.attach(sim, tmp_path / "all.h5", denoise_steps=0,
+                                     water_only=False) as hook:
+            assert len(hook.indices) == n_water + 5
 
 
 def test_a_non_periodic_structure_is_refused_on_every_ase_path(tmp_path):

@@ -116,6 +116,32 @@ def _clear_previous_log(log: Path) -> None:
     log.unlink()
 
 
+def start(outdir: str | Path, log_name: str, steps: int, every: int, quiet: bool,
+          out: TextIO | None) -> tuple[Callable[..., Any], Callable[[str], None], Path, Path]:
+    """What every live demo does first: check ``steps``/``every``, import LAMMPS, refuse
+    mpirun, make ``outdir`` and clear an earlier demo's log there. Returns the ``lammps``
+    class, a ``say(text)`` printer (silent with ``quiet``), the folder and the log path."""
+    if int(every) < 1 or int(steps) < int(every):
+        raise ConfigError(f"need steps ≥ every ≥ 1, not steps={steps}, every={every}")
+    lammps = import_lammps()
+    import mpi4py.MPI
+
+    if mpi4py.MPI.COMM_WORLD.Get_size() > 1:
+        raise ConfigError("icemon demo runs LAMMPS serially in its own process: start it "
+                          "without mpirun (examples/lammps_melting.py shows an MPI run)")
+    out = out or sys.stdout
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=out, flush=True)
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    log = outdir / log_name
+    _clear_previous_log(log)
+    return lammps, say, outdir, log
+
+
 def run_demo(outdir: str | Path, steps: int = DEFAULT_STEPS, every: int = DEFAULT_EVERY,
              quiet: bool = False, *, temperature: float = TEMPERATURE,
              melt_steps: int = MELT_STEPS, lateral: float = LATERAL, layers: int = LAYERS,
@@ -136,29 +162,13 @@ def run_demo(outdir: str | Path, steps: int = DEFAULT_STEPS, every: int = DEFAUL
         monitor: more keywords of :func:`icemon.hooks.lammps.attach` (``model``,
             ``denoise_steps``, ``device``, ``threads``, ...).
     """
-    if int(every) < 1 or int(steps) < int(every):
-        raise ConfigError(f"need steps ≥ every ≥ 1, not steps={steps}, every={every}")
-    lammps = import_lammps()
-    import mpi4py.MPI
-
-    if mpi4py.MPI.COMM_WORLD.Get_size() > 1:
-        raise ConfigError("icemon demo runs LAMMPS serially in its own process: start it "
-                          "without mpirun (examples/lammps_melting.py shows an MPI run)")
+    t_start = time.perf_counter()
+    lammps, say, outdir, log = start(outdir, LOG_NAME, steps, every, quiet, out)
     import icemon.hooks.lammps
     from icemon.analysis.report import report
     from icemon.demo import mw
 
     out = out or sys.stdout
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, file=out, flush=True)
-
-    t_start = time.perf_counter()
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    log = outdir / LOG_NAME
-    _clear_previous_log(log)
 
     crystal = mw.ice("Ih", lateral).repeat((1, 1, int(layers)))  # elongated along z
     data = mw.write_data(crystal, outdir / "ice.data")

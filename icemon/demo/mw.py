@@ -87,6 +87,27 @@ def melt_region_commands(z_fraction: float = 0.5, temperature: float = 600.0,
     ]
 
 
+def seed_commands(centre, radius: float, melt_steps: int = 2000,
+                  quench_temperature: float = 240.0, quench_steps: int = 1000,
+                  temperature: float = 600.0, seed: int = 4321) -> list[str]:
+    """A spherical seed (group ``seed``: the atoms within ``radius`` Å of ``centre``)
+    held while everything else (group ``liquid``) melts at ``temperature`` K for
+    ``melt_steps`` and is quenched to ``quench_temperature`` K for ``quench_steps``; the
+    seed is still held afterwards (``unfix hold`` releases it)."""
+    c = [float(x) for x in centre]
+    return [
+        "timestep 10.0",
+        f"region seed sphere {c[0]} {c[1]} {c[2]} {radius}",
+        "group seed region seed", "group liquid subtract all seed",
+        f"velocity liquid create {temperature} {seed} mom yes rot yes", "velocity seed set 0 0 0",
+        f"fix hot liquid nvt temp {temperature} {temperature} 1000",
+        "fix hold seed setforce 0 0 0",
+        f"run {int(melt_steps)}",
+        "unfix hot", f"fix cold liquid nvt temp {quench_temperature} {quench_temperature} 1000",
+        f"run {int(quench_steps)}",
+        "unfix cold",
+    ]
+
 
 def ipi_client_commands(data: str | Path, address: str, port: int = 32345,
                         mode: str = "unix") -> list[str]:

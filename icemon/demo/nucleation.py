@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from icemon.demo.live import _clear_previous_log, import_lammps
-from icemon.errors import ConfigError
+from icemon.demo.live import start
 
 TEMPERATURE = 220.0
 """K: 55 K below mW's melting point (274.6 K), where a seed of this size grows."""
@@ -69,9 +68,8 @@ def run_nucleation_demo(outdir: str | Path, steps: int = DEFAULT_STEPS,
         temperature, seed_radius, box: K, Å, Å (module constants by default).
         monitor: more keywords of :func:`icemon.hooks.lammps.attach`.
     """
-    if int(every) < 1 or int(steps) < int(every):
-        raise ConfigError(f"need steps ≥ every ≥ 1, not steps={steps}, every={every}")
-    lammps = import_lammps()
+    t_start = time.perf_counter()
+    lammps, say, outdir, log = start(outdir, LOG_NAME, steps, every, quiet, out)
     import numpy as np
 
     import icemon.hooks.lammps
@@ -80,16 +78,6 @@ def run_nucleation_demo(outdir: str | Path, steps: int = DEFAULT_STEPS,
     from icemon.geometry.clusters import ClusterRule
 
     out = out or sys.stdout
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, file=out, flush=True)
-
-    t_start = time.perf_counter()
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    log = outdir / LOG_NAME
-    _clear_previous_log(log)
     crystal = mw.ice("Ih", box)
     data = mw.write_data(crystal, outdir / "ice.data")
     c = 0.5 * np.asarray(crystal.cell[:]).sum(0)
@@ -115,17 +103,12 @@ def run_nucleation_demo(outdir: str | Path, steps: int = DEFAULT_STEPS,
 
     lmp = lammps(cmdargs=["-screen", "none", "-log", str(outdir / "log.lammps")])
     try:
-        lmp.commands_list([
-            *mw.system_commands(data), "timestep 10.0",
-            f"region seed sphere {c[0]} {c[1]} {c[2]} {seed_radius}",
-            "group seed region seed", "group liquid subtract all seed",
-            "velocity liquid create 600.0 4321 mom yes rot yes", "velocity seed set 0 0 0",
-            "fix hot liquid nvt temp 600.0 600.0 1000", "fix hold seed setforce 0 0 0"])
+        lmp.commands_list(mw.system_commands(data))
         say("melting around the seed at 600 K (15 ps), quenching (5 ps) ...")
         lmp.commands_list([
-            "run 1500", "unfix hot",
-            f"fix cold liquid nvt temp {temperature} {temperature} 1000", "run 500",
-            "unfix cold", "unfix hold", "reset_timestep 0",
+            *mw.seed_commands(c, seed_radius, melt_steps=1500,
+                              quench_temperature=temperature, quench_steps=500),
+            "unfix hold", "reset_timestep 0",
             f"velocity all create {temperature} 777 mom yes rot yes",
             f"fix md all npt temp {temperature} {temperature} 1000 iso 1.0 1.0 10000"])
         say(f"running up to {steps} steps of 10 fs ({steps * 10 / 1000:g} ps), classifying "
