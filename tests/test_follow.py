@@ -63,7 +63,10 @@ def test_follow_classifies_every_frame_as_it_is_appended(tmp_path, fmt):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     writer = subprocess.Popen([sys.executable, str(script), fmt, str(traj), "5"])
-    args = ["classify", str(traj), "--follow", "--idle", "4", "-q", "--denoise-steps", "0"]
+    # MDAnalysis' xtc writer buffers its frames until it closes (as engines buffer between
+    # flushes): --idle must outlast that, as the docs say
+    idle = "4" if fmt == "extxyz" else "15"
+    args = ["classify", str(traj), "--follow", "--idle", idle, "-q", "--denoise-steps", "0"]
     if fmt == "xtc":
         args += ["--top", str(tmp_path / "grow.gro")]
     try:

@@ -17,9 +17,9 @@ from .conftest import shipped_phases  # noqa: E402
 PHASES = shipped_phases()
 
 
-def _simulation(extra_oxygen=False):
-    """Ice Ih as rigid TIP3P water (GenIce hydrogens), PME, Langevin at 150 K, 2 fs; with
-    ``extra_oxygen`` one water's hydrogens become a hydroxide's missing one."""
+def _simulation():
+    """Ice Ih as rigid TIP3P water (GenIce hydrogens), PME, Langevin at 50 K (TIP3P's ice
+    melts near 146 K), 2 fs."""
     from icemon.demo import tip4p
 
     atoms = tip4p.ice("Ih", 12.0)
@@ -39,14 +39,14 @@ def _simulation(extra_oxygen=False):
     ff = app.ForceField("tip3p.xml")
     system = ff.createSystem(top, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer,
                              constraints=app.HBonds, rigidWater=True)
-    integrator = openmm.LangevinMiddleIntegrator(150 * unit.kelvin, 1 / unit.picosecond,
+    integrator = openmm.LangevinMiddleIntegrator(50 * unit.kelvin, 1 / unit.picosecond,
                                                  0.002 * unit.picoseconds)
     integrator.setRandomNumberSeed(7)
     sim = app.Simulation(top, system, integrator, openmm.Platform.getPlatformByName("CPU"),
                          {"Threads": "1"})
     sim.context.setPositions(atoms.positions / 10.0 * unit.nanometer)
     sim.minimizeEnergy(maxIterations=100)  # TIP3P's constraints on GenIce's geometry
-    sim.context.setVelocitiesToTemperature(150 * unit.kelvin, 7)
+    sim.context.setVelocitiesToTemperature(50 * unit.kelvin, 7)
     return sim, len(atoms) // 3
 
 
@@ -65,8 +65,10 @@ def test_openmm_reporter_logs_the_multiples_of_every_equal_to_offline(tmp_path):
         assert log.steps.tolist() == [10, 20, 30] and log.n_atoms == n
         np.testing.assert_allclose(log.times, [0.02, 0.04, 0.06], atol=1e-9)  # 2 fs, in ps
         labels = np.array([log.labels(k) for k in range(3)])
-    # TIP3P's ice is barely stable (it melts near 146 K): a few molecules read liquid
-    assert (labels == PHASES.index("Ih")).mean() > 0.9
+    # ordered, mostly Ih: TIP3P's minimised ice in a TIP4P/Ice-density box is strained, and
+    # some of it reads `unknown` (ordered, not a known ice), none of it liquid
+    assert (labels == PHASES.index("Ih")).mean() > 0.8
+    assert (labels == PHASES.index("liquid")).mean() < 0.02
     offline = Pipeline()  # the same frames, classified after the run
     for k, res in enumerate(seen):
         np.testing.assert_array_equal(offline.process(res.frame).labels, labels[k])
@@ -78,7 +80,7 @@ def test_openmm_oxygen_selection_and_stop_when(tmp_path):
     with pytest.raises(FrameError, match="no atom of element or name .OW.*H1, H2, O"):
         icemon.hooks.openmm.attach(sim, tmp_path / "x.h5", every=10, oxygens="OW")
     hook = icemon.hooks.openmm.attach(sim, tmp_path / "s.h5", every=5,
-                                      stop_when="step >= 10 and fraction('Ih') > 0.9")
+                                      stop_when="step >= 10 and fraction('liquid') < 0.05")
     with hook:
         assert len(hook.indices) == n  # by element: every water oxygen
         hook.run(100)
