@@ -157,7 +157,7 @@ def cmd_classify(args) -> int:
 
                 frames = follow_frames(args.traj, args.top, args.select, args.every,
                                        idle=args.idle, water_only=not args.all_oxygens,
-                                       start=args.start)
+                                       start=args.start, stop=args.stop)
             else:
                 frames = read_frames(args.traj, args.top, args.select, args.start, args.stop,
                                      args.every, water_only=not args.all_oxygens)

@@ -93,3 +93,25 @@ def test_follow_refuses_parallel_modes_and_a_file_that_never_comes(tmp_path, cap
     assert main(["classify", str(tmp_path / "never.extxyz"), "--follow", "--idle", "1",
                  "-o", str(tmp_path / "b.h5")]) == 2
     assert "did not appear within 1 s" in capsys.readouterr().err
+
+
+def test_follow_honours_start_stop_and_every(tmp_path):
+    """--start, --stop and --every select the same frames when following as when reading
+    the finished file (--stop was ignored with --follow)."""
+    from ase.io import write
+
+    from icemon.lattices.references import reference
+
+    frames = []
+    for k in range(7):
+        a = reference("Ic", 12.0)
+        a.info.update(step=10 * k, time=0.1 * k)
+        frames.append(a)
+    write(tmp_path / "done.extxyz", frames)
+    args = ["--start", "1", "--stop", "6", "--every", "2", "-q", "--denoise-steps", "0"]
+    assert main(["classify", str(tmp_path / "done.extxyz"), "--follow", "--idle", "1", *args,
+                 "-o", str(tmp_path / "f.h5")]) == 0
+    assert main(["classify", str(tmp_path / "done.extxyz"), *args,
+                 "-o", str(tmp_path / "r.h5")]) == 0
+    with Log(tmp_path / "f.h5") as f, Log(tmp_path / "r.h5") as r:
+        assert f.steps.tolist() == r.steps.tolist() == [10, 30, 50]

@@ -76,9 +76,11 @@ def _mda_frames(path: Path, top: str | Path | None, select: str | None, start: i
 
 def follow_frames(traj: str | Path, top: str | Path | None = None, select: str | None = None,
                   every: int = 1, idle: float = 60.0, poll: float = 1.0,
-                  water_only: bool = True, start: int = 0) -> Iterator[Frame]:
+                  water_only: bool = True, start: int = 0,
+                  stop: int | None = None) -> Iterator[Frame]:
     """Yield every ``every``-th frame of ``traj`` (from frame ``start``) as the engine
-    appends it; return once the file has not changed for ``idle`` seconds (module doc).
+    appends it, up to frame ``stop`` (excluded; None: no end); return once the file has not
+    changed for ``idle`` seconds (module doc).
 
     ``traj``, ``top``, ``select``, ``water_only``: as :func:`icemon.io.readers.read_frames`
     (a file that does not exist yet is waited for, ``idle`` seconds at most).
@@ -107,6 +109,8 @@ def follow_frames(traj: str | Path, top: str | Path | None = None, select: str |
             # only once the file has settled
             ready = frames if settled else frames[:-1]
             for k, make in ready:
+                if stop is not None and k >= stop:
+                    return
                 if (k - start) % every == 0:
                     try:
                         frame = make()
