@@ -115,3 +115,50 @@ def test_follow_honours_start_stop_and_every(tmp_path):
                  "-o", str(tmp_path / "r.h5")]) == 0
     with Log(tmp_path / "f.h5") as f, Log(tmp_path / "r.h5") as r:
         assert f.steps.tolist() == r.steps.tolist() == [10, 30]
+
+
+def _frames(n, step0=0):
+    from icemon.lattices.references import reference
+
+    out = []
+    for k in range(n):
+        a = reference("Ic", 12.0)
+        a.info.update(step=step0 + 100 * k, time=0.1 * (step0 / 100 + k))
+        out.append(a)
+    return out
+
+
+def test_follow_skips_a_last_frame_cut_mid_line(tmp_path):
+    """A writer killed inside the last line: ASE read '11.158' cut to '11' as a number and
+    the frame was logged as complete."""
+    import io
+
+    from ase.io import write
+
+    from icemon.io.follow import FollowWarning, follow_frames
+
+    buf = io.StringIO()
+    write(buf, _frames(3), format="extxyz")
+    text = buf.getvalue()
+    (tmp_path / "cut.extxyz").write_text(text[:-8])  # the last number cut, no newline
+    with pytest.warns(FollowWarning, match="ends inside a line"):
+        frames = list(follow_frames(tmp_path / "cut.extxyz", idle=0.5, poll=0.1))
+    assert [f.step for f in frames] == [0, 100]
+
+
+def test_follow_stops_when_the_file_is_rewritten(tmp_path):
+    """A file truncated and rewritten by a new run while followed: the follower went on at
+    its old frame index, skipping the new run's first frames without a word."""
+    from ase.io import write
+
+    from icemon.io.follow import follow_frames
+    from icemon.io.readers import TrajectoryError
+
+    path = tmp_path / "re.extxyz"
+    write(path, _frames(5))
+    frames = follow_frames(path, idle=30, poll=0.1)
+    seen = [next(frames).step for _ in range(4)]  # the last frame waits for the idle time
+    write(path, _frames(2, step0=10000))  # a new run overwrites the file
+    with pytest.raises(TrajectoryError, match="got shorter while it was followed"):
+        next(frames)
+    assert seen == [0, 100, 200, 300]

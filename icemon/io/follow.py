@@ -5,7 +5,10 @@ frames as they are appended works with stock engines and needs nothing from them
 is taken once the file holds the frame after it, so a frame still being written is never
 read; the last frame is taken once the file has not changed for ``idle`` seconds, which is
 also when following ends (the engine has finished, or paused longer than the user allows).
-A last frame that is incomplete then (a writer killed mid-frame) is reported and skipped.
+A last frame that is incomplete then (a writer killed mid-frame: a text file that does not
+end with a line, a binary frame that does not read) is reported and skipped. A file that
+gets shorter while followed (truncated, rewritten by a new run) stops the follower with an
+error: its frames are no longer those already classified.
 """
 
 from __future__ import annotations
@@ -74,6 +77,16 @@ def _mda_frames(path: Path, top: str | Path | None, select: str | None, start: i
     return [(k, lambda k=k: make(k)) for k in range(start, len(trajectory))]
 
 
+def _ends_with_newline(path: Path) -> bool:
+    """Whether a text trajectory's last byte ends a line (its last frame is whole)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
 def follow_frames(traj: str | Path, top: str | Path | None = None, select: str | None = None,
                   every: int = 1, idle: float = 60.0, poll: float = 1.0,
                   water_only: bool = True, start: int = 0,
@@ -100,14 +113,23 @@ def follow_frames(traj: str | Path, top: str | Path | None = None, select: str |
         except FileNotFoundError:
             current = None
         if current != signature:
+            if signature is not None and current is not None and current[0] < signature[0]:
+                raise TrajectoryError(
+                    f"{str(path)!r} got shorter while it was followed ({signature[0]} → "
+                    f"{current[0]} bytes): it was truncated or rewritten, so its frames are "
+                    "no longer those already classified; the log keeps every frame so far")
             signature, changed = current, now
         settled = now - changed >= idle
         if current is not None:
             frames = (_ase_frames(path, select or "O", nxt, water_only) if ase
                       else _mda_frames(path, top, select, nxt, water_only))
             # every frame but the last is complete (the next one has begun); the last
-            # only once the file has settled
+            # only once the file has settled, and (text formats) ends with its line
             ready = frames if settled else frames[:-1]
+            if settled and ase and ready and not _ends_with_newline(path):
+                warnings.warn(f"{path}: its last frame ends inside a line (a writer stopped "
+                              "mid-frame); that frame is skipped", FollowWarning, stacklevel=2)
+                ready = ready[:-1]
             for k, make in ready:
                 if stop is not None and k >= stop:
                     return
