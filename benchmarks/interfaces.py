@@ -51,19 +51,13 @@ def chill_ice(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
 
 
 def largest_cluster(positions: np.ndarray, cell: np.ndarray, ice: np.ndarray) -> int:
-    """Molecules of the largest set of ice molecules connected by pairs < 3.5 Å."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Molecules of the largest set of ice molecules connected by pairs < 3.5 Å
+    (:func:`icemon.geometry.clusters.find_clusters`, the rule icemon logs)."""
+    from icemon.geometry.clusters import ClusterRule, find_clusters
 
-    from icemon.geometry.neighbors import neighbor_pairs
-
-    idx = np.flatnonzero(ice)
-    if not len(idx):
-        return 0
-    i, j, _ = neighbor_pairs(positions[idx], cell, CUTOFF)
-    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(idx), len(idx)))
-    _, comp = connected_components(graph, directed=False)
-    return int(np.bincount(comp).max())
+    ice = np.asarray(ice, dtype=bool)
+    return find_clusters(positions, cell, np.zeros(len(ice), dtype=np.int64), ice, 1,
+                         ClusterRule(cutoff=CUTOFF)).largest
 
 
 def radial(positions: np.ndarray, cell: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -19,15 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from icemon.geometry.frame import Frame, FrameError
-from icemon.io.log.schema import UNKNOWN_STEP
 from icemon.io.readers import (
     TrajectoryError,
-    mda_atom_ids,
-    mda_check_oxygens,
+    ase_frame,
     mda_frame,
-    mda_has_times,
     mda_oxygens,
-    mda_water_oxygens,
+    mda_water,
     uses_ase,
 )
 
@@ -45,12 +42,7 @@ def _ase_frames(path: Path, select: str, start: int, water_only: bool
     out = []
     try:
         for k, atoms in enumerate(iread(str(path), index=f"{start}:"), start=start):
-            def make(atoms=atoms) -> Frame:
-                return Frame.from_ase(atoms, select,
-                                      step=int(atoms.info.get("step", UNKNOWN_STEP)),
-                                      time=float(atoms.info.get("time", float("nan"))),
-                                      water_only=water_only)
-            out.append((k, make))
+            out.append((k, lambda atoms=atoms: ase_frame(atoms, select, water_only)))
     except Exception:  # noqa: BLE001 - a half-written frame: not there yet
         pass
     return out
@@ -65,16 +57,10 @@ def _mda_frames(path: Path, top: str | Path | None, select: str | None, start: i
             oxygens = mda_oxygens(path, top, select)
     except (TrajectoryError, OSError, EOFError, ValueError):
         return []  # no complete frame yet
-    mda_check_oxygens(oxygens)
-    if water_only:
-        oxygens = mda_water_oxygens(oxygens)
+    oxygens, ids, has_time = mda_water(oxygens, water_only)
     trajectory = oxygens.universe.trajectory
-    ids, has_time = mda_atom_ids(oxygens), mda_has_times(trajectory)
-
-    def make(k: int) -> Frame:
-        return mda_frame(oxygens, trajectory[k], ids, has_time)
-
-    return [(k, lambda k=k: make(k)) for k in range(start, len(trajectory))]
+    return [(k, lambda k=k: mda_frame(oxygens, trajectory[k], ids, has_time))
+            for k in range(start, len(trajectory))]
 
 
 def _ends_with_newline(path: Path) -> bool:

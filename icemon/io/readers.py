@@ -55,13 +55,18 @@ def _read_ase(path: Path, select: str, start: int, stop: int | None,
     index = f"{start}:{'' if stop is None else stop}:{every}"
     try:
         for atoms in iread(str(path), index=index):
-            step = int(atoms.info.get("step", UNKNOWN_STEP))  # never the frame index
-            time = float(atoms.info.get("time", np.nan))
-            yield Frame.from_ase(atoms, select, step=step, time=time, water_only=water_only)
+            yield ase_frame(atoms, select, water_only)
     except (FrameError, TrajectoryError):
         raise
     except Exception as exc:  # ASE raises many kinds of errors for unreadable files
         raise TrajectoryError(f"cannot read {str(path)!r} with ASE: {exc}") from exc
+
+
+def ase_frame(atoms, select: str, water_only: bool = True) -> Frame:
+    """The oxygen :class:`Frame` of one ASE-read structure, with the step and time (ps) its
+    ``info`` records (unknown, -1 and NaN, otherwise: never the frame index)."""
+    return Frame.from_ase(atoms, select, step=int(atoms.info.get("step", UNKNOWN_STEP)),
+                          time=float(atoms.info.get("time", np.nan)), water_only=water_only)
 
 
 def uses_ase(traj: str | Path, top: str | Path | None = None) -> bool:
@@ -212,15 +217,20 @@ def mda_frame(atomgroup, ts, atom_ids: np.ndarray, has_time: bool = True) -> Fra
                  time=float(ts.time) if has_time else float("nan"))
 
 
-def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
-              stop: int | None, every: int, water_only: bool = True) -> Iterator[Frame]:
-    oxygens = mda_oxygens(path, top, select)
+def mda_water(oxygens, water_only: bool = True):
+    """A selection of oxygens checked (:func:`mda_check_oxygens`) and, with
+    ``water_only``, kept to water's: (atom group, their ids, whether the file records
+    times)."""
     mda_check_oxygens(oxygens)
     if water_only:
         oxygens = mda_water_oxygens(oxygens)
-    ids = mda_atom_ids(oxygens)
+    return oxygens, mda_atom_ids(oxygens), mda_has_times(oxygens.universe.trajectory)
+
+
+def _read_mda(path: Path, top: str | Path | None, select: str | None, start: int,
+              stop: int | None, every: int, water_only: bool = True) -> Iterator[Frame]:
+    oxygens, ids, has_time = mda_water(mda_oxygens(path, top, select), water_only)
     trajectory = oxygens.universe.trajectory
-    has_time = mda_has_times(trajectory)
     try:
         for ts in trajectory[start:stop:every]:
             yield mda_frame(oxygens, ts, ids, has_time)

@@ -204,12 +204,16 @@ class Log:
         :attr:`largest_cluster`, or a log without them) the size computed from their
         denoised positions; -1 stays only where neither exists."""
         n = self.n_frames
+        cached = getattr(self, "_largest", None)
+        if cached is not None and len(cached) == n:
+            return cached.copy()  # frames are only ever added: the first n are the same
         sizes = (self._cluster_series("largest_cluster") if "largest_cluster" in self.file
                  else np.full(n, -1, dtype=np.int64))
         if self.has_positions:
             for k in np.flatnonzero(sizes < 0):
                 sizes[k] = self.clusters(int(k)).largest
-        return sizes
+        self._largest = sizes
+        return sizes.copy()
 
     def clusters(self, k: int) -> Clusters:
         """The clusters of frame ``k`` computed from its logged denoised positions and labels

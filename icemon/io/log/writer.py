@@ -245,16 +245,29 @@ class LogWriter:
         if positions:
             series("positions", (n, 3), np.float32)
             series("denoised", (n, 3), np.float32)
-        series("largest_cluster", (), np.int32)
-        series("n_clusters", (), np.int32)
-        series("cluster_composition", (len(self.phases),), np.int32)
-        series("largest_by_phase", (len(self.phases),), np.int32)
+        self._cluster_series(0)
         if cluster_ids:
             series("cluster_ids", (n,), np.int32)
         for name in ("errors", "stops"):
-            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
-                             chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
+            self._events(name)
         f.flush()
+
+    def _cluster_series(self, rows: int) -> None:
+        """Create the per-frame cluster datasets with ``rows`` rows of -1 ("not recorded":
+        the frames of a log written before clusters were logged)."""
+        shapes = {"largest_cluster": (), "n_clusters": (),
+                  "cluster_composition": (len(self.phases),),
+                  "largest_by_phase": (len(self.phases),)}
+        for name in CLUSTER_SERIES:
+            self.file.create_dataset(name, shape=(rows, *shapes[name]),
+                                     maxshape=(None, *shapes[name]), dtype=np.int32,
+                                     chunks=(1, *shapes[name]), fillvalue=FILL[name])
+
+    def _events(self, name: str) -> None:
+        """Create an empty (step, message) dataset: ``errors`` or ``stops``."""
+        self.file.create_dataset(name, shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
+                                 chunks=(16,),
+                                 fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
 
     def _open_existing(self) -> None:
         try:
@@ -335,17 +348,10 @@ class LogWriter:
             if name in f and f[name].shape[0] > n:
                 f[name].resize(n, axis=0)
         if "largest_cluster" not in f:  # a log written before clusters were logged
-            shapes = {"largest_cluster": (), "n_clusters": (),
-                      "cluster_composition": (len(self.phases),),
-                      "largest_by_phase": (len(self.phases),)}
-            for name in CLUSTER_SERIES:
-                f.create_dataset(name, shape=(n, *shapes[name]), maxshape=(None, *shapes[name]),
-                                 dtype=np.int32, chunks=(1, *shapes[name]),
-                                 fillvalue=FILL[name])  # -1: not recorded
+            self._cluster_series(n)
             f.attrs["clusters"] = self.cluster_rule.to_json()
         if "stops" not in f:
-            f.create_dataset("stops", shape=(0,), maxshape=(None,), dtype=ERROR_DTYPE,
-                             chunks=(16,), fillvalue=np.array((STEP_FILL, b""), ERROR_DTYPE))
+            self._events("stops")
         self._n = n
         self._note_last()
 
