@@ -104,10 +104,12 @@ def cmd_demo(args) -> int:
 def cmd_classify(args) -> int:
     """Classify every K-th frame of a trajectory into an icemon/1 log (and extxyz)."""
     from icemon.errors import ConfigError
+    from icemon.io.imd import is_imd
     from icemon.io.log import LogError
     from icemon.io.readers import TrajectoryError, mda_oxygens, read_frames, uses_ase
 
     out = Path(args.output)
+    imd = is_imd(args.traj)
     if out.exists() and not args.append:
         raise LogError(f"{str(out)!r} exists; pass --append to extend it or choose another name")
     if args.every < 1:
@@ -138,10 +140,15 @@ def cmd_classify(args) -> int:
         if args.workers > 1 and comm is not None:
             raise ConfigError("--workers shares whole frames between processes; under "
                               "mpirun the ranks already share the frames")
-        if args.follow and (args.workers > 1 or comm is not None):
-            raise ConfigError("--follow classifies frames one by one as they are appended: "
-                              "not with --workers or under mpirun")
-        if args.follow or uses_ase(args.traj, args.top) or args.workers > 1 \
+        if (args.follow or imd) and (args.workers > 1 or comm is not None):
+            raise ConfigError(f"{'an IMD stream' if imd else '--follow'} is classified "
+                              "frame by frame as it arrives: not with --workers or under "
+                              "mpirun")
+        if args.follow and imd:
+            raise ConfigError("--follow is for files: an IMD stream is followed as it comes")
+        if args.time_unit is not None and not imd:
+            raise ConfigError("--time-unit is for IMD streams (files record their units)")
+        if args.follow or imd or uses_ase(args.traj, args.top) or args.workers > 1 \
                 or comm is not None:
             from tqdm.auto import tqdm
 
@@ -152,7 +159,14 @@ def cmd_classify(args) -> int:
                 pipe = _options(args).pool(args.workers)
             else:
                 pipe = _pipeline(args, mpi=comm is not None)
-            if args.follow:
+            if imd:
+                from icemon.io.imd import imd_frames
+
+                frames = imd_frames(args.traj, args.top, args.select, args.every,
+                                    water_only=not args.all_oxygens,
+                                    time_unit=args.time_unit or "ps", start=args.start,
+                                    stop=args.stop, wait=args.idle, timeout=args.idle)
+            elif args.follow:
                 from icemon.io.follow import follow_frames
 
                 frames = follow_frames(args.traj, args.top, args.select, args.every,
@@ -413,7 +427,8 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("classify", help=cmd_classify.__doc__)
-    c.add_argument("traj", help="trajectory (xtc/trr/dcd/LAMMPS dump/extxyz/...)")
+    c.add_argument("traj", help="trajectory (xtc/trr/dcd/LAMMPS dump/extxyz/...) or a live "
+                   "IMDv3 stream, imd://HOST:PORT (needs --top)")
     c.add_argument("--top", default=None, help="topology (tpr/gro/pdb/data) for MDAnalysis")
     c.add_argument("--select", default=None,
                    help='oxygen selection: MDAnalysis syntax with --top (default "name OW"), '
@@ -423,7 +438,11 @@ def parser() -> argparse.ArgumentParser:
                         "half-written one); stop once it has not changed for --idle seconds")
     c.add_argument("--idle", type=float, default=60.0,
                    help="--follow: seconds without a change after which the file is "
-                        "complete (default 60)")
+                        "complete; IMD: seconds to wait for the engine and between frames "
+                        "(default 60)")
+    c.add_argument("--time-unit", default=None, choices=["ps", "fs"],
+                   help="IMD streams: the engine's time unit (default ps; LAMMPS units real "
+                   "sends fs)")
     c.add_argument("--cluster-ids", action="store_true",
                    help="also log each molecule's ice cluster id per frame (a new log; the "
                         "per-frame cluster sizes are always logged)")

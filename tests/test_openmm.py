@@ -17,12 +17,12 @@ from .conftest import shipped_phases  # noqa: E402
 PHASES = shipped_phases()
 
 
-def _simulation():
-    """Ice Ih as rigid TIP3P water (GenIce hydrogens), PME, Langevin at 50 K (TIP3P's ice
-    melts near 146 K), 2 fs."""
+def _simulation(height: float = 12.0, temperature: float = 50.0):
+    """Ice Ih as rigid TIP3P water (GenIce hydrogens), PME, Langevin at ``temperature`` K
+    (TIP3P's ice melts near 146 K), 2 fs; also the atoms (Å)."""
     from icemon.demo import tip4p
 
-    atoms = tip4p.ice("Ih", 12.0)
+    atoms = tip4p.ice("Ih", height)
     top = app.Topology()
     chain = top.addChain()
     symbols = atoms.get_chemical_symbols()
@@ -39,14 +39,27 @@ def _simulation():
     ff = app.ForceField("tip3p.xml")
     system = ff.createSystem(top, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer,
                              constraints=app.HBonds, rigidWater=True)
-    integrator = openmm.LangevinMiddleIntegrator(50 * unit.kelvin, 1 / unit.picosecond,
-                                                 0.002 * unit.picoseconds)
+    if temperature > 146:  # an ice|liquid slab: the lower half held, the upper half melts
+        hold = openmm.CustomExternalForce("k*periodicdistance(x, y, z, x0, y0, z0)^2")
+        hold.addGlobalParameter("k", 5e4)  # kJ/mol/nm²
+        for name in ("x0", "y0", "z0"):
+            hold.addPerParticleParameter(name)
+        z_mid = np.asarray(atoms.cell[:])[2, 2] / 2
+        held = atoms.positions[::3, 2] < z_mid  # per molecule
+        for m in np.flatnonzero(held):
+            for i in range(3 * m, 3 * m + 3):
+                hold.addParticle(int(i), list(atoms.positions[i] / 10.0))
+        system.addForce(hold)
+    integrator = openmm.LangevinMiddleIntegrator(temperature * unit.kelvin,
+                                                 1 / unit.picosecond, 0.002 * unit.picoseconds)
     integrator.setRandomNumberSeed(7)
     sim = app.Simulation(top, system, integrator, openmm.Platform.getPlatformByName("CPU"),
                          {"Threads": "1"})
     sim.context.setPositions(atoms.positions / 10.0 * unit.nanometer)
     sim.minimizeEnergy(maxIterations=100)  # TIP3P's constraints on GenIce's geometry
-    sim.context.setVelocitiesToTemperature(50 * unit.kelvin, 7)
+    sim.context.setVelocitiesToTemperature(temperature * unit.kelvin, 7)
+    if temperature > 146:
+        sim.held = held  # which molecules are held in ice
     return sim, len(atoms) // 3
 
 
@@ -87,3 +100,32 @@ def test_openmm_oxygen_selection_and_stop_when(tmp_path):
     assert sim.currentStep == 10 and hook.stopped[0] == 10
     with Log(tmp_path / "s.h5") as log:
         assert log.steps.tolist() == [0, 5, 10] and log.stopped["step"] == 10
+
+
+def test_openmm_ice_liquid_slab_labels_equal_offline(tmp_path):
+    """TIP3P water with hydrogens, the lower half of the box held in ice Ih, the upper half
+    melted at 600 K (2 ps) and monitored there: ice below, liquid above, as offline."""
+    sim, n = _simulation(height=20.0, temperature=600.0)
+    sim.step(1000)  # 2 ps: the free half melts
+    seen = []
+    with icemon.hooks.openmm.attach(sim, tmp_path / "slab.h5", every=50,
+                                    on_frame=seen.append) as hook:
+        hook.run(100)
+    assert [r.frame.step for r in seen] == [1000, 1050, 1100] and hook.errors == []
+    offline = Pipeline()
+    for res in seen:
+        labels = offline.process(res.frame).labels
+        np.testing.assert_array_equal(res.labels, labels)
+        # molecules more than 4.5 Å (along z, the slab normal) from the other half: the
+        # held ones are ice Ih, the melted ones liquid (the layers between are the
+        # interface, issue of their own)
+        lz = res.frame.cell[2, 2]
+        z = res.frame.positions[:, 2]
+        dz = np.abs(z[:, None] - z[None, :])
+        dz = np.minimum(dz, lz - dz % lz)
+        held = sim.held
+        deep_held = held & (dz[:, ~held].min(axis=1) > 4.5)
+        deep_free = ~held & (dz[:, held].min(axis=1) > 4.5)
+        assert deep_held.sum() > 40 and deep_free.sum() > 40
+        assert (labels[deep_held] == PHASES.index("Ih")).mean() > 0.95
+        assert (labels[deep_free] == PHASES.index("liquid")).mean() > 0.95

@@ -80,3 +80,21 @@ def test_no_guessed_oxygens(tmp_path):
     p.write_text(DUMP.format(step=100))
     with pytest.raises(TrajectoryError, match="no atoms named OW.*--select"):
         list(read_frames(p))
+
+
+def test_an_atomic_lammps_data_file_is_a_topology(tmp_path):
+    """A data file of ``atom_style atomic`` (mW, one site per water) as --top of a dump:
+    MDAnalysis' default columns are ``full``'s, so the reader falls back to atomic's."""
+    from icemon.demo import mw
+
+    atoms = mw.ice("Ih", 12.0)
+    data = mw.write_data(atoms, tmp_path / "ice.data")
+    lines = [f"ITEM: TIMESTEP\n50\nITEM: NUMBER OF ATOMS\n{len(atoms)}\n",
+             "ITEM: BOX BOUNDS pp pp pp\n",
+             *(f"0.0 {x}\n" for x in atoms.cell.lengths()), "ITEM: ATOMS id type x y z\n",
+             *(f"{k + 1} 1 {x} {y} {z}\n" for k, (x, y, z) in enumerate(atoms.positions))]
+    dump = tmp_path / "run.lammpstrj"
+    dump.write_text("".join(lines))
+    (frame,) = read_frames(dump, top=data, select="type 1")
+    assert frame.step == 50 and len(frame.positions) == len(atoms)
+    np.testing.assert_allclose(frame.positions, atoms.positions, atol=1e-4)

@@ -75,6 +75,43 @@ def uses_ase(traj: str | Path, top: str | Path | None = None) -> bool:
     return top is None and Path(traj).suffix.lower() in ASE_SUFFIXES
 
 
+LAMMPS_DATA_SUFFIXES = {".data", ".lmp"}
+ATOM_STYLES = {"atomic": "id type x y z", "charge": "id type charge x y z",
+               "bond": "id resid type x y z", "angle": "id resid type x y z",
+               "molecular": "id resid type x y z", "full": "id resid type charge x y z"}
+"""MDAnalysis' column layout of the LAMMPS data file atom styles water models use."""
+
+
+def lammps_atom_style(data: str | Path) -> str | None:
+    """The MDAnalysis ``atom_style`` of a LAMMPS data file: from the ``Atoms # style``
+    comment LAMMPS and ASE write, else from the column count of the first atom line (5 or
+    8: ``atomic``); None: MDAnalysis' default (``full``)."""
+    lines = Path(data).read_text(errors="replace").splitlines()
+    for k, line in enumerate(lines):
+        words = line.split("#")[0].split()
+        if words[:1] != ["Atoms"]:
+            continue
+        style = line.partition("#")[2].strip()
+        if style:
+            return ATOM_STYLES.get(style)
+        first = next((ln.split() for ln in lines[k + 1:] if ln.strip()), [])
+        return ATOM_STYLES["atomic"] if len(first) in (5, 8) else None
+    return None
+
+
+def mda_universe(top: str | Path, *trajectory: str | Path, **kw):
+    """An MDAnalysis Universe of topology ``top`` (and ``trajectory``), a LAMMPS data file
+    read with its own atom style (MDAnalysis assumes ``full``, and would take an
+    ``atomic`` file's x coordinates for atom types)."""
+    import MDAnalysis as mda
+
+    if Path(top).suffix.lower() in LAMMPS_DATA_SUFFIXES and "atom_style" not in kw:
+        style = lammps_atom_style(top)
+        if style is not None:
+            kw["atom_style"] = style
+    return mda.Universe(str(top), *map(str, trajectory), **kw)
+
+
 def mda_oxygens(traj: str | Path, top: str | Path | None = None, select: str | None = None):
     """The oxygen ``AtomGroup`` of an MDAnalysis Universe opened on ``traj``.
 
@@ -96,7 +133,7 @@ def mda_oxygens(traj: str | Path, top: str | Path | None = None, select: str | N
             warnings.simplefilter("ignore")
             kw = {"format": "LAMMPSDUMP"} if path.suffix.lower() in LAMMPS_DUMP_SUFFIXES else {}
             if top:
-                u = mda.Universe(str(top), str(path), **kw)
+                u = mda_universe(top, path, **kw)
             else:
                 u = mda.Universe(str(path), topology_format=kw.get("format"), **kw)
     except Exception as exc:
