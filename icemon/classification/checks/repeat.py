@@ -148,9 +148,13 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
 
     Small in a crystal, whose environments repeat once per Wyckoff orbit, large in a
     liquid, whose environments are each their own; this is what tells an unknown lattice
-    from the liquid without any reference for it. Computed in float32 chunks: O(n ×
-    sample) time, O(chunk × sample) memory."""
-    points = np.asarray(points, dtype=np.float32)
+    from the liquid without any reference for it. Computed in float64 chunks (O(n × sample)
+    time, O(chunk × sample) memory), returned as float32: the expansion |q|² − 2q·p + |p|²
+    cancels most of its digits for near repeats, and in float32 the rounding of the
+    product, which BLAS orders differently for different row counts, moved distances of
+    ~0.13 by up to 1e-3 between a share of the rows and the whole (MPI ranks against the
+    serial path)."""
+    points = np.asarray(points, dtype=np.float64)
     n = len(points)
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     out = np.full(len(rows), np.inf, dtype=np.float32)
@@ -160,7 +164,7 @@ def repeat_distance(points: np.ndarray, k: int = REPEAT_K,
         return out
     db = points[db_index]
     db2 = (db * db).sum(1)
-    chunk = max(1, 2**22 // len(db))
+    chunk = max(1, 2**21 // len(db))
     for lo in range(0, len(rows), chunk):
         at = rows[lo:lo + chunk]
         q = points[at]
