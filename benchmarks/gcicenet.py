@@ -237,9 +237,10 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=None, help="frames per file (default all)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                    help="thread counts to time (accuracy uses the largest)")
-    p.add_argument("--compile", choices=["no", "yes", "both"], default="no",
-                   help="run the network through torch.compile (compiled in the warm-up); "
-                        "both: every model eager and compiled, in the same run")
+    p.add_argument("--compile", choices=["no", "yes", "both"], default="yes",
+                   help="run the network through torch.compile (compiled in the warm-up; "
+                        "yes, the default, is what a user gets); both: every model eager and "
+                        "compiled, in the same run")
     p.add_argument("--workers", type=int, nargs="*", default=[],
                    help="also time whole frames shared by this many one-thread worker "
                         "processes (FramePool; e.g. --workers 2)")

@@ -177,8 +177,9 @@ def main() -> None:
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--overlap", choices=["no", "yes", "both"], default="both")
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network (compiled in the untimed step-0 frame)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network (compiled in the untimed step-0 frame); "
+                        "default: as a user gets it (compiled unless $ICEMON_COMPILE=0)")
     p.add_argument("--threads", type=int, default=1,
                    help="cores the monitor may use on each rank (torch threads = SOAP "
                         "processes; default 1: one core per rank, so that the strong-scaling "
@@ -209,7 +210,7 @@ def main() -> None:
                "--data", str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--every",
                str(a.every[-1]), "--threads", str(a.threads)] + (
                    ["--model", a.model] if a.model else []) + (
-                   ["--compile"] if a.compile else [])
+                   [] if a.compile is None else ["--compile" if a.compile else "--no-compile"])
         out = subprocess.run(cmd, capture_output=True, text=True)
         shutil.rmtree(tmp, ignore_errors=True)
         if out.returncode != 0:
@@ -241,7 +242,9 @@ def main() -> None:
                    str(data), "--tmp", str(tmp), "--steps", str(a.steps), "--overlap",
                    a.overlap, "--repeat", "1", "--every", *map(str, a.every)] + (
                        ["--model", a.model] if a.model else []) + (
-                       ["--compile"] if a.compile else []) + ["--threads", str(a.threads)]
+                       [] if a.compile is None else
+                       ["--compile" if a.compile else "--no-compile"]) + [
+                       "--threads", str(a.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(out.stderr[-3000:])

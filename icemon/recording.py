@@ -33,13 +33,14 @@ class Options:
     model: a model file path, a loaded model, or None for the shipped default;
     denoise_steps: override the model's denoising passes (0 = raw positions);
     device: torch device of the network ("cpu", "cuda");
-    compile: run the network through ``torch.compile``;
+    compile: run the network through ``torch.compile`` (None: the default, compiled unless
+    ``$ICEMON_COMPILE=0``);
     threads: torch threads (process-wide) while classifying; None = leave as is."""
 
     model: str | Path | IcemonModel | None = None
     denoise_steps: int | None = None
     device: str = "cpu"
-    compile: bool = False
+    compile: bool | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,10 @@ import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# The network runs eagerly in the suite (and in the processes it starts), unless a test
+# asks for compiling: hundreds of short-lived pipelines would each pay the compilation
+# (~4 s cached). The default itself, compiled, is tested in test_compile.py.
+os.environ.setdefault("ICEMON_COMPILE", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 GCICENET = ROOT.parent / "shared" / "data" / "gcicenet"

@@ -60,3 +60,39 @@ def test_compile_failure_falls_back_to_eager_with_a_warning():
         y = c(x)
     torch.testing.assert_close(y, lin(x))
     torch.testing.assert_close(c(x), lin(x))  # and from then on, no further warning
+
+
+def test_the_default_is_the_compiled_network_unless_icemon_compile_says_no(monkeypatch):
+    """Users get the fast path without flags: Pipeline(), Options(), FramePool and every hook
+    leave compile=None, which compiles; $ICEMON_COMPILE=0 (this suite's setting) or
+    compile=False runs eagerly; a bad value is named."""
+    from icemon.errors import ConfigError
+    from icemon.model.network import resolve_compile
+    from icemon.recording import Options
+
+    monkeypatch.delenv("ICEMON_COMPILE", raising=False)
+    assert resolve_compile(None) is True
+    assert Options().compile is None and Pipeline().denoiser.compiled
+    assert not Pipeline(compile=False).denoiser.compiled
+    monkeypatch.setenv("ICEMON_COMPILE", "0")
+    assert not Pipeline().denoiser.compiled and Pipeline(compile=True).denoiser.compiled
+    monkeypatch.setenv("ICEMON_COMPILE", "maybe")
+    with pytest.raises(ConfigError, match="ICEMON_COMPILE must be 0 or 1"):
+        resolve_compile(None)
+
+
+def test_classify_compiles_and_shares_frames_by_default(monkeypatch):
+    """``icemon classify`` without flags: compiled network (None reaches the pipeline),
+    one worker per core (at most 8), one at a time where frames arrive one by one."""
+    import argparse
+
+    from icemon.cli import MAX_AUTO_WORKERS, default_workers, parser
+
+    args = parser().parse_args(["classify", "t.xtc", "-o", "x.h5"])
+    assert args.compile is None and args.workers is None
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert default_workers(args, serial=False) == max(1, min(cores, MAX_AUTO_WORKERS))
+    assert default_workers(args, serial=True) == 1
+    assert default_workers(argparse.Namespace(threads=2), serial=False) == 1
+    assert parser().parse_args(["classify", "t.xtc", "-o", "x.h5",
+                                      "--no-compile"]).compile is False

@@ -139,7 +139,9 @@ class Pipeline:
         tol: override the model's convergence tolerance (Å) on the largest update.
         device: torch device for the network ("cpu" or "cuda").
         compile: run the network through ``torch.compile`` (faster per frame after a
-            one-time compilation of about a minute; :class:`~icemon.model.network.Compiled`).
+            one-time compilation: ~40 s the first time on a machine, ~4 s once inductor's
+            cache holds it; :class:`~icemon.model.network.Compiled`). None (default):
+            compiled unless ``$ICEMON_COMPILE=0``; False: eager.
         comm: an mpi4py communicator: every rank of it calls :meth:`process` with the
             same frame, each does the per-atom work of a share of the atoms, and every
             rank gets the same result (:mod:`icemon.execution.mpi`; no SOAP helper
@@ -155,7 +157,7 @@ class Pipeline:
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
                  denoise_steps: int | None = None, tol: float | None = None,
-                 device: str = "cpu", comm: Any | None = None, compile: bool = False) -> None:
+                 device: str = "cpu", comm: Any | None = None, compile: bool | None = None) -> None:
         self.model = model if isinstance(model, IcemonModel) else IcemonModel.load(model)
         m = self.model
         self.denoiser = Denoiser(m.net, m.denoise_steps if denoise_steps is None else denoise_steps,

@@ -36,7 +36,7 @@ _PIPE: Pipeline | None = None
 """The worker process's pipeline (built once by :func:`_start`)."""
 
 
-def _start(model: str | None, denoise_steps: int | None, compile: bool, device: str) -> None:
+def _start(model: str | None, denoise_steps: int | None, compile: bool | None, device: str) -> None:
     """Worker initialiser: one torch thread, SOAP in this process, the model loaded once."""
     import torch
 
@@ -69,7 +69,7 @@ class FramePool:
     """
 
     def __init__(self, model: str | Path | IcemonModel | None = None, workers: int = 2, *,
-                 denoise_steps: int | None = None, compile: bool = False,
+                 denoise_steps: int | None = None, compile: bool | None = None,
                  device: str = "cpu") -> None:
         from icemon.errors import ConfigError
         from icemon.model.modelfile import IcemonModel

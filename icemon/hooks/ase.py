@@ -54,7 +54,7 @@ class Observer(Hook):
                  dyn: Any | None = None, model: str | Path | IcemonModel | None = None,
                  threads: int | None = None, device: str = "cpu", positions: bool = True,
                  overlap: bool = False, denoise_steps: int | None = None,
-                 compile: bool = False, source: str | None = None,
+                 compile: bool | None = None, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None,
                  water_only: bool = True, every: int = 1, start_step: int = 0,
                  resume_from: int | None = None, fsync: bool = False,

@@ -18,8 +18,9 @@ same keywords for the same things, is a context manager and reads back the same 
 ``positions``   also log given and denoised positions (fronts, export)
 ``overlap``     classify in a worker thread while the simulation goes on
 ``denoise_steps`` denoising passes (default: the model's)
-``compile``     run the network through torch.compile: faster frames after a
-                one-time compilation of about a minute
+``compile``     torch.compile the network (default None: yes, unless
+                ``$ICEMON_COMPILE=0``): faster frames after a one-time compilation
+                (~40 s the first time on a machine, ~4 s once cached)
 ``source``      free text recorded in the log
 ``on_frame``    callable receiving each logged :class:`~icemon.execution.pipeline.Result`
 ``resume_from`` continue an existing log from this MD step: its frames after the

@@ -95,7 +95,7 @@ class IpiMonitor(Hook):
                  oxygens: str | list[int] = "O", model: str | Path | IcemonModel | None = None,
                  threads: int | None = None, device: str = "cpu", positions: bool = True,
                  overlap: bool = False, denoise_steps: int | None = None,
-                 compile: bool = False, source: str | None = None,
+                 compile: bool | None = None, source: str | None = None,
                  on_frame: Callable[[Any], None] | None = None, beads: str = "centroid",
                  engine_timeout: float = 60.0, resume_from: int | None = None,
                  fsync: bool = False, water_only: bool = True,

@@ -212,7 +212,7 @@ class LammpsMonitor(Hook):
                  oxygens: int | None = None,
                  model: str | Path | IcemonModel | None = None, threads: int | None = None,
                  device: str = "cpu", positions: bool = True, overlap: bool = False,
-                 denoise_steps: int | None = None, compile: bool = False,
+                 denoise_steps: int | None = None, compile: bool | None = None,
                  source: str | None = None, on_frame: Callable[[Any], None] | None = None,
                  fix_id: str | None = None, comm: Any | None = None,
                  lj_length: float | None = None, lj_time: float | None = None,

@@ -133,7 +133,7 @@ class Monitor:
                  pipeline: Pipeline | None = None, source: str = "",
                  positions: bool = True, overlap: bool = False, queue_size: int = 2,
                  denoise_steps: int | None = None, device: str = "cpu",
-                 compile: bool = False,
+                 compile: bool | None = None,
                  threads: int | None = None,
                  on_frame: Callable[[Result], None] | None = None,
                  options: Options | None = None, start_step: int | None = None,

@@ -71,7 +71,7 @@ class OpenMMMonitor(Hook):
                  oxygens: str | Sequence[int] = "O",
                  model: str | Path | IcemonModel | None = None, threads: int | None = None,
                  device: str = "cpu", positions: bool = True, overlap: bool = False,
-                 denoise_steps: int | None = None, compile: bool = False,
+                 denoise_steps: int | None = None, compile: bool | None = None,
                  source: str | None = None, on_frame: Callable[[Any], None] | None = None,
                  water_only: bool = True, resume_from: int | None = None,
                  fsync: bool = False, clusters: ClusterRule | None = None,

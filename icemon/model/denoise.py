@@ -10,7 +10,7 @@ import torch
 
 from icemon.geometry.frame import FrameError, minimum_image, wrap
 from icemon.model.graph import build_graph, edges_within
-from icemon.model.network import Compiled, ScoreNet
+from icemon.model.network import Compiled, ScoreNet, resolve_compile
 
 
 @dataclass
@@ -133,14 +133,16 @@ class Denoiser:
     covers the first pass on thermal frames (largest steps 0.3–0.6 Å on the GCIceNet
     frames), so two passes use one list.
 
-    ``compile=True`` runs the network through ``torch.compile`` (:class:`Compiled`): same
-    numbers to float32 rounding, faster once compiled."""
+    ``compile`` runs the network through ``torch.compile`` (:class:`Compiled`): same
+    numbers to float32 rounding, faster once compiled; None: the default
+    (:func:`~icemon.model.network.resolve_compile`: compiled unless ``$ICEMON_COMPILE=0``)."""
 
     def __init__(self, model: ScoreNet, max_steps: int = 8, tol: float = 0.01,
                  device: str | torch.device = "cpu", skin: float = 1.2,
-                 compile: bool = False) -> None:
+                 compile: bool | None = None) -> None:
         self.model = model.eval().to(device)
-        self.compiled = bool(compile)
+        compile = resolve_compile(compile)
+        self.compiled = compile
         self.net = Compiled(self.model, "forward pass") if compile else self.model
         """What runs the network on a whole frame (compiled or not)."""
         self.embed = Compiled(self.model.embed, "embedding") if compile else self.model.embed
