@@ -26,6 +26,9 @@ def test_compiled_pipeline_matches_eager(model, pipeline):
         np.testing.assert_array_equal(got.labels, want.labels)
         np.testing.assert_allclose(got.denoised, want.denoised, atol=1e-4)
         np.testing.assert_allclose(got.scores, want.scores, rtol=1e-3, atol=1e-3)
+    import icemon.model.network as network
+
+    assert network._COMPILE_FAILED is None  # compiled, not an eager fallback
 
 
 class _no_compile_warning:
@@ -44,9 +47,12 @@ class _no_compile_warning:
         assert not failed, failed[0].message
 
 
-def test_compile_failure_falls_back_to_eager_with_a_warning():
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     """A compiler that fails (no C++ compiler, unsupported platform) costs speed, not the
     answer: one warning naming the failure, then the eager callable."""
+    import icemon.model.network as network
+
+    monkeypatch.setattr(network, "_COMPILE_FAILED", None)  # restored after the test
     lin = torch.nn.Linear(3, 2)
     c = Compiled(lin, "test layer")
 
@@ -96,3 +102,30 @@ def test_classify_compiles_and_shares_frames_by_default(monkeypatch):
     assert default_workers(argparse.Namespace(threads=2), serial=False) == 1
     assert parser().parse_args(["classify", "t.xtc", "-o", "x.h5",
                                       "--no-compile"]).compile is False
+
+
+def test_a_machine_that_cannot_compile_says_so_once(monkeypatch):
+    """Compiling is the default, so a machine without a C++ compiler must not pay a failed
+    compilation, or print a warning, for every compiled piece (an MPI rank compiles the
+    embedding and each block): the first failure warns once, the rest run eagerly."""
+    import warnings
+
+    import icemon.model.network as network
+
+    monkeypatch.setattr(network, "_COMPILE_FAILED", None)
+    pieces = [Compiled(torch.nn.Linear(3, 2), f"piece {k}") for k in range(3)]
+    tried = []
+
+    def broken(*args):
+        tried.append(1)
+        raise RuntimeError("no C++ compiler found")
+
+    for c in pieces:
+        c._fn = broken
+    x = torch.ones(4, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for c in pieces:
+            torch.testing.assert_close(c(x), c.eager(x))
+    assert len(tried) == 1
+    assert len([w for w in caught if "torch.compile" in str(w.message)]) == 1

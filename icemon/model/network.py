@@ -213,6 +213,11 @@ def resolve_compile(compile: bool | None) -> bool:
     return value not in ("0", "false", "no")
 
 
+_COMPILE_FAILED: str | None = None
+"""Why ``torch.compile`` failed in this process (None: it has not): every later compiled
+piece runs eagerly without trying again or warning again."""
+
+
 class Compiled:
     """A callable of the network (its ``forward``, ``embed`` or one block) run through
     ``torch.compile`` (inductor, dynamic shapes: one compilation serves frames of any size).
@@ -233,15 +238,21 @@ class Compiled:
         self._tried = False
 
     def __call__(self, *args):
+        global _COMPILE_FAILED
         if not self._tried:
             self._tried = True
-            try:
-                return self._fn(*args)
-            except Exception as exc:  # noqa: BLE001 — any compiler failure: run eager
-                import warnings
-
-                warnings.warn(f"torch.compile of the network's {self.name} failed "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                              "running it uncompiled", RuntimeWarning, stacklevel=2)
+            if _COMPILE_FAILED is not None:  # this process cannot compile: said once
                 self._fn = self.eager
+            else:
+                try:
+                    return self._fn(*args)
+                except Exception as exc:  # noqa: BLE001 — any compiler failure: run eager
+                    import warnings
+
+                    _COMPILE_FAILED = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    warnings.warn(f"torch.compile of the network's {self.name} failed "
+                                  f"({_COMPILE_FAILED}); running the network uncompiled "
+                                  "(compile=False or ICEMON_COMPILE=0 skip the attempt)",
+                                  RuntimeWarning, stacklevel=2)
+                    self._fn = self.eager
         return self._fn(*args)
