@@ -116,6 +116,15 @@ def _clear_previous_log(log: Path) -> None:
     log.unlink()
 
 
+def compile_note(say: Callable[[str], None], compile: bool | None) -> None:
+    """Say why the first frame takes long when the network will be compiled."""
+    from icemon.model.network import resolve_compile
+
+    if resolve_compile(compile):
+        say("(the first frame compiles the network: ~40 s the first time on a machine, "
+            "a few seconds once cached)")
+
+
 def start(outdir: str | Path, log_name: str, steps: int, every: int, quiet: bool,
           out: TextIO | None) -> tuple[Callable[..., Any], Callable[[str], None], Path, Path]:
     """What every live demo does first: check ``steps``/``every``, import LAMMPS, refuse
@@ -187,6 +196,7 @@ def run_demo(outdir: str | Path, steps: int = DEFAULT_STEPS, every: int = DEFAUL
         lmp.command(f"fix md all npt temp {temperature} {temperature} 1000 z 1 1 10000")
         say(f"running {steps} steps of 10 fs ({steps * 10 / 1000:g} ps) at {temperature:g} K, "
             f"classifying every {every} steps into {log}:")
+        compile_note(say, monitor.get("compile"))
 
         def on_frame(result: Any) -> None:
             say(frame_line(result, time.perf_counter() - t_start))

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from icemon.demo.live import start
+from icemon.demo.live import compile_note, start
 
 TEMPERATURE = 220.0
 """K: 55 K below mW's melting point (274.6 K), where a seed of this size grows."""
@@ -113,6 +113,7 @@ def run_nucleation_demo(outdir: str | Path, steps: int = DEFAULT_STEPS,
             f"fix md all npt temp {temperature} {temperature} 1000 iso 1.0 1.0 10000"])
         say(f"running up to {steps} steps of 10 fs ({steps * 10 / 1000:g} ps), classifying "
             f"every {every} steps into {log}:")
+        compile_note(say, monitor.get("compile"))
         with icemon.hooks.lammps.attach(
                 lmp, log, every=int(every), oxygens=1, on_frame=on_frame, stop_when=grown,
                 clusters=rule, source=f"{SOURCE} --nucleation: mW seed at {temperature:g} K",
