@@ -148,6 +148,7 @@ def test_a_killed_engine_ends_the_stream_keeping_every_frame_received(tmp_path):
 
 
 @pytest.mark.parametrize("url", ["imd://", "imd://node17", "imd://node17:port", "imd://:8889",
+                                 "imd://[]:8889", "imd:// :8889", "imd://node17:８８８９",
                                  "imd://node17:0", "imd://node17:70000", "tcp://node17:8889"])
 def test_a_bad_address_is_named(url):
     from icemon.errors import ConfigError
@@ -170,3 +171,25 @@ def test_addresses_and_options_checked_before_connecting(tmp_path, capsys):
     assert main(["classify", str(tmp_path / "a.xtc"), "--time-unit", "fs", "-o", out]) == 2
     assert "--time-unit is for IMD" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_any_address_is_parsed_or_refused_by_name():
+    """Whatever follows imd:// (a user's typo, a path, unicode), the answer is a host and a
+    port in 1-65535 or a ConfigError that names the address: never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from icemon.errors import ConfigError
+    from icemon.io.imd import parse_address
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=40))
+    def check(rest):
+        try:
+            host, port = parse_address("imd://" + rest)
+        except ConfigError as exc:
+            assert "imd://" in str(exc)
+        else:
+            assert host and 0 < port < 65536
+
+    check()

@@ -59,10 +59,12 @@ def parse_address(url: str) -> tuple[str, int]:
         raise ConfigError(f"{url!r} is not an IMD address (imd://HOST:PORT)")
     rest = url[len(SCHEME):]
     host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    host = host.strip().strip("[]").strip()
+    if not sep or not host or not port.isascii() or not port.isdigit() \
+            or not 0 < int(port) < 65536:
         raise ConfigError(f"{url!r} is not an IMD address: write imd://HOST:PORT, e.g. "
                           "imd://localhost:8889")
-    return host.strip("[]"), int(port)
+    return host, int(port)
 
 
 def _topology(top: str | Path | None, select: str | None, url: str):
