@@ -129,3 +129,37 @@ def test_a_machine_that_cannot_compile_says_so_once(monkeypatch):
             torch.testing.assert_close(c(x), c.eager(x))
     assert len(tried) == 1
     assert len([w for w in caught if "torch.compile" in str(w.message)]) == 1
+
+
+def test_one_frame_is_classified_in_process_and_eagerly(tmp_path, monkeypatch):
+    """Compiling and worker processes pay off over many frames; for one frame (a snapshot,
+    or --start/--stop/--every leaving one) ``icemon classify`` runs in process, eagerly,
+    unless --compile says otherwise."""
+    import argparse
+
+    from ase.io import write
+
+    from icemon.cli import main, single_frame
+    from icemon.recording import Options
+
+    a = reference("Ih", 12.0)
+    write(tmp_path / "one.extxyz", a)
+    write(tmp_path / "three.extxyz", [a, a, a])
+    args = dict(top=None, select=None, start=0, stop=None, every=1)
+    assert single_frame(argparse.Namespace(traj=tmp_path / "one.extxyz", **args))
+    assert not single_frame(argparse.Namespace(traj=tmp_path / "three.extxyz", **args))
+    assert single_frame(argparse.Namespace(traj=tmp_path / "three.extxyz",
+                                           **{**args, "every": 2, "start": 1}))
+    assert not single_frame(argparse.Namespace(traj=tmp_path / "none.extxyz", **args))
+    seen = []
+    real = Options.pipeline
+
+    def spy(self, comm=None):
+        seen.append(self.compile)
+        return real(self, comm)
+
+    monkeypatch.setattr(Options, "pipeline", spy)
+    monkeypatch.delenv("ICEMON_COMPILE", raising=False)
+    assert main(["classify", str(tmp_path / "one.extxyz"), "-o", str(tmp_path / "a.h5"),
+                 "-q"]) == 0
+    assert seen == [False]  # in process (a pool would not call it here), eager
