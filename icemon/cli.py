@@ -166,9 +166,12 @@ def cmd_classify(args) -> int:
     xyz = None
     n_logged = 0  # frames this run appended to the log
 
+    last_step = None  # of the last logged frame
+
     def on_frame(res) -> None:
         """After each logged frame: the extxyz copy (opened with the first frame)."""
-        nonlocal xyz
+        nonlocal xyz, last_step
+        last_step = res.frame.step
         if args.extxyz and root:
             if xyz is None:
                 # appended to with --append, as the log is
@@ -263,6 +266,9 @@ def cmd_classify(args) -> int:
         if n_logged and root:
             ranks = f" ({comm.size} MPI ranks)" if comm is not None else ""
             print(f"wrote {n_logged} frame(s) to {out}{ranks}", file=sys.stderr)
+            if imd and args.stop is None and sys.exc_info()[0] is None:
+                print(f"{args.traj}: the engine closed the stream after step {last_step} (the "
+                      "run ended, or the engine stopped: its log tells which)", file=sys.stderr)
         if xyz is not None:
             xyz.close()
     if n_frames == 0:

@@ -145,6 +145,7 @@ def test_a_killed_engine_ends_the_stream_keeping_every_frame_received(tmp_path):
         assert len(steps) >= 2 and steps == [50 * (k + 1) for k in range(len(steps))]
         assert len(log.labels(len(steps) - 1)) == 432
     assert f"wrote {len(steps)} frame(s)" in err
+    assert f"the engine closed the stream after step {steps[-1]}" in err
 
 
 @pytest.mark.parametrize("url", ["imd://", "imd://node17", "imd://node17:port", "imd://:8889",
