@@ -1,12 +1,16 @@
-"""Cost per oxygen and peak memory against system size (10³ … ≥ 10⁵ oxygens).
+"""Cost per oxygen, per stage, and peak memory against system size (10³ … 10⁶ oxygens),
+on the CPU and, with ``--device cpu cuda``, the GPU path in the same run.
 
 Ideal ice Ih with thermal-like noise (σ = 0.1 Å) is replicated to each size and one frame
 is classified end to end (``Pipeline.process``) in a fresh process per size, timed on the
-second call (the first starts SOAP helpers and warms caches up). Printed per size: seconds,
-oxygens/s, seconds per oxygen relative to the smallest size, and the peak resident memory
-of the process and its SOAP helper processes together (sampled every 20 ms from /proc), in MB.
+second call (the first starts SOAP helpers, compiles the network and warms caches up).
+Printed per device and size: seconds, oxygens/s, seconds per oxygen relative to the
+smallest size, the peak resident memory of the process and its SOAP helper processes
+together (sampled every 20 ms from /proc, MB), and the pipeline's stage times (neighbour
+lists, network, SOAP, classification): where a GPU would wait on the host.
 
     python benchmarks/scaling.py [--sizes 1024 8192 32768 110592] [--threads 2] [--model M]
+                                 [--device cpu cuda] [--no-compile]
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def _tree_rss_mb(pid: int) -> float:
     return total
 
 
-def worker(n: int, threads: int, model: str | None) -> None:
+def worker(n: int, threads: int, model: str | None, device: str = "cpu",
+           compile: bool | None = None) -> None:
     import numpy as np
     import torch
 
@@ -45,7 +50,7 @@ def worker(n: int, threads: int, model: str | None) -> None:
     from icemon.lattices.references import reference
 
     torch.set_num_threads(threads)
-    pipe = Pipeline(model)
+    pipe = Pipeline(model, device=device, compile=compile)
     rng = np.random.default_rng(0)
     unit = reference("Ih", 10.0)
     pos0, cell0 = unit.positions, np.asarray(unit.cell[:])
@@ -72,17 +77,24 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192, 32768, 110592])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None)
+    p.add_argument("--device", nargs="+", default=["cpu"], help="cpu and/or cuda")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="default: as a user gets it (compiled unless $ICEMON_COMPILE=0)")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker is not None:
-        worker(a.worker, a.threads, a.model)
+        worker(a.worker, a.threads, a.model, a.device[0], a.compile)
         return 0
-    print(f"{'oxygens':>8s} {'s':>8s} {'O/s':>9s} {'s/O rel.':>8s} {'peak MB':>8s} "
-          f"{'network s':>9s} {'SOAP s':>7s} {'Ih %':>6s}")
-    base = None
-    for n in a.sizes:
+    print(f"{'device':>6s} {'oxygens':>8s} {'s':>8s} {'O/s':>9s} {'s/O rel.':>8s} "
+          f"{'peak MB':>8s} {'nbr s':>6s} {'network s':>9s} {'SOAP s':>7s} {'classify s':>10s} "
+          f"{'Ih %':>6s}")
+    base_of: dict[str, float] = {}
+    for device, n in [(d, n) for d in a.device for n in a.sizes]:
+        base = base_of.get(device)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n),
-               "--threads", str(a.threads)] + (["--model", a.model] if a.model else [])
+               "--threads", str(a.threads), "--device", device] + (
+                   ["--model", a.model] if a.model else []) + (
+                   [] if a.compile is None else ["--compile" if a.compile else "--no-compile"])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         peak = 0.0
         done = threading.Event()
@@ -99,14 +111,16 @@ def main() -> int:
         done.set()
         sampler.join()
         if proc.returncode != 0:
-            print(f"{n:8d} failed (exit {proc.returncode}; killed for memory?) peak {peak:.0f} MB")
+            print(f"{device:>6s} {n:8d} failed (exit {proc.returncode}; killed for memory?) "
+                  f"peak {peak:.0f} MB")
             continue
         r = json.loads(out.strip().splitlines()[-1])
         per = r["seconds"] / r["n"]
-        base = base or per
+        base = base_of.setdefault(device, per)
         t = r["timings"]
-        print(f"{r['n']:8d} {r['seconds']:8.2f} {r['n'] / r['seconds']:9.3g} {per / base:8.2f} "
-              f"{peak:8.0f} {t['network']:9.2f} {t['soap']:7.2f} {100 * r['ice']:6.2f}")
+        print(f"{device:>6s} {r['n']:8d} {r['seconds']:8.2f} {r['n'] / r['seconds']:9.3g} "
+              f"{per / base:8.2f} {peak:8.0f} {t['neighbors']:6.2f} {t['network']:9.2f} "
+              f"{t['soap']:7.2f} {t['classify']:10.2f} {100 * r['ice']:6.2f}")
     return 0
 
 
