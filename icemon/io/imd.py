@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from icemon.errors import ConfigError
-from icemon.geometry.frame import Frame, FrameError
+from icemon.geometry.frame import Frame
 from icemon.io.readers import (
     TrajectoryError,
     mda_atom_ids,
     mda_check_oxygens,
+    mda_select,
     mda_universe,
     mda_water_oxygens,
 )
@@ -81,18 +82,7 @@ def _topology(top: str | Path | None, select: str | None, url: str):
             u = mda_universe(top)
     except Exception as exc:
         raise TrajectoryError(f"cannot open the topology {str(top)!r}: {exc}") from exc
-    if select is None:
-        names = set(map(str, u.atoms.names)) if hasattr(u.atoms, "names") else set()
-        if "OW" not in names:
-            raise TrajectoryError(f"{str(top)!r} has no atoms named OW; say which atoms are "
-                                  "the oxygens (--select, e.g. \"type 1\" or \"name O\")")
-        select = "name OW"
-    try:
-        oxygens = u.select_atoms(select)
-    except Exception as exc:
-        raise TrajectoryError(f"bad selection {select!r}: {exc}") from exc
-    if not len(oxygens):
-        raise FrameError(f"the selection {select!r} matches no atoms in {str(top)!r}")
+    oxygens = mda_select(u, select, top)
     mda_check_oxygens(oxygens)
     return u, oxygens
 

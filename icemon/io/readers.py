@@ -139,14 +139,24 @@ def mda_oxygens(traj: str | Path, top: str | Path | None = None, select: str | N
     except Exception as exc:
         raise TrajectoryError(f"cannot open {str(path)!r}"
                               f"{' with topology ' + repr(str(top)) if top else ''}: {exc}") from exc
+    return mda_select(u, select, path)
+
+
+def mda_select(universe, select: str | None, source: str | Path):
+    """The atoms of ``universe`` that MDAnalysis selection ``select`` picks (default
+    ``"name OW"``, refused with the file's atom names or types when no atom is named OW:
+    icemon does not guess). ``source`` names the file in the messages. Raises
+    :class:`TrajectoryError` for a bad selection, :class:`FrameError` for one without
+    atoms."""
+    u = universe
     if select is None:
-        names = set(u.atoms.names) if hasattr(u.atoms, "names") else set()
+        names = set(map(str, u.atoms.names)) if hasattr(u.atoms, "names") else set()
         if "OW" not in names:
             what = (f"atom names {', '.join(sorted(names)[:10])}" if names else
                     f"atom types {', '.join(sorted(set(map(str, u.atoms.types)))[:10])}"
                     if hasattr(u.atoms, "types") else "no atom names")
             raise TrajectoryError(
-                f"{str(path)!r} has no atoms named OW ({what}); say which atoms are the "
+                f"{str(source)!r} has no atoms named OW ({what}); say which atoms are the "
                 "oxygens with an MDAnalysis selection (--select, e.g. \"type 1\" or "
                 "\"name O\"): icemon does not guess, a wrong guess would classify hydrogens")
         select = "name OW"
@@ -155,7 +165,7 @@ def mda_oxygens(traj: str | Path, top: str | Path | None = None, select: str | N
     except Exception as exc:
         raise TrajectoryError(f"bad selection {select!r}: {exc}") from exc
     if len(oxygens) == 0:
-        raise FrameError(f"the selection {select!r} matches no atoms in {str(path)!r}")
+        raise FrameError(f"the selection {select!r} matches no atoms in {str(source)!r}")
     return oxygens
 
 
