@@ -55,24 +55,16 @@ print(frames)
 """A client that only receives the frames (the cost of sending alone)."""
 
 
-def len_atoms(data: Path) -> int:
-    """The atom count a LAMMPS data file declares."""
-    for line in data.read_text().splitlines():
-        if line.strip().endswith(" atoms"):
-            return int(line.split()[0])
-    raise ValueError(f"no atom count in {data}")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
 
 
-def run_lammps(tmp: Path, data: Path, steps: int, every: int, mode: str, ranks: int,
-               threads: int) -> tuple[float, int]:
-    """One LAMMPS run in ``mode`` ("plain", "receiver", "icemon"): (loop time s, frames
-    the client received or logged)."""
+def run_lammps(tmp: Path, data: Path, n_atoms: int, steps: int, every: int, mode: str,
+               ranks: int, threads: int) -> tuple[float, int]:
+    """One LAMMPS run of the ``n_atoms`` of ``data`` in ``mode`` ("plain", "receiver",
+    "icemon"): (loop time s, frames the client received or logged)."""
     from icemon.demo import mw
 
     port = _free_port()
@@ -90,7 +82,7 @@ def run_lammps(tmp: Path, data: Path, steps: int, every: int, mode: str, ranks: 
                            cwd=tmp, env=env, stdout=subprocess.DEVNULL)
     frames = 0
     if mode == "receiver":
-        client = subprocess.run([sys.executable, "-c", RECEIVER, str(port), str(len_atoms(data))],
+        client = subprocess.run([sys.executable, "-c", RECEIVER, str(port), str(n_atoms)],
                                 capture_output=True, text=True)
         if client.returncode != 0:
             lmp.kill()
@@ -135,7 +127,8 @@ def main() -> None:
     for r in range(a.rounds):
         row = []
         for mode in modes:
-            loop, frames = run_lammps(tmp, data, a.steps, a.every, mode, a.ranks, a.threads)
+            loop, frames = run_lammps(tmp, data, len(atoms), a.steps, a.every, mode, a.ranks,
+                                      a.threads)
             times[mode].append(loop)
             row.append(f"{mode} {loop:.2f} s" + (f" ({frames} frames)" if frames else ""))
         print(f"round {r}: " + ", ".join(row), flush=True)

@@ -127,9 +127,10 @@ def default_workers(args: argparse.Namespace, serial: bool) -> int:
 def single_frame(args: argparse.Namespace) -> bool:
     """Whether ``icemon classify`` has exactly one frame to classify (``--start``,
     ``--stop``, ``--every`` applied), found by reading at most two frames: then neither
-    worker processes nor compiling the network pay off (measured, a 432-O extxyz frame:
-    eager in-process 6.9 s end to end, compiled 9.3 s, two compiled workers 12.0 s). False
-    when the file cannot be read (the run itself reports why)."""
+    worker processes nor compiling the network pay off (measured, a 432-O extxyz frame end
+    to end: in process and eager 4.5 s, in process compiled 9.3 s, two eager workers 6.9 s,
+    two compiled workers 12.0 s). False when the file cannot be read (the run itself
+    reports why)."""
     from itertools import islice
 
     from icemon.io.readers import read_frames
@@ -167,6 +168,7 @@ def cmd_classify(args) -> int:
     n_logged = 0  # frames this run appended to the log
 
     last_step = None  # of the last logged frame
+    stream_closed = False  # an IMD stream ended by its engine (not by --stop or an error)
 
     def on_frame(res) -> None:
         """After each logged frame: the extxyz copy (opened with the first frame)."""
@@ -183,7 +185,9 @@ def cmd_classify(args) -> int:
     try:
         if args.workers is not None and args.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-        one_frame = not (args.follow or imd) and single_frame(args)
+        # read ahead only when a default is to be chosen
+        one_frame = (not (args.follow or imd) and (args.compile is None or args.workers is None)
+                     and single_frame(args))
         if one_frame and args.compile is None:
             args.compile = False  # compiling pays off over frames, not for one
         if args.workers is None:  # one-thread workers on the cores there are
@@ -242,6 +246,7 @@ def cmd_classify(args) -> int:
                         recorder.append(res)
                         on_frame(res)
                     n_logged += 1
+                stream_closed = imd and args.stop is None
             finally:
                 recorder.close()
                 pipe.close()
@@ -266,7 +271,7 @@ def cmd_classify(args) -> int:
         if n_logged and root:
             ranks = f" ({comm.size} MPI ranks)" if comm is not None else ""
             print(f"wrote {n_logged} frame(s) to {out}{ranks}", file=sys.stderr)
-            if imd and args.stop is None and sys.exc_info()[0] is None:
+            if stream_closed:
                 print(f"{args.traj}: the engine closed the stream after step {last_step} (the "
                       "run ended, or the engine stopped: its log tells which)", file=sys.stderr)
         if xyz is not None:

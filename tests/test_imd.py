@@ -32,8 +32,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _engine(tmp: Path, port: int, steps: int, every: int = 100, melt: bool = True,
-            extra: str = "") -> subprocess.Popen:
+def _engine(tmp: Path, port: int, steps: int, every: int = 100, melt: bool = True
+            ) -> subprocess.Popen:
     """LAMMPS (its executable, a separate process) on 432 mW molecules of ice Ih, the upper
     half melted first (ice|liquid), streaming every ``every`` steps over IMDv3 and dumping
     the same steps; it waits for the client before running."""
@@ -42,8 +42,8 @@ def _engine(tmp: Path, port: int, steps: int, every: int = 100, melt: bool = Tru
             *(mw.melt_region_commands(0.5, steps=500) if melt else []),
             "fix md all nvt temp 250 250 1000", "reset_timestep 0",
             f"dump d all custom {every} dump.lammpstrj id type x y z", "dump_modify d sort id",
-            f"fix imd all imd {port} trate {every} version 3 time on box on coordinates on "
-            f"{extra}", f"run {steps}"]
+            f"fix imd all imd {port} trate {every} version 3 time on box on coordinates on",
+            f"run {steps}"]
     (tmp / "in.lmp").write_text("\n".join(cmds) + "\n")
     cmd, env = mw.lammps_executable()
     return subprocess.Popen([*cmd, "-in", "in.lmp", "-log", "log.lammps", "-screen", "none"],

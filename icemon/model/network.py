@@ -224,8 +224,9 @@ class Compiled:
 
     Compiling fuses e3nn's many small per-edge products into a few C++ loops: measured on
     the GCIceNet frames with one thread, the whole network's forward pass ran 2.2x faster
-    for ``two-block`` and 1.6x for the v0.1-sized network. The first call compiles (about
-    a minute on a 2-core machine, ~10 s once inductor's cache in ``/tmp`` is warm). If
+    for ``two-block`` and 1.6x for the v0.1-sized network. The first call compiles (the
+    shipped network: 37 s on a 2-core machine with an empty inductor cache, 4 s once the
+    cache holds it). If
     compiling fails (no C++ compiler, an unsupported platform), one warning line says so and
     the eager callable is used from then on: the numbers are the same, only slower. The
     compiled code is cached where inductor keeps it (``/tmp/torchinductor_$USER`` unless
