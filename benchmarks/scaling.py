@@ -1,5 +1,7 @@
 """Cost per oxygen, per stage, and peak memory against system size (10³ … 10⁶ oxygens),
 on the CPU and, with ``--device cpu cuda``, the GPU path in the same run.
+``cpu/device`` runs the device path (neighbour lists, SOAP in torch, nearest reference)
+on the CPU: what ``cuda`` runs, where a GPU is not at hand.
 
 Ideal ice Ih with thermal-like noise (σ = 0.1 Å) is replicated to each size and one frame
 is classified end to end (``Pipeline.process``) in a fresh process per size, timed on the
@@ -10,7 +12,7 @@ together (sampled every 20 ms from /proc, MB), and the pipeline's stage times (n
 lists, network, SOAP, classification): where a GPU would wait on the host.
 
     python benchmarks/scaling.py [--sizes 1024 8192 32768 110592] [--threads 2] [--model M]
-                                 [--device cpu cuda] [--no-compile]
+                                 [--device cpu cpu/device cuda] [--no-compile]
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ def worker(n: int, threads: int, model: str | None, device: str = "cpu",
     from icemon.lattices.references import reference
 
     torch.set_num_threads(threads)
-    pipe = Pipeline(model, device=device, compile=compile)
+    name, _, path = device.partition("/")
+    pipe = Pipeline(model, device=name, compile=compile,
+                    on_device=True if path == "device" else None)
     rng = np.random.default_rng(0)
     unit = reference("Ih", 10.0)
     pos0, cell0 = unit.positions, np.asarray(unit.cell[:])
@@ -77,7 +81,8 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192, 32768, 110592])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None)
-    p.add_argument("--device", nargs="+", default=["cpu"], help="cpu and/or cuda")
+    p.add_argument("--device", nargs="+", default=["cpu"],
+                   help="cpu, cpu/device (the device path on the CPU) and/or cuda")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="default: as a user gets it (compiled unless $ICEMON_COMPILE=0)")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -85,7 +90,7 @@ def main() -> int:
     if a.worker is not None:
         worker(a.worker, a.threads, a.model, a.device[0], a.compile)
         return 0
-    print(f"{'device':>6s} {'oxygens':>8s} {'s':>8s} {'O/s':>9s} {'s/O rel.':>8s} "
+    print(f"{'device':>10s} {'oxygens':>8s} {'s':>8s} {'O/s':>9s} {'s/O rel.':>8s} "
           f"{'peak MB':>8s} {'nbr s':>6s} {'network s':>9s} {'SOAP s':>7s} {'classify s':>10s} "
           f"{'Ih %':>6s}")
     base_of: dict[str, float] = {}
@@ -111,14 +116,14 @@ def main() -> int:
         done.set()
         sampler.join()
         if proc.returncode != 0:
-            print(f"{device:>6s} {n:8d} failed (exit {proc.returncode}; killed for memory?) "
+            print(f"{device:>10s} {n:8d} failed (exit {proc.returncode}; killed for memory?) "
                   f"peak {peak:.0f} MB")
             continue
         r = json.loads(out.strip().splitlines()[-1])
         per = r["seconds"] / r["n"]
         base = base_of.setdefault(device, per)
         t = r["timings"]
-        print(f"{device:>6s} {r['n']:8d} {r['seconds']:8.2f} {r['n'] / r['seconds']:9.3g} "
+        print(f"{device:>10s} {r['n']:8d} {r['seconds']:8.2f} {r['n'] / r['seconds']:9.3g} "
               f"{per / base:8.2f} {peak:8.0f} {t['neighbors']:6.2f} {t['network']:9.2f} "
               f"{t['soap']:7.2f} {t['classify']:10.2f} {100 * r['ice']:6.2f}")
     return 0

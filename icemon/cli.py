@@ -67,7 +67,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("--denoise-steps", type=int, default=None,
                    help="override the model's number of denoising updates (0 = none)")
-    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu, or cuda (neighbour lists, network, SOAP and the "
+                   "nearest reference on the GPU)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help=COMPILE_HELP)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")

@@ -23,6 +23,7 @@ from icemon.classification.checks.base import (
     Share,
     registered,
 )
+from icemon.classification.device import OnDevice
 from icemon.classification.reference import ARRAYS, NearestReference
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ class PhaseClassifier:
 
         ``features``: (n, D) SOAP of the frame's atoms (serial: all; an MPI rank: its own
         atoms plus a halo of :attr:`shell`, ``sub`` their indices and ``rows`` the own
-        ones' positions in ``sub``); ``positions`` (N, 3) and ``cell``: the denoised frame
-        in Å (None: descriptors already averaged, no check that needs positions runs);
+        ones' positions in ``sub``), or the whole frame's on a torch device
+        (:class:`~icemon.classification.device.OnDevice`, the device path);
+        ``positions`` (N, 3) and ``cell``: the denoised frame in Å (None: descriptors
+        already averaged, no check that needs positions runs);
         ``given``: the positions as given (exact copies of a replicated box are found
         there); ``share``: the executor; ``neighbours``: the frame's neighbour service
         (built here when None).
@@ -106,8 +109,11 @@ class PhaseClassifier:
 
             neighbours = Neighbours(positions, cell)
         local_pos = positions if sub is None or positions is None else positions[sub]
-        a = ref.assess(features, local_pos, cell, rows,
-                       neighbours=neighbours if sub is None else None)
+        if isinstance(features, OnDevice):  # the device path: assessed where it lives
+            a = features.assess()
+        else:
+            a = ref.assess(features, local_pos, cell, rows,
+                           neighbours=neighbours if sub is None else None)
         checks = self.checks if ref.unknown >= 0 else []
         with_local = [c for c in checks if c.columns]
         out = share.gather(lambda: np.column_stack(

@@ -17,7 +17,9 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from icemon.classification.checks.base import Serial
+from icemon.classification.device import DeviceReference, OnDevice
 from icemon.descriptors.soap import Soap, finite_descriptors
+from icemon.descriptors.torch_soap import TorchSoap
 from icemon.geometry.clusters import ClusterRule, Clusters, find_clusters
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
@@ -129,6 +131,33 @@ class SerialRun(Serial):
         return finite_descriptors(soap(positions, cell)), None, None
 
 
+class DeviceRun(SerialRun):
+    """One process does a frame's whole work on a torch device (the device path): neighbour
+    lists, network, SOAP (:class:`~icemon.descriptors.torch_soap.TorchSoap`) and the
+    nearest-reference search stay there; the regional checks run on the host on what
+    comes back (:class:`~icemon.classification.device.OnDevice`)."""
+
+    def __init__(self, soap: TorchSoap, reference: DeviceReference) -> None:
+        self.torch_soap = soap
+        self.reference = reference
+
+    def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
+                 halo: float) -> tuple[OnDevice, None, None]:
+        import torch
+
+        from icemon.geometry.device_neighbors import device_pairs
+
+        pos = torch.as_tensor(positions, dtype=torch.float64, device=self.reference.refs.device)
+        i, j, shifts = device_pairs(pos, cell, self.torch_soap.radius)
+        feats = self.torch_soap(pos, cell, (i, j, shifts))
+        if not bool(torch.isfinite(feats).all()):
+            finite_descriptors(np.array([np.nan]))  # the same error as the host path
+        if halo > 0:
+            near = ((pos[j] + shifts - pos[i]).norm(dim=1) < halo).nonzero()[:, 0]
+            i, j = i[near], j[near]
+        return OnDevice(feats, i, j, self.reference), None, None
+
+
 class Pipeline:
     """Denoise and classify oxygen frames with an :class:`IcemonModel`.
 
@@ -142,6 +171,11 @@ class Pipeline:
             one-time compilation: ~40 s the first time on a machine, ~4 s once inductor's
             cache holds it; :class:`~icemon.model.network.Compiled`). None (default):
             compiled unless ``$ICEMON_COMPILE=0``; False: eager.
+        on_device: the device path: neighbour lists, network, SOAP (in torch, equal to
+            dscribe's within 1e-6) and the nearest-reference search all on ``device``, no
+            host round trip between passes (:class:`DeviceRun`). None (default): on any
+            device but the CPU; True on the CPU runs the same path there (what the tests
+            compare with the host path).
         comm: an mpi4py communicator: every rank of it calls :meth:`process` with the
             same frame, each does the per-atom work of a share of the atoms, and every
             rank gets the same result (:mod:`icemon.execution.mpi`; no SOAP helper
@@ -157,15 +191,27 @@ class Pipeline:
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
                  denoise_steps: int | None = None, tol: float | None = None,
-                 device: str = "cpu", comm: Any | None = None, compile: bool | None = None) -> None:
+                 device: str = "cpu", comm: Any | None = None, compile: bool | None = None,
+                 on_device: bool | None = None) -> None:
+        import torch
+
+        from icemon.errors import ConfigError
+
         self.model = model if isinstance(model, IcemonModel) else IcemonModel.load(model)
         m = self.model
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        self.on_device = (torch.device(device).type != "cpu" and self.comm is None
+                          if on_device is None else bool(on_device))
+        if self.on_device and self.comm is not None:
+            raise ConfigError("the device path (on_device=True) runs a frame in one process; "
+                              "with an MPI communicator use on_device=False")
         self.denoiser = Denoiser(m.net, m.denoise_steps if denoise_steps is None else denoise_steps,
                                  m.denoise_tol if tol is None else tol, device,
-                                 compile=compile)
-        self.comm = comm if comm is not None and comm.size > 1 else None
+                                 compile=compile, lists_on_device=self.on_device)
         self.soap = Soap(m.soap, processes=1 if self.comm is not None else None)
         self.classifier = m.classifier
+        self._device_run = (DeviceRun(TorchSoap(m.soap), DeviceReference(
+            m.classifier.reference, self.denoiser.device)) if self.on_device else None)
         # numpy/scikit-learn BLAS runs single-threaded here: its idle OpenBLAS threads
         # keep spinning after a call and steal the cores from the next network pass
         # (measured: first forward of each frame 3-8x slower with 2 BLAS threads).
@@ -204,7 +250,7 @@ class Pipeline:
 
             return self.process_with(frame, Ranks.for_frame(self.comm, frame,
                                                             self.soap.config.r_cut))
-        return self.process_with(frame, SerialRun())
+        return self.process_with(frame, self._device_run or SerialRun())
 
     def process_with(self, frame: Frame, run: SerialRun | Any) -> Result:
         """:meth:`process` by an executor: :class:`SerialRun`, or the

@@ -139,7 +139,7 @@ class Denoiser:
 
     def __init__(self, model: ScoreNet, max_steps: int = 8, tol: float = 0.01,
                  device: str | torch.device = "cpu", skin: float = 1.2,
-                 compile: bool | None = None) -> None:
+                 compile: bool | None = None, lists_on_device: bool | None = None) -> None:
         self.model = model.eval().to(device)
         compile = resolve_compile(compile)
         self.compiled = compile
@@ -156,6 +156,12 @@ class Denoiser:
         self.tol = float(tol)
         self.device = torch.device(device)
         self.skin = float(skin)
+        self.lists_on_device = (self.device.type != "cpu" if lists_on_device is None
+                                else bool(lists_on_device))
+        """Build the neighbour lists where the network runs (torch cell list,
+        :mod:`icemon.geometry.device_neighbors`) instead of on the host (vesin): the device
+        path, where positions never leave the device between passes. Default: on any
+        device but the CPU."""
 
     @property
     def cutoff(self) -> float:
@@ -166,9 +172,19 @@ class Denoiser:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
-    def _graph(self, positions: np.ndarray, cell: np.ndarray, skin: float):
-        return build_graph([(positions, cell)], self.model.config.cutoff + skin, self.dtype,
-                           self.device)
+    def _graph(self, positions: np.ndarray | torch.Tensor, cell: np.ndarray, skin: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pos, src, dst, shifts) of the list at ``cutoff + skin`` Å, on the device:
+        built there (:attr:`lists_on_device`) or on the host and copied."""
+        radius = self.model.config.cutoff + skin
+        if self.lists_on_device:
+            from icemon.geometry.device_neighbors import device_pairs
+
+            pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+            i, j, shifts = device_pairs(pos, cell, radius)
+            return pos, j, i, shifts
+        g = build_graph([(np.asarray(positions), cell)], radius, self.dtype, self.device)
+        return g.pos, g.src, g.dst, g.shifts
 
     @torch.no_grad()
     def epsilon(self, positions: np.ndarray, cell: np.ndarray,
@@ -180,9 +196,9 @@ class Denoiser:
         t0 = time.perf_counter()
         g = self._graph(positions, cell, 0.0)
         if check:
-            check_input(g.pos, g.src, g.dst, g.shifts)
+            check_input(*g)
         t1 = time.perf_counter()
-        eps = self.net(g.pos, g.src, g.dst, g.shifts).double().cpu().numpy()
+        eps = self.net(*g).double().cpu().numpy()
         if timings is not None:
             timings[0] += t1 - t0
             timings[1] += time.perf_counter() - t1
@@ -198,19 +214,22 @@ class Denoiser:
         t_nl = t_net = 0.0
         # the input checks (both unit directions) run whatever the number of passes
         t0 = time.perf_counter()
-        g = self._graph(start, cell, self.skin)
-        pos, built_at = g.pos, g.pos
-        check_input(pos, g.src, g.dst, g.shifts)
-        src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, cutoff)
+        pos, *g = self._graph(start, cell, self.skin)
+        built_at = pos
+        check_input(pos, *g)
+        src, dst, shifts = edges_within(pos, *g, cutoff)
         t_nl += time.perf_counter() - t0
+        # on the device path a stale list is rebuilt there rather than checked pair by
+        # pair on the host (skin_valid's second rule copies positions to the host)
+        slow_rule = () if self.lists_on_device else (cell, cutoff)
         for k in range(n):
             t0 = time.perf_counter()
             if k > 0:
-                if not skin_valid(pos, built_at, self.skin, cell, cutoff):  # else rebuild
-                    host = pos.double().cpu().numpy()
-                    g = self._graph(host, cell, self.skin)
-                    pos, built_at = g.pos, g.pos
-                src, dst, shifts = edges_within(pos, g.src, g.dst, g.shifts, cutoff)
+                if not skin_valid(pos, built_at, self.skin, *slow_rule):  # else rebuild
+                    pos, *g = self._graph(pos if self.lists_on_device
+                                          else pos.double().cpu().numpy(), cell, self.skin)
+                    built_at = pos
+                src, dst, shifts = edges_within(pos, *g, cutoff)
             t1 = time.perf_counter()
             eps = self.net(pos, src, dst, shifts)
             check_finite(eps)
