@@ -25,7 +25,7 @@ class LonelyIce(RegionalCheck):
     least: int = 1
 
     name = "lonely"
-    order = 50  # after the shipped checks
+    order = 60  # after the shipped checks
     arrays = ("lonely_radius", "lonely_least")
 
     def apply(self, frame: FrameLabels) -> None:
@@ -70,7 +70,7 @@ def test_a_registered_toy_check_runs_is_saved_and_loads_back(toy, tmp_path, pipe
     path = model.save(tmp_path / "toy.npz")
     loaded = IcemonModel.load(path)
     assert [c.name for c in loaded.classifier.checks] == ["repeat", "family", "topology",
-                                                           "orbits", "lonely"]
+                                                           "orbits", "growth", "lonely"]
     assert loaded.classifier.check("lonely") == LonelyIce(3.0, 1)
     res = Pipeline(loaded).process(Frame(pos, cell))
     np.testing.assert_array_equal(res.labels, before)  # ice with ice around stays ice

@@ -130,7 +130,7 @@ class PhaseClassifier:
             c.apply(frame)
         for c in checks:
             c.finish(frame)
-        return Labelled(frame.labels, frame.nearest.astype(np.int8), scores, out[:, 2])
+        return Labelled(frame.labels, frame.nearest.astype(np.int8), frame.scores, out[:, 2])
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels, scores) of descriptors alone (no positions: no shell average, and the

@@ -102,6 +102,9 @@ class DeviceReference:
         if ref.shell > 0 and far_h.any():
             pairs = (d.shell_i.cpu().numpy(), d.shell_j.cpu().numpy())
         far_coords = torch.cat([y[far], torch.sqrt(resid2[far])[:, None]], dim=1)
+        def z_rows(rows: np.ndarray) -> np.ndarray:
+            return z_all[torch.as_tensor(rows, device=z_all.device)].cpu().numpy()
+
         return Assessment(host["nearest"].astype(np.int64), host["scores"],
                           host["atom_scores"], host["own"],
-                          far_coords.cpu().numpy().astype(np.float32), pairs)
+                          far_coords.cpu().numpy().astype(np.float32), pairs, z_rows)

@@ -11,7 +11,8 @@ and the regional rules after that, are the checks of :mod:`icemon.classification
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +42,18 @@ class Assessment:
     pairs: tuple[np.ndarray, np.ndarray] | None = None
     """:func:`shell_pairs` of the assessed atoms (None without a shell): the averaged
     repeat distance reuses them."""
+    z_rows: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    """Rows (by position among the assessed atoms) of their standardised own descriptors,
+    fetched on demand (the growth check needs a few; on the device path they stay there
+    until asked for)."""
+
+    def standardised(self, atoms: np.ndarray, sub: np.ndarray | None = None) -> np.ndarray:
+        """(len(atoms), D) standardised own descriptors of frame atoms ``atoms``, which must
+        be among the assessed ones (``sub``: their sorted indices, None: all)."""
+        if self.z_rows is None:
+            raise ValueError("this assessment keeps no descriptors")
+        atoms = np.asarray(atoms, dtype=np.int64)
+        return self.z_rows(atoms if sub is None else np.searchsorted(sub, atoms))
 
 
 ARRAYS = ("mean", "scale", "components", "pca_mean", "ref_features", "ref_labels",
@@ -166,7 +179,8 @@ class NearestReference:
             nearest, scores = self._nearest(y, resid2)
         far = self.far(scores)
         return Assessment(nearest, scores, atom_scores, y_own,
-                          self._coordinates(y[far], resid2[far]), pairs)
+                          self._coordinates(y[far], resid2[far]), pairs,
+                          lambda r: z_all[r])
 
     @staticmethod
     def _residual2(z: np.ndarray, y: np.ndarray) -> np.ndarray:

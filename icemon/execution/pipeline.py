@@ -37,7 +37,9 @@ class Result:
     scores: np.ndarray
     """(N,) float32 score behind the liquid decision: the distance (standardised SOAP) to
     the nearest reference environment, of the atom's descriptor averaged over its
-    neighbours when the model says so (:attr:`PhaseClassifier.shell`)."""
+    neighbours when the model says so (:attr:`PhaseClassifier.shell`); for an atom the
+    growth check made ice, of the descriptor it was re-scored with
+    (:class:`~icemon.classification.checks.growth.GrowthCheck`)."""
     denoised: np.ndarray
     """(N, 3) float64 denoised positions in Å."""
     nearest: np.ndarray

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from icemon.classification.checks import FamilyVote, RepeatCheck, TopologyCheck
+from icemon.classification.checks import FamilyVote, GrowthCheck, RepeatCheck, TopologyCheck
 from icemon.classification.topology import bond_gap
 from icemon.descriptors.soap import Soap
 from icemon.errors import ConfigError
@@ -88,6 +88,8 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                                                      config.topology_depth))
             except ValueError as err:  # the members' bonds and non-bonds overlap
                 warnings.warn(f"no topology check: {err}", stacklevel=2)
+    if config.growth_contact > 0 and ref.shell > 0:
+        classifier.add(GrowthCheck(config.growth_contact, config.growth_rounds))
     topology = classifier.check("topology")
     assert topology is None or isinstance(topology, TopologyCheck)
     meta = {

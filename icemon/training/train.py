@@ -84,6 +84,13 @@ class TrainConfig:
     topology_depth: int = 6
     """Bonds of the coordination sequences that check a family member's framework
     (:mod:`icemon.classification.topology`; 0 = no check, and none without families)."""
+    growth_contact: float = 0.0
+    """Å: grow labelled ice into the liquid-labelled atoms within this distance of it, each
+    re-scored with its shell average taken over itself and its ice neighbours only
+    (:class:`~icemon.classification.checks.growth.GrowthCheck`; 3.5 = the first O–O shell;
+    0 = no growth, the labels of models before v0.9)."""
+    growth_rounds: int = 8
+    """Growth steps at most (layers examined)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
     the unknown-vs-liquid decision (:attr:`~icemon.classification.checks.repeat.RepeatCheck.shell`)."""

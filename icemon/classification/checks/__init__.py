@@ -1,6 +1,7 @@
 """The regional checks, one class each, in the order they run: repeat (ordered but
 unknown), family (which clathrate), topology (which framework), orbits (whether a crystal
-fills its lattice's orbits). :mod:`~icemon.classification.checks.base` says what a check
+fills its lattice's orbits), growth (ice to its last ordered layer at interfaces).
+:mod:`~icemon.classification.checks.base` says what a check
 is and how to add one."""
 
 from icemon.classification.checks.base import (
@@ -14,9 +15,10 @@ from icemon.classification.checks.base import (
     unregister,
 )
 from icemon.classification.checks.family import FamilyVote
+from icemon.classification.checks.growth import GrowthCheck
 from icemon.classification.checks.orbits import OrbitCheck
 from icemon.classification.checks.repeat import RepeatCheck
 from icemon.classification.checks.topology import TopologyCheck
 
-__all__ = ["SERIAL", "FamilyVote", "FrameLabels", "OrbitCheck", "RegionalCheck", "RepeatCheck",
+__all__ = ["SERIAL", "FamilyVote", "FrameLabels", "GrowthCheck", "OrbitCheck", "RegionalCheck", "RepeatCheck",
            "Serial", "Share", "TopologyCheck", "register", "registered", "unregister"]

@@ -1,0 +1,133 @@
+"""Ice to its last ordered layer: grow labelled ice into the liquid-labelled atoms touching it.
+
+The decision score averages each atom's descriptor over its neighbours within the shell
+(:func:`~icemon.classification.reference.shell_average`, 4.8 Å), which removes thermal
+scatter in bulk but makes an ice atom at an interface half liquid: its average lands
+beyond the threshold and a nucleus or a front loses about one molecular layer. This check
+re-examines exactly those atoms: an atom labelled liquid with an ice atom within
+:attr:`GrowthCheck.contact` Å is scored again with a descriptor half its own and half the
+mean of its ice-labelled shell neighbours' — the shell average with the liquid side left
+out — against the same references and threshold. Accepted atoms become ice, named as most
+of the ice atoms they touch are (ties: the lower code), and the next layer is examined,
+until no atom changes or :attr:`GrowthCheck.rounds` rounds have run.
+
+Nothing is fitted to interfaces: the references, the threshold and the shell are the
+model's (ideal lattices and synthetic noise), the contact radius is the first O–O shell
+of every ice (≤ 3.5 Å, the cluster rule's bond). Growth starts only from atoms already
+labelled ice, so all-liquid frames cannot gain ice, and each step needs the atom's own
+environment to be half of an ice environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from icemon.classification.checks.base import FrameLabels, RegionalCheck, register
+from icemon.phases import is_ice
+
+if TYPE_CHECKING:
+    from icemon.classification.reference import NearestReference
+
+GROWTH_CONTACT = 3.5
+"""Å: an atom touches ice when an ice atom lies this close (first O–O shell of every ice,
+the cluster rule's bond)."""
+
+GROWTH_ROUNDS = 8
+"""Layers examined at most (measured: 4 suffice on mW seeds and slabs)."""
+
+
+@register
+@dataclass
+class GrowthCheck(RegionalCheck):
+    """Interface growth (see the module)."""
+
+    contact: float = GROWTH_CONTACT
+    """Å, the distance within which an atom touches ice."""
+    rounds: int = GROWTH_ROUNDS
+    """Growth steps at most."""
+
+    name = "growth"
+    order = 50
+    arrays = ("growth_contact", "growth_rounds")
+
+    def apply(self, frame: FrameLabels) -> None:
+        ref = self.reference
+        if frame.positions is None or frame.neighbours is None or ref.shell <= 0:
+            return
+        labels = frame.labels
+        if not (labels == ref.liquid).any() or not is_ice(labels, ref.liquid,
+                                                           ref.unknown).any():
+            return  # nothing to grow into, or nothing to grow from: no neighbour list
+        ci, cj, images = frame.neighbours.pairs(max(self.contact, ref.shell))
+        d = self._lengths(frame, ci, cj, images)
+        for _ in range(self.rounds):
+            ice = is_ice(labels, ref.liquid, ref.unknown)
+            touch = (d < self.contact) & ice[cj] & (labels[ci] == ref.liquid)
+            atoms = np.unique(ci[touch])
+            if not len(atoms):
+                return
+            share = frame.share
+            mine = share.own_among(atoms)
+            own = atoms if mine is None else atoms[mine]
+            out = share.gather_subset(
+                lambda own=own: self._assess(frame, own, ice, ci, cj, d), atoms, 2)
+            accept = out[:, 0] > 0
+            if not accept.any():
+                return
+            grown = atoms[accept]
+            labels[grown] = self._names(grown, labels, touch, ci, cj)
+            frame.nearest[grown] = labels[grown]
+            frame.scores[grown] = out[accept, 1]
+
+    @staticmethod
+    def _lengths(frame: FrameLabels, i: np.ndarray, j: np.ndarray,
+                 images: np.ndarray) -> np.ndarray:
+        """Lengths (Å) of the pairs (i, j, integer cell images) of the denoised frame."""
+        pos, cell = frame.positions, np.asarray(frame.cell, dtype=np.float64)
+        return np.linalg.norm(pos[j] + images @ cell - pos[i], axis=1)
+
+    def _assess(self, frame: FrameLabels, atoms: np.ndarray, ice: np.ndarray,
+                ci: np.ndarray, cj: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """(len(atoms), 2): accepted (1/0) and the score of each candidate's half-own,
+        half-ice-neighbours descriptor; ``atoms`` are this executor's own candidates."""
+        ref = self.reference
+        if not len(atoms):
+            return np.zeros((0, 2))
+        keep = (d < ref.shell) & ice[cj] & np.isin(ci, atoms)
+        pi, pj = ci[keep], cj[keep]
+        row = np.searchsorted(atoms, pi)
+        z_own = frame.assessment.standardised(atoms, frame.sub)
+        z_nb = frame.assessment.standardised(pj, frame.sub)
+        total = np.zeros_like(z_own)
+        np.add.at(total, row, z_nb)
+        count = np.bincount(row, minlength=len(atoms)).astype(np.float64)
+        z = 0.5 * z_own + 0.5 * total / np.maximum(count, 1.0)[:, None]
+        y = z @ ref.components.T
+        _, score = ref._nearest(y, ref._residual2(z, y))
+        return np.column_stack([(score <= ref.threshold) & (count > 0), score])
+
+    @staticmethod
+    def _names(grown: np.ndarray, labels: np.ndarray, touch: np.ndarray, ci: np.ndarray,
+               cj: np.ndarray) -> np.ndarray:
+        """The label most common among the ice atoms each grown atom touches (ties: the
+        lower code)."""
+        sel = touch & np.isin(ci, grown)
+        row = np.searchsorted(grown, ci[sel])
+        k = int(labels.max()) + 1
+        count = np.bincount(row * k + labels[cj[sel]].astype(np.int64),
+                            minlength=len(grown) * k).reshape(len(grown), k)
+        return np.argmax(count, axis=1).astype(labels.dtype)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"growth_contact": np.array(self.contact), "growth_rounds": np.array(self.rounds)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray],
+                    reference: NearestReference) -> GrowthCheck | None:
+        if "growth_contact" not in arrays:
+            return None
+        return cls(float(arrays["growth_contact"]),
+                   int(arrays.get("growth_rounds", GROWTH_ROUNDS))).bind(reference)

@@ -1,0 +1,72 @@
+"""The growth check: ice labelled to its last ordered layer at an interface, and never
+grown into liquid that touches no ice."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+
+
+def _without_growth(model):
+    from icemon import IcemonModel
+    from icemon.classification.classifier import PhaseClassifier
+
+    arrays = {k: v for k, v in model.classifier.to_arrays().items()
+              if not k.startswith("growth")}
+    return IcemonModel(model.net, PhaseClassifier.from_arrays(arrays), model.soap,
+                       model.denoise_steps, model.denoise_tol, model.meta)
+
+
+@pytest.fixture(scope="module")
+def plain_pipeline(model):
+    from icemon import Pipeline
+
+    return Pipeline(_without_growth(model))
+
+
+@pytest.fixture(scope="module")
+def slab_frame(gcicenet):
+    from golden_frames import slab
+
+    return slab(gcicenet)
+
+
+def test_the_shipped_model_grows_ice(model):
+    check = model.classifier.check("growth")
+    assert check is not None and check.contact == 3.5 and check.rounds >= 4
+    assert [c.name for c in model.classifier.checks][-1] == "growth"  # after the others
+    assert _without_growth(model).classifier.check("growth") is None
+
+
+def test_ice_reaches_the_interface_of_a_real_slab(pipeline, plain_pipeline, slab_frame):
+    """Real TIP4P/Ice Ih below real liquid: the ice 2–4 Å below the interface planes is
+    labelled ice (0.05 without growth, 0.88 with), the liquid half gains no ice."""
+    frac = (slab_frame.positions @ np.linalg.inv(slab_frame.cell))[:, 2] % 1.0
+    height = np.linalg.norm(slab_frame.cell[2])
+    depth = np.minimum(frac, np.minimum(np.abs(frac - 0.5), 1.0 - frac)) * height
+    in_ice = frac < 0.5
+    layer = in_ice & (depth >= 2.0) & (depth < 4.0)
+    before = plain_pipeline.process(slab_frame)
+    after = pipeline.process(slab_frame)
+    assert before.ice[layer].mean() < 0.2
+    assert after.ice[layer].mean() > 0.8
+    assert after.ice[~in_ice].sum() == 0
+    # growth only adds ice, named as the ice it touches, with a score below the threshold
+    assert (after.ice >= before.ice).all()
+    grown = after.ice & ~before.ice
+    assert set(np.unique(after.labels[grown])) == {after.phases.index("Ih")}
+    assert (after.scores[after.ice] <= pipeline.threshold).all()
+    assert (after.nearest[grown] == after.labels[grown]).all()
+
+
+def test_liquid_without_ice_is_left_alone(pipeline, plain_pipeline, gcicenet):
+    from .conftest import gcicenet_frame
+
+    frame = gcicenet_frame(gcicenet, "w")
+    a, b = pipeline.process(frame), plain_pipeline.process(frame)
+    assert (a.labels == b.labels).all() and a.ice.sum() == 0
