@@ -38,9 +38,6 @@ class OnDevice:
     def assess(self) -> Assessment:
         return self.reference.assess(self)
 
-    def __len__(self) -> int:
-        return int(self.features.shape[0])
-
 
 class DeviceReference:
     """A :class:`NearestReference`'s arrays on one device (copied once)."""

@@ -216,10 +216,13 @@ class Soap:
         return self._helpers[:n]
 
 
-def finite_descriptors(features: np.ndarray) -> np.ndarray:
-    """``features``, or :class:`FrameError` if any is NaN or infinite (a frame with such
-    descriptors is recorded as an error, never labelled: a NaN score is not "near")."""
-    if not np.isfinite(features).all():
+def finite_descriptors(features):
+    """``features`` (a numpy array, or a torch tensor on any device), or
+    :class:`FrameError` if any is NaN or infinite (a frame with such descriptors is
+    recorded as an error, never labelled: a NaN score is not "near")."""
+    finite = (features.isfinite().all() if hasattr(features, "isfinite")
+              else np.isfinite(features).all())
+    if not bool(finite):
         raise FrameError("non-finite SOAP descriptors for this frame (NaN or infinity): "
                          "it is recorded as an error, not classified")
     return features

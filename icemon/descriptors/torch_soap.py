@@ -82,8 +82,7 @@ class TorchSoap:
         # (L, N, K): radial weight of GTO k in basis function n
         self._b = (two_s2**1.5 * betas * shrink[:, None, :] ** (-(ls[:, :, None] + 1.5)))
         self._lm_l = np.repeat(np.arange(c.l_max + 1), 2 * np.arange(c.l_max + 1) + 1)
-        n = c.n_max
-        self._upper = np.triu_indices(n)
+        self._upper = np.stack(np.triu_indices(c.n_max))
         self._prefactor = np.pi * np.sqrt(8.0 / (2.0 * np.arange(c.l_max + 1) + 1.0))
         self._cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
@@ -97,7 +96,8 @@ class TorchSoap:
             def t(x):
                 return torch.as_tensor(x, dtype=torch.float64, device=device)
             self._cache[device] = (t(self._a), t(self._b), torch.as_tensor(
-                self._lm_l, device=device), t(self._prefactor))
+                self._lm_l, device=device), t(self._prefactor),
+                torch.as_tensor(self._upper, device=device))
         return self._cache[device]
 
     def __call__(self, positions: torch.Tensor, cell: np.ndarray,
@@ -113,7 +113,7 @@ class TorchSoap:
         i, j, shift = pairs
         n = pos.shape[0]
         c = self.config
-        a, b, lm_l, pref = self._consts(pos.device)
+        a, b, lm_l, pref, upper = self._consts(pos.device)
         out = torch.empty((n, self.n_features), dtype=torch.float64, device=pos.device)
         # centres are sorted in the list: a chunk of centres is a slice of the pairs
         bounds = torch.searchsorted(i, torch.arange(0, n + self.chunk, self.chunk,
@@ -121,7 +121,6 @@ class TorchSoap:
         bounds = bounds.tolist()
         y00 = 0.5 / math.sqrt(math.pi)
         self_term = b[0].sum(dim=1) * y00  # (N_max,) the centre atom itself (r = 0)
-        upper = torch.as_tensor(np.stack(self._upper), device=pos.device)
         for part, lo in enumerate(range(0, n, self.chunk)):
             hi = min(n, lo + self.chunk)
             e0, e1 = bounds[part], bounds[part + 1]

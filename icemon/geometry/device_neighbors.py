@@ -17,7 +17,6 @@ which is what makes 10⁶ atoms fit on one GPU.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch
@@ -26,17 +25,16 @@ CHUNK_CANDIDATES = 2**24
 """Candidate pairs held at once (per chunk of centres): ~0.5 GB of float32 work."""
 
 
-def device_pairs(pos: torch.Tensor, cell: np.ndarray | torch.Tensor, cutoff: float,
-                 self_images: bool = True,
+def device_pairs(pos: torch.Tensor, cell: np.ndarray | torch.Tensor, cutoff: float
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Full periodic neighbour list within ``cutoff`` Å, computed where ``pos`` lives.
 
     Args:
         pos: (N, 3) positions in Å (any float dtype, any device).
         cell: (3, 3) lattice vectors as rows, Å.
-        cutoff: Å; pairs with distance < cutoff are returned, both directions.
-        self_images: include an atom's own periodic images (the same atom in another
-            cell) when they are within the cutoff (a small cell); never the atom itself.
+        cutoff: Å; pairs with distance < cutoff are returned, both directions (an atom's
+            own periodic images included when a small cell brings them that close; never
+            the atom itself).
 
     Returns:
         (i, j, shifts): int64 centre and neighbour indices and the (E, 3) Cartesian image
@@ -94,8 +92,6 @@ def device_pairs(pos: torch.Tensor, cell: np.ndarray | torch.Tensor, cutoff: flo
         keep = r2 < cut2
         same = (i == j) & (img == 0).all(1)
         keep &= ~same
-        if not self_images:
-            keep &= i != j
         i, j, shift = i[keep], j[keep], shift[keep]
         out_i.append(i)
         out_j.append(j)
@@ -105,8 +101,3 @@ def device_pairs(pos: torch.Tensor, cell: np.ndarray | torch.Tensor, cutoff: flo
     i, j, s = torch.cat(out_i), torch.cat(out_j), torch.cat(out_s)
     return i, j, s.to(dtype)
 
-
-def bins_per_axis(cell: np.ndarray, cutoff: float) -> tuple[int, int, int]:
-    """How many bins :func:`device_pairs` uses along each lattice direction (diagnostic)."""
-    spacing = 1.0 / np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=np.float64)), axis=0)
-    return tuple(max(1, math.floor(s / cutoff)) for s in spacing)  # type: ignore[return-value]

@@ -93,6 +93,12 @@ class Neighbours:
         keep = self._r < radius
         return i[keep], j[keep], s[keep]
 
+    def lengths(self, radius: float) -> np.ndarray:
+        """Å, the length of each pair :meth:`pairs` gives for ``radius`` (vesin's, kept
+        from the build), in the same order."""
+        self.pairs(radius)
+        return self._r if radius == self.radius else self._r[self._r < radius]
+
     def pairs_among(self, radius: float, atoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(i, j) of the pairs closer than ``radius`` Å between ``atoms`` (indices), as
         positions in ``atoms``."""

@@ -61,8 +61,9 @@ class GrowthCheck(RegionalCheck):
         if not (labels == ref.liquid).any() or not is_ice(labels, ref.liquid,
                                                            ref.unknown).any():
             return  # nothing to grow into, or nothing to grow from: no neighbour list
-        ci, cj, images = frame.neighbours.pairs(max(self.contact, ref.shell))
-        d = self._lengths(frame, ci, cj, images)
+        radius = max(self.contact, ref.shell)
+        ci, cj, _ = frame.neighbours.pairs(radius)
+        d = frame.neighbours.lengths(radius)
         for _ in range(self.rounds):
             ice = is_ice(labels, ref.liquid, ref.unknown)
             touch = (d < self.contact) & ice[cj] & (labels[ci] == ref.liquid)
@@ -82,13 +83,6 @@ class GrowthCheck(RegionalCheck):
             frame.nearest[grown] = labels[grown]
             frame.scores[grown] = out[accept, 1]
 
-    @staticmethod
-    def _lengths(frame: FrameLabels, i: np.ndarray, j: np.ndarray,
-                 images: np.ndarray) -> np.ndarray:
-        """Lengths (Å) of the pairs (i, j, integer cell images) of the denoised frame."""
-        pos, cell = frame.positions, np.asarray(frame.cell, dtype=np.float64)
-        return np.linalg.norm(pos[j] + images @ cell - pos[i], axis=1)
-
     def _assess(self, frame: FrameLabels, atoms: np.ndarray, ice: np.ndarray,
                 ci: np.ndarray, cj: np.ndarray, d: np.ndarray) -> np.ndarray:
         """(len(atoms), 2): accepted (1/0) and the score of each candidate's half-own,
@@ -96,7 +90,9 @@ class GrowthCheck(RegionalCheck):
         ref = self.reference
         if not len(atoms):
             return np.zeros((0, 2))
-        keep = (d < ref.shell) & ice[cj] & np.isin(ci, atoms)
+        mine = np.zeros(len(ice), dtype=bool)
+        mine[atoms] = True
+        keep = (d < ref.shell) & ice[cj] & mine[ci]
         pi, pj = ci[keep], cj[keep]
         row = np.searchsorted(atoms, pi)
         z_own = frame.assessment.standardised(atoms, frame.sub)
@@ -114,7 +110,9 @@ class GrowthCheck(RegionalCheck):
                cj: np.ndarray) -> np.ndarray:
         """The label most common among the ice atoms each grown atom touches (ties: the
         lower code)."""
-        sel = touch & np.isin(ci, grown)
+        is_grown = np.zeros(len(labels), dtype=bool)
+        is_grown[grown] = True
+        sel = touch & is_grown[ci]
         row = np.searchsorted(grown, ci[sel])
         k = int(labels.max()) + 1
         count = np.bincount(row * k + labels[cj[sel]].astype(np.int64),
