@@ -15,6 +15,13 @@ cubic; OVITO ``ChillPlusModifier``, cutoff 3.5 Å):
 3. **TIP4P/Ice slab** (real GCIceNet Ih below, real GCIceNet liquid above; no MD): ice
    recall by distance from the nearer interface plane.
 4. **False ice in all-liquid frames**: GCIceNet liquid frames; mW liquid at 250 and 300 K.
+5. **Synthetic composites** (no MD, nothing but the model's own inputs): each reference
+   lattice (GenIce), strained and noised as the calibration does (σ = 0.15 Å), with the
+   upper half of the cell replaced by a random packing at the lattice's density (the
+   calibration's synthetic disorder, pushed apart to 2.5 Å from itself and the ice); the
+   truth is known by construction. Ice recall and false ice by depth from the interface
+   planes, without the growth check and for growth own weights (``--own-weights``): the
+   trade-off the check's weight sits on.
 
 For the mW frames CHILL+ is also applied to the **inherent structure** (the frame's
 energy minimum under mW, LAMMPS conjugate gradients): minimising removes the thermal
@@ -24,6 +31,7 @@ minimising may also order some interfacial liquid, so it is a bound from above r
 the truth).
 
     python benchmarks/interfaces.py [--radii 8 11 14] [--model M.npz] [--skip planar ...]
+                                    [--own-weights 1 0.5 0]
 """
 
 from __future__ import annotations
@@ -268,12 +276,91 @@ def liquids(pipe, tmp: Path) -> None:
               flush=True)
 
 
+def packed_half(rng: np.random.Generator, pos: np.ndarray, cell: np.ndarray,
+                d_min: float = 2.5, iterations: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """``pos`` with the atoms of fractional z ≥ 0.5 moved to random places in that half,
+    pushed apart (from each other and from the fixed lower half) to ~``d_min`` Å."""
+    from icemon.geometry.neighbors import neighbor_list
+
+    inv = np.linalg.inv(cell)
+    dis = (pos @ inv)[:, 2] % 1.0 >= 0.5
+    f = rng.uniform(size=(int(dis.sum()), 3))
+    f[:, 2] = 0.5 + 0.5 * f[:, 2]
+    new = pos.copy()
+    new[dis] = f @ cell
+    for _ in range(iterations):
+        i, j, s = neighbor_list(new, cell, d_min)
+        m = dis[i]
+        if not m.any():
+            break
+        vec = new[j[m]] + s[m] - new[i[m]]
+        r = np.linalg.norm(vec, axis=1)
+        disp = np.zeros_like(new)
+        np.add.at(disp, i[m], -0.25 * ((d_min - r) / np.maximum(r, 1e-6))[:, None] * vec)
+        fr = (new[dis] + disp[dis]) @ inv
+        fr[:, 2] = np.clip(fr[:, 2] % 1.0, 0.5, 0.999)  # the disorder stays in its half
+        new[dis] = fr @ cell
+    return new, dis
+
+
+def synthetic(pipe, weights: list[float], samples: int = 2, sigma: float = 0.15,
+              strain: float = 0.04, seed: int = 0) -> None:
+    from icemon import Frame
+    from icemon.lattices.references import reference
+    from icemon.phases import is_ice
+    from icemon.training.train import noisy_sample
+
+    growth = pipe.classifier.check("growth")
+    shipped = None if growth is None else growth.own_weight
+    print("\n5. synthetic composites (each reference lattice, σ = 0.15 Å, upper half a random "
+          f"packing; {samples} per lattice): ice recall | false ice, by depth from the "
+          f"interface; the model's own weight: {shipped}")
+    rng = np.random.default_rng(seed)
+    comps = []
+    for phase in [p for p in pipe.model.phases if p not in ("liquid", "unknown")]:
+        atoms = reference(phase, min_height=12.0).repeat((1, 1, 2))
+        base = (atoms.positions.copy(), np.asarray(atoms.cell[:]))
+        for _ in range(samples):
+            pos, cell, _ = noisy_sample(rng, base, sigma, strain)
+            pos, dis = packed_half(rng, pos, cell)
+            fz = (pos @ np.linalg.inv(cell))[:, 2] % 1.0
+            height = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[0], cell[1]))
+            comps.append((pos, cell, dis, np.minimum.reduce([fz, abs(fz - 0.5), 1 - fz]) * height))
+    bins = [(0, 2), (2, 4), (4, 6), (6, 12)]
+    head = " ".join(f"{f'{lo}-{hi} Å':>8s}" for lo, hi in bins)
+    print(f"{'own weight':>10s} | ice recall {head} | false ice {head}")
+    checks = pipe.classifier.checks
+    for w in [None, *weights]:
+        if w is None:
+            pipe.classifier.checks = [c for c in checks if c.name != "growth"]
+        elif growth is not None:
+            growth.own_weight = w
+        hit = np.zeros((2, len(bins), 2))
+        for pos, cell, dis, depth in comps:
+            r = pipe.process(Frame(pos, cell))
+            ice = is_ice(r.labels, r.liquid, r.unknown)
+            for b, (lo, hi) in enumerate(bins):
+                for side, mask in enumerate((~dis, dis)):
+                    sel = mask & (depth >= lo) & (depth < hi)
+                    hit[side, b] += ice[sel].sum(), sel.sum()
+        pipe.classifier.checks = checks
+        rate = hit[..., 0] / np.maximum(hit[..., 1], 1)
+        label = "no growth" if w is None else f"{w:.2f}"
+        print(f"{label:>10s} | {'':10s} " + " ".join(f"{v:8.3f}" for v in rate[0])
+              + f" | {'':9s} " + " ".join(f"{v:8.4f}" for v in rate[1]), flush=True)
+    if growth is not None:
+        growth.own_weight = shipped
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None)
     p.add_argument("--radii", type=float, nargs="+", default=[8.0, 11.0, 14.0])
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["seeds", "planar", "tip4p", "liquids"])
+                   choices=["seeds", "planar", "tip4p", "liquids", "synthetic"])
+    p.add_argument("--own-weights", type=float, nargs="*",
+                   default=[1.0, 0.8, 0.6, 0.5, 0.4, 0.2, 0.0],
+                   help="growth own weights of the synthetic section")
     a = p.parse_args()
     import torch
     from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
@@ -292,6 +379,8 @@ def main() -> None:
         tip4p_slab(pipe)
     if "liquids" not in a.skip:
         liquids(pipe, tmp)
+    if "synthetic" not in a.skip:
+        synthetic(pipe, a.own_weights)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@
 # network array of icemon/data/ice-denoiser.npz bit for bit, in under a minute.
 #
 # Environment: ICEMON_THREADS (torch threads, default 1 as recorded), ICEMON_DEVICE
-# (cpu or cuda, default cpu), PYTHON (default python).
+# (cpu or cuda, default cpu), PYTHON (default python), ICEMON_SET (space-separated
+# KEY=VALUE overrides given to every stage, e.g. "model.n_layers=2" for an architecture
+# experiment through the same recipe).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,6 +69,9 @@ for row in "${STAGES[@]}"; do
   if [[ "$init" != - ]]; then
     args+=(--set "init=$OUT/$init.npz")
   fi
+  for kv in ${ICEMON_SET:-}; do
+    args+=(--set "$kv")
+  done
   echo "== $stage: icemon ${args[*]}" >&2
   "$PYTHON" -m icemon "${args[@]}"
 done

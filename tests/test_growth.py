@@ -70,3 +70,29 @@ def test_liquid_without_ice_is_left_alone(pipeline, plain_pipeline, gcicenet):
     frame = gcicenet_frame(gcicenet, "w")
     a, b = pipeline.process(frame), plain_pipeline.process(frame)
     assert (a.labels == b.labels).all() and a.ice.sum() == 0
+
+
+def test_own_weight_sets_how_far_ice_grows(model, plain_pipeline, slab_frame, tmp_path):
+    """The own weight is the check's one trade-off: 1 re-scores a candidate on its own
+    environment (the least growth), smaller weights lean on the ice it touches (more); a
+    model file keeps it, and files without it read the former fixed half-half."""
+    from icemon import IcemonModel, Pipeline
+    from icemon.classification.checks import GrowthCheck
+    from icemon.errors import ConfigError
+
+    assert model.classifier.check("growth").own_weight == 0.5
+    grown = []
+    for w in (1.0, 0.5, 0.2):
+        m = IcemonModel.load()
+        m.classifier.add(GrowthCheck(3.5, 8, w))
+        path = tmp_path / f"w{w}.npz"
+        m.save(path)
+        back = IcemonModel.load(path)
+        assert back.classifier.check("growth").own_weight == w
+        grown.append(int(Pipeline(back).process(slab_frame).ice.sum()))
+    base = int(plain_pipeline.process(slab_frame).ice.sum())
+    assert base < grown[0] < grown[1] < grown[2]
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="own weight"):
+            GrowthCheck(3.5, 8, bad)
+

@@ -91,6 +91,9 @@ class TrainConfig:
     0 = no growth, the labels of models before v0.9)."""
     growth_rounds: int = 8
     """Growth steps at most (layers examined)."""
+    growth_own_weight: float = 0.5
+    """Share of a growth candidate's own descriptor in its re-scored one, the rest being the
+    mean of its ice neighbours' (1 would re-score it on its own environment alone)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
     the unknown-vs-liquid decision (:attr:`~icemon.classification.checks.repeat.RepeatCheck.shell`)."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from icemon.classification.checks.base import FrameLabels, RegionalCheck, register
+from icemon.errors import ConfigError
 from icemon.phases import is_ice
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ the cluster rule's bond)."""
 GROWTH_ROUNDS = 8
 """Layers examined at most (measured: 4 suffice on mW seeds and slabs)."""
 
+GROWTH_OWN_WEIGHT = 0.5
+"""Weight of a candidate's own descriptor in its re-scored one (the rest: the mean of its
+ice-labelled shell neighbours'); model files without ``growth_own_weight`` use it."""
+
 
 @register
 @dataclass
@@ -48,10 +53,19 @@ class GrowthCheck(RegionalCheck):
     """Å, the distance within which an atom touches ice."""
     rounds: int = GROWTH_ROUNDS
     """Growth steps at most."""
+    own_weight: float = GROWTH_OWN_WEIGHT
+    """Share of the candidate's own descriptor in the re-scored one (1: no growth)."""
 
     name = "growth"
     order = 50
-    arrays = ("growth_contact", "growth_rounds")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.own_weight <= 1.0:
+            raise ConfigError(f"growth own weight {self.own_weight} is outside [0, 1]")
+        if self.contact <= 0 or self.rounds < 1:
+            raise ConfigError(f"growth needs a contact > 0 Å and at least one round, not "
+                              f"{self.contact} Å and {self.rounds}")
+    arrays = ("growth_contact", "growth_rounds", "growth_own_weight")
 
     def apply(self, frame: FrameLabels) -> None:
         ref = self.reference
@@ -100,7 +114,8 @@ class GrowthCheck(RegionalCheck):
         total = np.zeros_like(z_own)
         np.add.at(total, row, z_nb)
         count = np.bincount(row, minlength=len(atoms)).astype(np.float64)
-        z = 0.5 * z_own + 0.5 * total / np.maximum(count, 1.0)[:, None]
+        w = self.own_weight
+        z = w * z_own + (1.0 - w) * total / np.maximum(count, 1.0)[:, None]
         y = z @ ref.components.T
         _, score = ref._nearest(y, ref._residual2(z, y))
         return np.column_stack([(score <= ref.threshold) & (count > 0), score])
@@ -120,7 +135,8 @@ class GrowthCheck(RegionalCheck):
         return np.argmax(count, axis=1).astype(labels.dtype)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"growth_contact": np.array(self.contact), "growth_rounds": np.array(self.rounds)}
+        return {"growth_contact": np.array(self.contact), "growth_rounds": np.array(self.rounds),
+                "growth_own_weight": np.array(self.own_weight)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray],
@@ -128,4 +144,5 @@ class GrowthCheck(RegionalCheck):
         if "growth_contact" not in arrays:
             return None
         return cls(float(arrays["growth_contact"]),
-                   int(arrays.get("growth_rounds", GROWTH_ROUNDS))).bind(reference)
+                   int(arrays.get("growth_rounds", GROWTH_ROUNDS)),
+                   float(arrays.get("growth_own_weight", GROWTH_OWN_WEIGHT))).bind(reference)
