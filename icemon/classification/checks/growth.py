@@ -5,17 +5,21 @@ The decision score averages each atom's descriptor over its neighbours within th
 scatter in bulk but makes an ice atom at an interface half liquid: its average lands
 beyond the threshold and a nucleus or a front loses about one molecular layer. This check
 re-examines exactly those atoms: an atom labelled liquid with an ice atom within
-:attr:`GrowthCheck.contact` Å is scored again with a descriptor half its own and half the
-mean of its ice-labelled shell neighbours' — the shell average with the liquid side left
-out — against the same references and threshold. Accepted atoms become ice, named as most
+:attr:`GrowthCheck.contact` Å is scored again with a descriptor part its own
+(:attr:`GrowthCheck.own_weight`, a half in the shipped model) and the rest the mean of its
+ice-labelled shell neighbours' — the shell average with the liquid side left out — against
+the same references and threshold. Accepted atoms become ice, named as most
 of the ice atoms they touch are (ties: the lower code), and the next layer is examined,
 until no atom changes or :attr:`GrowthCheck.rounds` rounds have run.
 
 Nothing is fitted to interfaces: the references, the threshold and the shell are the
 model's (ideal lattices and synthetic noise), the contact radius is the first O–O shell
-of every ice (≤ 3.5 Å, the cluster rule's bond). Growth starts only from atoms already
-labelled ice, so all-liquid frames cannot gain ice, and each step needs the atom's own
-environment to be half of an ice environment.
+of every ice (≤ 3.5 Å, the cluster rule's bond). The own weight is a stated setting, not a
+fit: on synthetic ice|random-packing composites (``benchmarks/interfaces.py``, section 5)
+it trades recall of the ice's last layer against false ice in the packing's first, and no
+rule there picks one value. Growth starts only from atoms already labelled ice, so
+all-liquid frames cannot gain ice, and each step needs the atom's own environment to make
+up its share of an ice environment.
 """
 
 from __future__ import annotations
@@ -54,10 +58,12 @@ class GrowthCheck(RegionalCheck):
     rounds: int = GROWTH_ROUNDS
     """Growth steps at most."""
     own_weight: float = GROWTH_OWN_WEIGHT
-    """Share of the candidate's own descriptor in the re-scored one (1: no growth)."""
+    """Share of the candidate's own descriptor in the re-scored one, the rest the mean of its
+    ice neighbours' (1: its own unaveraged descriptor alone, which still grows a little)."""
 
     name = "growth"
     order = 50
+    arrays = ("growth_contact", "growth_rounds", "growth_own_weight")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.own_weight <= 1.0:
@@ -65,7 +71,6 @@ class GrowthCheck(RegionalCheck):
         if self.contact <= 0 or self.rounds < 1:
             raise ConfigError(f"growth needs a contact > 0 Å and at least one round, not "
                               f"{self.contact} Å and {self.rounds}")
-    arrays = ("growth_contact", "growth_rounds", "growth_own_weight")
 
     def apply(self, frame: FrameLabels) -> None:
         ref = self.reference
