@@ -104,8 +104,9 @@ class GrowthCheck(RegionalCheck):
 
     def _assess(self, frame: FrameLabels, atoms: np.ndarray, ice: np.ndarray,
                 ci: np.ndarray, cj: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """(len(atoms), 2): accepted (1/0) and the score of each candidate's half-own,
-        half-ice-neighbours descriptor; ``atoms`` are this executor's own candidates."""
+        """(len(atoms), 2): accepted (1/0) and the score of each candidate's descriptor
+        re-weighted by :attr:`own_weight` (its own, the rest its ice shell neighbours' mean);
+        ``atoms`` are this executor's own candidates."""
         ref = self.reference
         if not len(atoms):
             return np.zeros((0, 2))
