@@ -2,8 +2,9 @@
 
 The settings are much smaller than the paper's (r_cut 12 Å, n_max 10, l_max 8) because on
 denoised structures a short descriptor already separates the ices (the shipped model:
-r_cut 6 Å, n_max 4, l_max 6, averaged over neighbours; see :mod:`icemon.classification.classifier`); they
-are stored in every model file.
+r_cut 6 Å, n_max 4, l_max 4, averaged over neighbours; see
+:mod:`icemon.classification.reference`); they are stored in every model file (``icemon
+info`` prints them).
 
 dscribe's C++ keeps Python's GIL, so threads cannot share the work; on more than one
 core the atoms of a frame are split between this process and helper processes
