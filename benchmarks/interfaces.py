@@ -33,7 +33,7 @@ minimising may also order some interfacial liquid, so it is a bound from above r
 the truth).
 
     python benchmarks/interfaces.py [--radii 8 11 14] [--model M.npz] [--skip planar ...]
-                                    [--own-weights 1 0.5 0]
+                                    [--own-weights 1 0.5 0] [--samples 2]
 """
 
 from __future__ import annotations
@@ -370,6 +370,8 @@ def main() -> None:
     p.add_argument("--own-weights", type=float, nargs="*",
                    default=[1.0, 0.8, 0.6, 0.5, 0.4, 0.2, 0.0],
                    help="growth own weights of the synthetic section")
+    p.add_argument("--samples", type=int, default=2,
+                   help="composites per reference lattice in the synthetic section")
     a = p.parse_args()
     import torch
     from mpi4py import MPI  # noqa: F401 - loads libmpi before the LAMMPS library
@@ -389,7 +391,7 @@ def main() -> None:
     if "liquids" not in a.skip:
         liquids(pipe, tmp)
     if "synthetic" not in a.skip:
-        synthetic(pipe, a.own_weights)
+        synthetic(pipe, a.own_weights, samples=a.samples)
 
 
 if __name__ == "__main__":
