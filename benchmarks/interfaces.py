@@ -33,7 +33,7 @@ minimising may also order some interfacial liquid, so it is a bound from above r
 the truth).
 
     python benchmarks/interfaces.py [--radii 8 11 14] [--model M.npz] [--skip planar ...]
-                                    [--own-weights 1 0.5 0] [--samples 2]
+                                    [--own-weights 1 0.5 0] [--samples 6]
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def packed_half(rng: np.random.Generator, pos: np.ndarray, cell: np.ndarray,
     return new, dis
 
 
-def synthetic(pipe, weights: list[float], samples: int = 2, sigma: float = 0.15,
+def synthetic(pipe, weights: list[float], samples: int = 6, sigma: float = 0.15,
               strain: float = 0.04, seed: int = 0) -> None:
     from icemon import Frame
     from icemon.lattices.references import reference
@@ -370,7 +370,7 @@ def main() -> None:
     p.add_argument("--own-weights", type=float, nargs="*",
                    default=[1.0, 0.8, 0.6, 0.5, 0.4, 0.2, 0.0],
                    help="growth own weights of the synthetic section")
-    p.add_argument("--samples", type=int, default=2,
+    p.add_argument("--samples", type=int, default=6,
                    help="composites per reference lattice in the synthetic section")
     a = p.parse_args()
     import torch
