@@ -254,6 +254,11 @@ def main() -> int:
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in chill[1].items()))
     summaries = {}
     modes = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
+    # models are named by file stem, or by their path where stems repeat (a rebuilt model
+    # is ice-denoiser.npz like the shipped one): the Pareto table keeps one row per name
+    stems = [Path(m).stem for m in args.model or []]
+    labels = {m: Path(m).stem if stems.count(Path(m).stem) == 1 else str(Path(m).with_suffix(""))
+              for m in args.model or []}
     for m, compiled in [(m, c) for m in args.model or [None] for c in modes]:
         t0 = time.perf_counter()
         res = evaluate(m, frames, args.denoise_steps, args.threads, compiled, args.workers)
@@ -270,7 +275,7 @@ def main() -> int:
             print(f"CHILL+ before / after this model: {chill[0]:.3g} / {after[0]:.3g} O/s "
                   f"(peer rate {peer:.3g})")
             chill = after
-        name = (Path(m).stem if m else "shipped") + (" (compiled)" if compiled else "")
+        name = (labels[m] if m else "shipped") + (" (compiled)" if compiled else "")
         summaries[name] = report(name, res, peer)
         print(f"({time.perf_counter() - t0:.0f} s)")
     pareto(summaries)

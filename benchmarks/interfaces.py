@@ -199,8 +199,6 @@ def planar(pipe, tmp: Path, steps: int = 10000, every: int = 500) -> None:
     lmp.command("reset_timestep 0")
     lmp.command(f"velocity all create {live.TEMPERATURE} 777 mom yes rot yes")
     lmp.command(f"fix md all npt temp {live.TEMPERATURE} {live.TEMPERATURE} 1000 z 1 1 10000")
-    names = np.array(pipe.model.phases)
-    ice_codes = [k for k, p in enumerate(names) if p not in ("liquid", "unknown")]
     print(f"{'step':>6s} {'icemon':>7s} {'CHILL+':>7s} {'diff':>6s} {'inherent':>8s} {'diff':>6s}")
     worst = worst_m = 0.0
     wrong_a = wrong_b = seen = 0
@@ -210,7 +208,7 @@ def planar(pipe, tmp: Path, steps: int = 10000, every: int = 500) -> None:
         x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3).copy()
         lo, hi = np.array(lmp.extract_box()[0]), np.array(lmp.extract_box()[1])
         frame = Frame(x - lo, np.diag(hi - lo))
-        ice_a = np.isin(pipe.process(frame).labels, ice_codes)
+        ice_a = pipe.process(frame).ice
         ice_b = chill_ice(frame.positions, frame.cell)
         ice_c = inherent_ice(frame.positions, frame.cell)
         a, b, c = (100 * v.mean() for v in (ice_a, ice_b, ice_c))
