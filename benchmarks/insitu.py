@@ -69,7 +69,7 @@ def interleaved(a: argparse.Namespace) -> None:
     if rank == 0:
         for name in ("one.h5", "two.h5"):
             (tmp / name).unlink(missing_ok=True)
-        serial = Pipeline(model, compile=a.compile)
+        serial = Pipeline(model, compile=a.compile, processes=1)
         mons = [Monitor(tmp / "one.h5", ids, pipeline=serial),
                 Monitor(tmp / "two.h5", ids, pipeline=shared)]
     pairs: list[tuple[float, float]] = []

@@ -101,7 +101,7 @@ def interleave(rounds: int, model: str | None, thermal: bool,
     if comm.size != 2:
         raise SystemExit("--interleave needs mpirun -np 2")
     todo = frames(rounds + 2, thermal, temperature)
-    serial = Pipeline(model, compile=True) if comm.rank == 0 else None
+    serial = Pipeline(model, compile=True, processes=1) if comm.rank == 0 else None
     shared = Pipeline(model, comm=comm, compile=True)
     one, two = [], []
     for k, frame in enumerate(todo):

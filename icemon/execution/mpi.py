@@ -382,7 +382,7 @@ class Ranks(Shared):
             step = float(np.linalg.norm(eps, axis=1).max()) if len(eps) else 0.0
             # the stopping rule is collective only where it can stop early (a model with
             # tol 0, as shipped, always makes its max_steps passes: no reduction needed)
-            history.append(self.comm.allreduce(step, op=_max_op()) if den.tol > 0 else step)
+            history.append(self.comm.allreduce(step, op=_max_op(self.comm)) if den.tol > 0 else step)
             if history[-1] < den.tol:
                 break
         self.moved = _largest_move(pos[own], start[own])
@@ -447,7 +447,11 @@ def _largest_move(pos: np.ndarray, start: np.ndarray) -> float:
     return float(np.linalg.norm(pos.astype(np.float64) - start, axis=1).max())
 
 
-def _max_op() -> Any:
+def _max_op(comm: Any) -> Any:
+    """The maximum reduction of ``comm``: its own ``MAX`` where it has one
+    (:class:`~icemon.execution.team.PipeComm`), else mpi4py's."""
+    if hasattr(comm, "MAX"):
+        return comm.MAX
     from mpi4py import MPI
 
     return MPI.MAX

@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -25,6 +26,9 @@ from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
 from icemon.phases import LIQUID_NAME, is_ice, liquid_code, unknown_code
+
+if TYPE_CHECKING:
+    from icemon.execution.team import Team
 
 
 @dataclass
@@ -180,19 +184,27 @@ class Pipeline:
             same frame, each does the per-atom work of a share of the atoms, and every
             rank gets the same result (:mod:`icemon.execution.mpi`; no SOAP helper
             processes then).
+        processes: processes sharing each frame on this machine (this one plus helper
+            processes, one torch thread each; :mod:`icemon.execution.team`). None
+            (default): as many as torch has threads, at most 8, and at most one per
+            400 oxygens of the frame (smaller frames run in this process alone); 1: never.
+            Only on the host path (the CPU) without ``comm``.
 
-    The network uses ``torch.get_num_threads()`` threads and SOAP as many processes
-    (see :mod:`icemon.descriptors.soap`); set them with ``torch.set_num_threads``.
+    On one core, or with ``processes=1``, the network uses ``torch.get_num_threads()``
+    threads and SOAP as many processes (see :mod:`icemon.descriptors.soap`); set them with
+    ``torch.set_num_threads``. On more, a large enough frame is shared by helper
+    processes the way MPI ranks share it (same labels; threads sharing one frame gain
+    little here: the compiled network does not use a second thread at these sizes).
 
     One pipeline may be shared by threads (e.g. one monitor per i-PI bead): frames are
-    processed one at a time, since the SOAP helper processes hold one request each.
+    processed one at a time, since the helper processes hold one request each.
     ``close()`` (or a ``with`` block) stops the helpers.
     """
 
     def __init__(self, model: str | Path | IcemonModel | None = None,
                  denoise_steps: int | None = None, tol: float | None = None,
                  device: str = "cpu", comm: Any | None = None, compile: bool | None = None,
-                 on_device: bool | None = None) -> None:
+                 on_device: bool | None = None, processes: int | None = None) -> None:
         import torch
 
         from icemon.errors import ConfigError
@@ -217,6 +229,12 @@ class Pipeline:
         # (measured: first forward of each frame 3-8x slower with 2 BLAS threads).
         self._threadpools = ThreadpoolController()
         self._lock = threading.Lock()
+        if processes is not None and int(processes) < 1:
+            raise ConfigError(f"processes must be at least 1, got {processes}")
+        self.processes = processes
+        self._team: Team | None = None
+        self._team_failed = False
+        self._model_file: tempfile.TemporaryDirectory | None = None
 
     @property
     def threshold(self) -> float:
@@ -234,9 +252,10 @@ class Pipeline:
             return self._process(frame)
 
     def close(self) -> None:
-        """Stop the SOAP helper processes (a later frame starts them again)."""
+        """Stop the helper processes (a later frame starts them again)."""
         with self._lock:
             self.soap.close()
+            self._stop_team()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -250,7 +269,111 @@ class Pipeline:
 
             return self.process_with(frame, Ranks.for_frame(self.comm, frame,
                                                             self.soap.config.r_cut))
+        size = self.team_size(len(frame.positions))
+        if size > 1 and self._team_ready(size):
+            return self._shared(frame, size)
         return self.process_with(frame, self._device_run or SerialRun())
+
+    def start_helpers(self, n_atoms: int, timeout: float = 120.0) -> int:
+        """Start the helper processes that would share a frame of ``n_atoms`` oxygens and
+        wait until they are up (at most ``timeout`` s); returns how many processes will
+        share such a frame. Optional: without it the helpers start at the first large
+        frame, which runs alone meanwhile (for benchmarks, or a caller that wants its
+        first frames shared)."""
+        from icemon.execution.team import TeamError
+
+        size = self.team_size(n_atoms)
+        if size > 1:
+            with self._lock:
+                try:
+                    self._start_team(size).wait_ready(timeout)
+                except (TeamError, OSError) as exc:
+                    self._give_up_team(exc)
+                    return 1
+        return size
+
+    def team_size(self, n_atoms: int) -> int:
+        """How many processes share a frame of ``n_atoms`` oxygens (1: this one alone)."""
+        import torch
+
+        from icemon.execution.team import MAX_TEAM, MIN_ATOMS_PER_PROCESS
+
+        if self.comm is not None or self.on_device or self._team_failed:
+            return 1
+        if self.denoiser.device.type != "cpu":
+            return 1
+        allowed = self.processes if self.processes is not None else torch.get_num_threads()
+        return max(1, min(int(allowed), MAX_TEAM, n_atoms // MIN_ATOMS_PER_PROCESS))
+
+    def _team_ready(self, size: int) -> bool:
+        """Whether helpers for ``size`` processes are up: started here in the background
+        if not, so that frames are not kept waiting (they run alone meanwhile, and a run
+        of one frame never waits for helpers to start)."""
+        from icemon.execution.team import TeamError
+
+        try:
+            return self._start_team(size).ready()
+        except (TeamError, OSError) as exc:
+            self._give_up_team(exc)
+            return False
+
+    def _give_up_team(self, exc: BaseException) -> None:
+        import warnings
+
+        warnings.warn(f"{exc}; classifying in one process from now on", RuntimeWarning,
+                      stacklevel=4)
+        self._team_failed = True
+        self._stop_team()
+
+    def _shared(self, frame: Frame, size: int) -> Result:
+        """``frame`` shared by ``size`` processes (:mod:`icemon.execution.team`); a frame
+        that fails is run again here alone (the caller sees its own error), a helper that
+        stops ends sharing for this pipeline (one warning)."""
+        import torch
+
+        from icemon.execution.mpi import CollectiveError, Ranks
+        from icemon.execution.team import TeamError
+
+        assert self._team is not None
+        team = self._team
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one core per process while they share the frame
+        try:
+            comm = team.share(frame, size)
+            return self.process_with(frame, Ranks.for_frame(comm, frame,
+                                                            self.soap.config.r_cut))
+        except CollectiveError:
+            pass  # every process stopped at the same point: rerun alone, for the real error
+        except TeamError as exc:
+            self._give_up_team(exc)
+        except BaseException:
+            self._stop_team()  # stopped mid-exchange: no later frame may read this one's
+            raise
+        finally:
+            torch.set_num_threads(threads)
+        return self.process_with(frame, SerialRun())
+
+    def _start_team(self, size: int) -> Team:
+        from icemon.execution.team import Team
+
+        if self._team is not None and self._team.size < size:
+            self._stop_team()
+        if self._team is None:
+            # the helpers load this model as it is now (weights + config, never a pickled
+            # module; not its file, which may differ from the model in memory)
+            self._model_file = tempfile.TemporaryDirectory(prefix="icemon-team-")
+            path = str(self.model.save(Path(self._model_file.name) / "model.npz"))
+            d = self.denoiser
+            self._team = Team(size, path, d.max_steps, d.tol, d.compiled)
+        return self._team
+
+    def _stop_team(self) -> None:
+        if self._team is not None:
+            self._team.close()
+            self._team = None
+        if self._model_file is not None:
+            self._model_file.cleanup()
+            self._model_file = None
 
     def process_with(self, frame: Frame, run: SerialRun | Any) -> Result:
         """:meth:`process` by an executor: :class:`SerialRun`, or the

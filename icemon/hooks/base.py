@@ -12,8 +12,10 @@ same keywords for the same things, is a context manager and reads back the same 
                 i-PI: element/atom name or indices)
 ``model``       model file, loaded :class:`~icemon.model.modelfile.IcemonModel`,
                 or None for the shipped one
-``threads``     torch threads of the monitor (default: 1 under MPI or with
-                ``overlap``, where the simulation keeps the cores busy)
+``threads``     cores the monitor may use (default: 1 under MPI or with
+                ``overlap``, where the simulation keeps the cores busy); on 2 or
+                more a frame of ≥ 800 oxygens is shared by helper processes
+                (:mod:`icemon.execution.team`)
 ``device``      ``"cpu"`` or ``"cuda"``
 ``positions``   also log given and denoised positions (fronts, export)
 ``overlap``     classify in a worker thread while the simulation goes on

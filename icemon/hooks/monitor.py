@@ -109,7 +109,7 @@ class Monitor:
         denoise_steps, device, compile: passed to :class:`Pipeline` (ignored when
             ``pipeline`` is given).
         threads: torch threads (process-wide), which is also the number of processes
-            sharing SOAP; default 1 with ``overlap`` (measured: 2 threads beside a
+            sharing a frame (:class:`Pipeline`); default 1 with ``overlap`` (measured: 2 threads beside a
             running simulation on 2 cores made each frame 2-4x slower), else unchanged.
         on_frame: called with each result after it is in the log (in the worker thread
             with ``overlap``); an exception there is warned about, the frame stays logged.

@@ -50,7 +50,7 @@ class IcePhases(AnalysisBase):
             stands for all its atoms.
         model: a model file path, a loaded :class:`~icemon.model.modelfile.IcemonModel`,
             or None for the shipped model.
-        threads: torch threads (also the number of processes sharing SOAP) while
+        threads: torch threads (also the number of processes sharing a frame) while
             :meth:`run` runs; the previous count is restored afterwards. None: unchanged.
         device: torch device of the network ("cpu" or "cuda").
         denoise_steps: override the model's number of denoising updates (0 = none).
@@ -91,7 +91,7 @@ class IcePhases(AnalysisBase):
     - ``phases``: the phase names (the model's vocabulary), ``atom_ids``: (N,) ids;
     - ``denoised``: (n_frames, N, 3) float32 Å, only with ``keep_denoised``.
 
-    The pipeline's SOAP helper processes and the log are closed when :meth:`run` ends,
+    The pipeline's helper processes and the log are closed when :meth:`run` ends,
     also when it fails; frames logged until then stay in the log.
     """
 

@@ -77,7 +77,7 @@ class IcePhasesModifier(ModifierInterface):
         oxygens: the oxygens' particle type, by name (default ``"O"``, e.g. ``"OW"``) or
             by integer type id.
         model: icemon model file; ``""`` = the shipped model.
-        threads: torch threads and SOAP processes while a frame is classified (0 = as
+        threads: torch threads and processes sharing a frame while it is classified (0 = as
             they are); restored afterwards, so OVITO's own threads are not changed.
         device: torch device of the network (``"cpu"``, ``"cuda"``).
         denoise_steps: maximum denoising updates (None = the model's; 0 = classify the
@@ -191,7 +191,7 @@ class IcePhasesModifier(ModifierInterface):
         return water_subset(select, positions[select], positions[hydrogens], cell)
 
     def close(self) -> None:
-        """Stop the cached pipeline's SOAP helper processes (the next frame restarts them)."""
+        """Stop the cached pipeline's helper processes (the next frame restarts them)."""
         cached = getattr(self, "_icemon_pipeline", None)
         if cached is not None:
             cached[1].close()
