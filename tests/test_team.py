@@ -178,3 +178,30 @@ def test_frames_never_wait_for_helpers_to_start(model, gcicenet):
     helper = team.procs[0]
     pipe.close()
     assert helper.poll() is not None and pipe._team is None
+
+
+@pytest.mark.slow
+def test_a_monitor_starts_helpers_when_it_attaches(tmp_path, model, gcicenet):
+    """A hook's monitor starts the helpers with the engine's set-up and its first frame
+    waits for them: every frame of a run is shared (the network compiled once per
+    process)."""
+    from icemon.hooks.monitor import Monitor
+    from icemon.io.log import complete_frames, open_log
+
+    frame = gcicenet_frame(gcicenet, "1h")
+    with Pipeline(model, processes=2) as pipe:
+        with Monitor(tmp_path / "m.h5", frame.atom_ids, pipeline=pipe) as mon:
+            assert pipe._team is not None  # started, not yet waited for
+            mon(frame)
+            assert all(pipe._team._ready) and mon.n_logged == 1
+    with open_log(tmp_path / "m.h5") as log:
+        assert complete_frames(log) == 1
+
+
+def test_helpers_leave_the_model_naming_its_own_file(model, tmp_path):
+    """The copy the helpers load does not rename the model: logs keep recording the file
+    the model came from (its sha256)."""
+    before = (model.path, model.sha256)
+    with Pipeline(model, processes=2) as pipe:
+        assert pipe.start_helpers(4 * MIN_ATOMS_PER_PROCESS, wait=False) == 2
+        assert (pipe.model.path, pipe.model.sha256) == before

@@ -274,19 +274,22 @@ class Pipeline:
             return self._shared(frame, size)
         return self.process_with(frame, self._device_run or SerialRun())
 
-    def start_helpers(self, n_atoms: int, timeout: float = 120.0) -> int:
-        """Start the helper processes that would share a frame of ``n_atoms`` oxygens and
-        wait until they are up (at most ``timeout`` s); returns how many processes will
-        share such a frame. Optional: without it the helpers start at the first large
-        frame, which runs alone meanwhile (for benchmarks, or a caller that wants its
-        first frames shared)."""
+    def start_helpers(self, n_atoms: int, wait: bool = True, timeout: float = 120.0) -> int:
+        """Start the helper processes that would share a frame of ``n_atoms`` oxygens and,
+        with ``wait``, wait until they are up (at most ``timeout`` s); returns how many
+        processes will share such a frame. Optional: without it the helpers start at the
+        first large frame, which runs alone meanwhile. The hooks start them when they
+        attach and wait at the first frame, so that every frame of a run is shared and
+        the network is compiled once per process (its pieces, not also the whole)."""
         from icemon.execution.team import TeamError
 
         size = self.team_size(n_atoms)
         if size > 1:
             with self._lock:
                 try:
-                    self._start_team(size).wait_ready(timeout)
+                    team = self._start_team(size)
+                    if wait:
+                        team.wait_ready(timeout)
                 except (TeamError, OSError) as exc:
                     self._give_up_team(exc)
                     return 1
@@ -362,7 +365,7 @@ class Pipeline:
             # the helpers load this model as it is now (weights + config, never a pickled
             # module; not its file, which may differ from the model in memory)
             self._model_file = tempfile.TemporaryDirectory(prefix="icemon-team-")
-            path = str(self.model.save(Path(self._model_file.name) / "model.npz"))
+            path = str(self.model.save(Path(self._model_file.name) / "model.npz", adopt=False))
             d = self.denoiser
             self._team = Team(size, path, d.max_steps, d.tol, d.compiled)
         return self._team

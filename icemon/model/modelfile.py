@@ -80,7 +80,11 @@ class IcemonModel:
         in the file; :data:`~icemon.phases.LEGACY_PHASES` for files from before it was)."""
         return tuple(self.meta.get("phases", LEGACY_PHASES))
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, adopt: bool = True) -> Path:
+        """Write the model (weights + config) to ``path``; with ``adopt`` (default) the
+        model then names that file (:attr:`path`, :attr:`sha256`: what logs record),
+        else it is a copy and the model still names the file it came from (helper
+        processes load such copies)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta)
@@ -100,7 +104,8 @@ class IcemonModel:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
         tmp.replace(path)
-        self.path, self.sha256, self.meta = path, sha256(path), meta
+        if adopt:
+            self.path, self.sha256, self.meta = path, sha256(path), meta
         return path
 
     @classmethod
