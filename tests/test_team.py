@@ -101,7 +101,7 @@ def test_a_shared_frame_has_the_labels_of_one_process(model, gcicenet):
                 np.testing.assert_array_equal(got.labels, want.labels)
                 np.testing.assert_allclose(got.scores, want.scores, rtol=2e-3)
                 np.testing.assert_allclose(got.denoised, want.denoised, atol=2e-5)
-            assert two._team is not None and len(two._team.procs) == 1  # really shared
+            assert two.sharing.team is not None and len(two.sharing.team.procs) == 1  # really shared
 
 
 @pytest.mark.slow
@@ -121,9 +121,9 @@ def test_a_bad_frame_raises_the_callers_own_error(model):
         with pytest.raises(FrameError) as shared:
             pipe.process(bad)
         assert str(shared.value) == str(alone.value)
-        helper = pipe._team.procs[0]
+        helper = pipe.sharing.team.procs[0]
         result = pipe.process(good)
-        assert pipe._team is not None and pipe._team.procs[0] is helper  # same helper
+        assert pipe.sharing.team is not None and pipe.sharing.team.procs[0] is helper  # same helper
         assert result.ice.mean() == 1.0
 
 
@@ -133,7 +133,7 @@ def test_a_dead_helper_costs_one_warning_and_no_frame(model, gcicenet):
     want = Pipeline(model, processes=1).process(frame).labels
     with _ready(Pipeline(model, processes=2), 2) as pipe:
         np.testing.assert_array_equal(pipe.process(frame).labels, want)
-        helper = pipe._team.procs[0]
+        helper = pipe.sharing.team.procs[0]
         os.kill(helper.pid, signal.SIGKILL)
         helper.wait()
         with pytest.warns(RuntimeWarning, match="frame-sharing process stopped"):
@@ -158,7 +158,7 @@ def test_a_script_without_a_main_guard_shares_frames(tmp_path, gcicenet):
         "pipe.process(frame)  # alone, while the helper starts\n"
         "pipe.start_helpers(len(frame.positions))\n"
         "result = pipe.process(frame)\n"
-        "print('shared', len(pipe._team.procs), 'ice', float(result.ice.mean()))\n")
+        "print('shared', len(pipe.sharing.team.procs), 'ice', float(result.ice.mean()))\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=600, cwd=tmp_path, env=dict(os.environ, ICEMON_COMPILE="0"))
     assert out.returncode == 0, out.stderr[-2000:]
@@ -173,11 +173,11 @@ def test_frames_never_wait_for_helpers_to_start(model, gcicenet):
     want = Pipeline(model, processes=1).process(frame).labels
     pipe = Pipeline(model, processes=2)
     np.testing.assert_array_equal(pipe.process(frame).labels, want)
-    team = pipe._team
+    team = pipe.sharing.team
     assert team is not None and not all(team._ready)  # started, not waited for
     helper = team.procs[0]
     pipe.close()
-    assert helper.poll() is not None and pipe._team is None
+    assert helper.poll() is not None and pipe.sharing.team is None
 
 
 @pytest.mark.slow
@@ -191,9 +191,9 @@ def test_a_monitor_starts_helpers_when_it_attaches(tmp_path, model, gcicenet):
     frame = gcicenet_frame(gcicenet, "1h")
     with Pipeline(model, processes=2) as pipe:
         with Monitor(tmp_path / "m.h5", frame.atom_ids, pipeline=pipe) as mon:
-            assert pipe._team is not None  # started, not yet waited for
+            assert pipe.sharing.team is not None  # started, not yet waited for
             mon(frame)
-            assert all(pipe._team._ready) and mon.n_logged == 1
+            assert all(pipe.sharing.team._ready) and mon.n_logged == 1
     with open_log(tmp_path / "m.h5") as log:
         assert complete_frames(log) == 1
 

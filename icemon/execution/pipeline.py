@@ -7,12 +7,11 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -21,14 +20,12 @@ from icemon.classification.checks.base import Serial
 from icemon.classification.device import DeviceReference, OnDevice
 from icemon.descriptors.soap import Soap, finite_descriptors
 from icemon.descriptors.torch_soap import TorchSoap
+from icemon.execution.team import Sharing
 from icemon.geometry.clusters import ClusterRule, Clusters, find_clusters
 from icemon.geometry.frame import Frame
 from icemon.model.denoise import Denoiser, DenoiseResult
 from icemon.model.modelfile import IcemonModel
 from icemon.phases import LIQUID_NAME, is_ice, liquid_code, unknown_code
-
-if TYPE_CHECKING:
-    from icemon.execution.team import Team
 
 
 @dataclass
@@ -229,12 +226,9 @@ class Pipeline:
         # (measured: first forward of each frame 3-8x slower with 2 BLAS threads).
         self._threadpools = ThreadpoolController()
         self._lock = threading.Lock()
-        if processes is not None and int(processes) < 1:
-            raise ConfigError(f"processes must be at least 1, got {processes}")
-        self.processes = processes
-        self._team: Team | None = None
-        self._team_failed = False
-        self._model_file: tempfile.TemporaryDirectory | None = None
+        d = self.denoiser
+        self.sharing = Sharing(processes, m, d.max_steps, d.tol, d.compiled)
+        """The helper processes that share frames with this one (:mod:`.team`)."""
 
     @property
     def threshold(self) -> float:
@@ -255,7 +249,7 @@ class Pipeline:
         """Stop the helper processes (a later frame starts them again)."""
         with self._lock:
             self.soap.close()
-            self._stop_team()
+            self.sharing.stop()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -270,7 +264,7 @@ class Pipeline:
             return self.process_with(frame, Ranks.for_frame(self.comm, frame,
                                                             self.soap.config.r_cut))
         size = self.team_size(len(frame.positions))
-        if size > 1 and self._team_ready(size):
+        if size > 1 and self.sharing.ready(size):
             return self._shared(frame, size)
         return self.process_with(frame, self._device_run or SerialRun())
 
@@ -281,52 +275,19 @@ class Pipeline:
         first large frame, which runs alone meanwhile. The hooks start them when they
         attach and wait at the first frame, so that every frame of a run is shared and
         the network is compiled once per process (its pieces, not also the whole)."""
-        from icemon.execution.team import TeamError
-
         size = self.team_size(n_atoms)
         if size > 1:
             with self._lock:
-                try:
-                    team = self._start_team(size)
-                    if wait:
-                        team.wait_ready(timeout)
-                except (TeamError, OSError) as exc:
-                    self._give_up_team(exc)
-                    return 1
+                self.sharing.start(size, wait, timeout)
+            return 1 if self.sharing.failed else size
         return size
 
     def team_size(self, n_atoms: int) -> int:
-        """How many processes share a frame of ``n_atoms`` oxygens (1: this one alone)."""
-        import torch
-
-        from icemon.execution.team import MAX_TEAM, MIN_ATOMS_PER_PROCESS
-
-        if self.comm is not None or self.on_device or self._team_failed:
+        """How many processes share a frame of ``n_atoms`` oxygens (1: this one alone):
+        only on the host path of the CPU, without MPI."""
+        if self.comm is not None or self.on_device or self.denoiser.device.type != "cpu":
             return 1
-        if self.denoiser.device.type != "cpu":
-            return 1
-        allowed = self.processes if self.processes is not None else torch.get_num_threads()
-        return max(1, min(int(allowed), MAX_TEAM, n_atoms // MIN_ATOMS_PER_PROCESS))
-
-    def _team_ready(self, size: int) -> bool:
-        """Whether helpers for ``size`` processes are up: started here in the background
-        if not, so that frames are not kept waiting (they run alone meanwhile, and a run
-        of one frame never waits for helpers to start)."""
-        from icemon.execution.team import TeamError
-
-        try:
-            return self._start_team(size).ready()
-        except (TeamError, OSError) as exc:
-            self._give_up_team(exc)
-            return False
-
-    def _give_up_team(self, exc: BaseException) -> None:
-        import warnings
-
-        warnings.warn(f"{exc}; classifying in one process from now on", RuntimeWarning,
-                      stacklevel=4)
-        self._team_failed = True
-        self._stop_team()
+        return self.sharing.size(n_atoms)
 
     def _shared(self, frame: Frame, size: int) -> Result:
         """``frame`` shared by ``size`` processes (:mod:`icemon.execution.team`); a frame
@@ -337,46 +298,22 @@ class Pipeline:
         from icemon.execution.mpi import CollectiveError, Ranks
         from icemon.execution.team import TeamError
 
-        assert self._team is not None
-        team = self._team
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # one core per process while they share the frame
         try:
-            comm = team.share(frame, size)
+            comm = self.sharing.share(frame, size)
             return self.process_with(frame, Ranks.for_frame(comm, frame,
                                                             self.soap.config.r_cut))
         except CollectiveError:
             pass  # every process stopped at the same point: rerun alone, for the real error
         except TeamError as exc:
-            self._give_up_team(exc)
+            self.sharing.give_up(exc)
         except BaseException:
-            self._stop_team()  # stopped mid-exchange: no later frame may read this one's
+            self.sharing.stop()  # stopped mid-exchange: no later frame may read this one's
             raise
         finally:
             torch.set_num_threads(threads)
         return self.process_with(frame, SerialRun())
-
-    def _start_team(self, size: int) -> Team:
-        from icemon.execution.team import Team
-
-        if self._team is not None and self._team.size < size:
-            self._stop_team()
-        if self._team is None:
-            # the helpers load this model as it is now (weights + config, never a pickled
-            # module; not its file, which may differ from the model in memory)
-            self._model_file = tempfile.TemporaryDirectory(prefix="icemon-team-")
-            path = str(self.model.save(Path(self._model_file.name) / "model.npz", adopt=False))
-            d = self.denoiser
-            self._team = Team(size, path, d.max_steps, d.tol, d.compiled)
-        return self._team
-
-    def _stop_team(self) -> None:
-        if self._team is not None:
-            self._team.close()
-            self._team = None
-        if self._model_file is not None:
-            self._model_file.cleanup()
-            self._model_file = None
 
     def process_with(self, frame: Frame, run: SerialRun | Any) -> Result:
         """:meth:`process` by an executor: :class:`SerialRun`, or the

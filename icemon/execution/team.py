@@ -9,7 +9,13 @@ as MPI ranks share one (:mod:`icemon.execution.mpi`: spatial shares, features ex
 after each network block, SOAP of the own atoms, labels gathered). The helpers talk to
 this process through :class:`PipeComm`, a stand-in for the few collective operations of
 an mpi4py communicator that the MPI path uses, over pipes; the labelling path is the one
-every other executor runs.
+every other executor runs. Measured on 2 cores against one process with 1 thread: 1.3× on
+~1,100-O frames, 2.2–2.4× on 8,192–37,632-O frames, at twice the memory
+(benchmarks/README.md).
+
+Helpers start in the background at the first large frame (which runs alone meanwhile,
+so a run of one frame never waits for them), or when a hook's monitor attaches
+(:meth:`~icemon.execution.pipeline.Pipeline.start_helpers`).
 
 Failure rules: a frame that fails on any process fails on all of them at the same point
 (the MPI path's collective errors), and the calling process then runs it again alone, so
@@ -27,8 +33,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import warnings
 import weakref
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,6 +217,82 @@ def _stop(links: list[Connection], procs: list[subprocess.Popen], ready: list[bo
     for link in links:
         link.close()
     procs.clear()
+
+
+class Sharing:
+    """A pipeline's helpers: how many processes share a frame of a given size, starting
+    them in the background, and giving up on them for good when one stops.
+
+    ``processes``: None = torch's thread count; ``model`` and the denoising settings are
+    what every helper's pipeline is built with (the model is handed over as a copy in a
+    temporary file: weights + config, never a pickled module)."""
+
+    def __init__(self, processes: int | None, model: Any, max_steps: int, tol: float,
+                 compile: bool) -> None:
+        from icemon.errors import ConfigError
+
+        if processes is not None and int(processes) < 1:
+            raise ConfigError(f"processes must be at least 1, got {processes}")
+        self.processes = processes
+        self.model = model
+        self.settings = (max_steps, tol, compile)
+        self.team: Team | None = None
+        self.failed = False
+        """A helper stopped or could not start: frames run alone from then on."""
+        self._model_file: tempfile.TemporaryDirectory | None = None
+
+    def size(self, n_atoms: int) -> int:
+        """Processes for a frame of ``n_atoms`` oxygens: ``processes`` (or torch's thread
+        count), at most :data:`MAX_TEAM` and one per :data:`MIN_ATOMS_PER_PROCESS`."""
+        import torch
+
+        if self.failed:
+            return 1
+        allowed = self.processes if self.processes is not None else torch.get_num_threads()
+        return max(1, min(int(allowed), MAX_TEAM, n_atoms // MIN_ATOMS_PER_PROCESS))
+
+    def ready(self, size: int) -> bool:
+        """Whether helpers for ``size`` processes are up (started now if not; never waits)."""
+        return self.start(size, wait=False)
+
+    def start(self, size: int, wait: bool, timeout: float = 120.0) -> bool:
+        """Start helpers for ``size`` processes if they are not running; with ``wait``,
+        wait for them (at most ``timeout`` s). Whether they are up; False for good, with
+        one warning, when one could not start."""
+        try:
+            if self.team is not None and self.team.size < size:
+                self.stop()
+            if self.team is None:
+                self._model_file = tempfile.TemporaryDirectory(prefix="icemon-team-")
+                path = self.model.save(Path(self._model_file.name) / "model.npz", adopt=False)
+                self.team = Team(size, str(path), *self.settings)
+            if wait:
+                self.team.wait_ready(timeout)
+            return self.team.ready()
+        except (TeamError, OSError) as exc:
+            self.give_up(exc)
+            return False
+
+    def share(self, frame: Any, size: int) -> PipeComm:
+        """Hand ``frame`` to the helpers (:meth:`Team.share`)."""
+        assert self.team is not None
+        return self.team.share(frame, size)
+
+    def give_up(self, exc: BaseException) -> None:
+        """One warning; the helpers stop and every later frame runs alone."""
+        warnings.warn(f"{exc}; classifying in one process from now on", RuntimeWarning,
+                      stacklevel=4)
+        self.failed = True
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the helpers (idempotent; a later frame starts them again)."""
+        if self.team is not None:
+            self.team.close()
+            self.team = None
+        if self._model_file is not None:
+            self._model_file.cleanup()
+            self._model_file = None
 
 
 def main() -> None:
