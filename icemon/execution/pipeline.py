@@ -264,7 +264,7 @@ class Pipeline:
             return self.process_with(frame, Ranks.for_frame(self.comm, frame,
                                                             self.soap.config.r_cut))
         size = self.team_size(len(frame.positions))
-        if size > 1 and self.sharing.ready(size):
+        if size > 1 and self.sharing.start(size, wait=False):  # started now if not
             return self._shared(frame, size)
         return self.process_with(frame, self._device_run or SerialRun())
 

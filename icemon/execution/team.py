@@ -251,10 +251,6 @@ class Sharing:
         allowed = self.processes if self.processes is not None else torch.get_num_threads()
         return max(1, min(int(allowed), MAX_TEAM, n_atoms // MIN_ATOMS_PER_PROCESS))
 
-    def ready(self, size: int) -> bool:
-        """Whether helpers for ``size`` processes are up (started now if not; never waits)."""
-        return self.start(size, wait=False)
-
     def start(self, size: int, wait: bool, timeout: float = 120.0) -> bool:
         """Start helpers for ``size`` processes if they are not running; with ``wait``,
         wait for them (at most ``timeout`` s). Whether they are up; False for good, with

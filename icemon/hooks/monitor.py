@@ -180,7 +180,7 @@ class Monitor:
             raise
         # processes that share each frame (on 2+ threads) start now, beside the engine's
         # set-up; the first frame waits for them (Pipeline.start_helpers)
-        self._helpers_ready = self.pipeline.start_helpers(len(atom_ids), wait=False) == 1
+        self._wait_for_helpers = self.pipeline.start_helpers(len(atom_ids), wait=False) > 1
         if overlap:
             self._queue = queue.Queue(maxsize=max(1, int(queue_size)))
             self._worker = threading.Thread(target=self._drain, args=(self._queue,),
@@ -222,8 +222,8 @@ class Monitor:
     def _process(self, frame: Frame) -> Result | None:
         t0 = time.perf_counter()
         try:
-            if not self._helpers_ready:
-                self._helpers_ready = True
+            if self._wait_for_helpers:  # the first frame only
+                self._wait_for_helpers = False
                 self.pipeline.start_helpers(frame.n_atoms)
             result = self.recorder.record(frame)
         except AlreadyLogged:  # a restart's first frame, logged by the run it continues
