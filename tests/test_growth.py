@@ -39,6 +39,7 @@ def slab_frame(gcicenet):
 def test_the_shipped_model_grows_ice(model):
     check = model.classifier.check("growth")
     assert check is not None and check.contact == 3.5 and check.rounds >= 4
+    assert check.core == 2
     assert [c.name for c in model.classifier.checks][-1] == "growth"  # after the others
     assert _without_growth(model).classifier.check("growth") is None
 
@@ -96,3 +97,43 @@ def test_own_weight_sets_how_far_ice_grows(model, plain_pipeline, slab_frame, tm
         with pytest.raises(ConfigError, match="own weight"):
             GrowthCheck(3.5, 8, bad)
 
+
+
+def _nucleus():
+    from icemon import Frame
+
+    z = np.load(Path(__file__).parent / "data" / "mw-nucleus.npz")
+    seed = np.unpackbits(z["seed"])[: int(z["n"])].astype(bool)
+    return Frame(z["positions"].astype(np.float64), z["cell"]), seed
+
+
+def test_ordered_cores_find_a_nucleus_the_shell_average_misses(model, tmp_path):
+    """A small mW nucleus (``tests/data/mw-nucleus.npz``, float32 Å: LAMMPS with
+    :mod:`icemon.demo.mw`, ``mw.ice("Ic", 50.0)``, the 71 molecules within 8 Å of the box
+    centre held while the rest melts (``seed_commands``, velocity seed 777, 20 ps at 600 K,
+    15 ps at 230 K), then everything free at 230 K for 3.5 ps (NVT, velocity seed 1); CHILL+
+    calls 24 of the seed's molecules hexagonal or cubic): every shell average reaches the
+    liquid, so no atom is ice and growth alone has nothing to grow from. The ordered cores
+    find it, as one cluster in the seed, and nothing in the ~4,000 liquid molecules around;
+    a model file keeps ``core``, files without it have none."""
+    from icemon import IcemonModel, Pipeline
+    from icemon.classification.checks import GrowthCheck
+    from icemon.errors import ConfigError
+
+    frame, seed = _nucleus()
+    found = []
+    for core in (0, 2):
+        m = IcemonModel.load()
+        m.classifier.add(GrowthCheck(3.5, 8, 0.5, core))
+        path = tmp_path / f"core{core}.npz"
+        m.save(path)
+        back = IcemonModel.load(path)
+        assert back.classifier.check("growth").core == core
+        found.append(Pipeline(back).process(frame))
+    assert found[0].ice.sum() == 0
+    res = found[1]
+    assert res.ice[seed].sum() >= 10 and res.ice[~seed].sum() == 0
+    assert res.clusters().largest == res.ice.sum()
+    assert (res.scores[res.ice] <= model.threshold).all()
+    with pytest.raises(ConfigError, match="core"):
+        GrowthCheck(3.5, 8, 0.5, -1)

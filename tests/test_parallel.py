@@ -243,10 +243,11 @@ def test_mpirun_icemon_classify_stops_on_every_rank_at_a_bad_frame(tmp_path, gci
 def test_regional_checks_give_the_serial_labels_on_2_ranks(gcicenet):
     """The orbit check (ice XII read as V → unknown), the averaged repeat distance (ice
     IV's scattered atoms), the family vote (thermal sI's atoms read as sII) and the
-    topology check (TS1 voted sI) need the whole frame's labels and positions, and a
-    liquid box written 2×2×2 its replicas: two ranks sharing each frame give the serial
-    labels, and the checks have acted (XII, IV, TS1 all unknown, sI all sI, the
-    replicated liquid all liquid)."""
+    topology check (TS1 voted sI) need the whole frame's labels and positions, a
+    liquid box written 2×2×2 its replicas, the growth check's ordered cores the own
+    scores of every atom: two ranks sharing each frame give the serial labels, and the
+    checks have acted (XII, IV, TS1 all unknown, sI all sI, the replicated liquid all
+    liquid, the small nucleus found)."""
     out = subprocess.run([_mpirun(), "-np", "2", sys.executable,
                           str(ROOT / "tests" / "scripts" / "regional_checks.py"), str(gcicenet)],
                          capture_output=True, text=True, timeout=600)
@@ -258,6 +259,9 @@ def test_regional_checks_give_the_serial_labels_on_2_ranks(gcicenet):
         assert rows[name]["same"], rows[name]
         counts = rows[name]["counts"]
         assert counts[phases.index(expected)] == sum(counts), (name, counts)
+    nucleus = rows["nucleus"]
+    assert nucleus["same"], nucleus
+    assert sum(nucleus["counts"]) - nucleus["counts"][phases.index("liquid")] >= 10, nucleus
 
 
 def test_more_ranks_than_oxygens_give_the_serial_labels():

@@ -125,7 +125,7 @@ class PhaseClassifier:
             at += c.columns
         labels = np.where(ref.far(scores), ref.liquid, nearest).astype(np.int8)
         frame = FrameLabels(labels, nearest, scores, ref, a, share, positions, cell, given,
-                            neighbours, sub, rows, columns)
+                            neighbours, sub, rows, columns, out[:, 2])
         for c in checks:
             c.apply(frame)
         for c in checks:

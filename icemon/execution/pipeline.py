@@ -39,8 +39,8 @@ class Result:
     """(N,) float32 score behind the liquid decision: the distance (standardised SOAP) to
     the nearest reference environment, of the atom's descriptor averaged over its
     neighbours when the model says so (:attr:`PhaseClassifier.shell`); for an atom the
-    growth check made ice, of the descriptor it was re-scored with
-    (:class:`~icemon.classification.checks.growth.GrowthCheck`)."""
+    growth check made ice, of the descriptor it was re-scored with, or of its own one for an
+    ordered core's (:class:`~icemon.classification.checks.growth.GrowthCheck`)."""
     denoised: np.ndarray
     """(N, 3) float64 denoised positions in Å."""
     nearest: np.ndarray

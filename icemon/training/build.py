@@ -90,7 +90,7 @@ def build_model(net: ScoreNet, config: TrainConfig, *, name: str, train_info: di
                 warnings.warn(f"no topology check: {err}", stacklevel=2)
     if config.growth_contact > 0 and ref.shell > 0:
         classifier.add(GrowthCheck(config.growth_contact, config.growth_rounds,
-                                   config.growth_own_weight))
+                                   config.growth_own_weight, config.growth_core))
     topology = classifier.check("topology")
     assert topology is None or isinstance(topology, TopologyCheck)
     meta = {

@@ -94,6 +94,11 @@ class TrainConfig:
     growth_own_weight: float = 0.5
     """Share of a growth candidate's own descriptor in its re-scored one, the rest being the
     mean of its ice neighbours' (1 would re-score it on its own environment alone)."""
+    growth_core: int = 0
+    """Ordered cores: an atom whose own descriptor is within the threshold and that
+    touches at least this many such atoms of its phase is a core atom; core atoms in
+    contact with another become ice, and growth continues from them (a nucleus too small
+    for the shell average; 0 = none, the labels of models before v0.10)."""
     repeat_average: bool = True
     """Average each far atom's repeat distance over the far atoms within ``shell`` before
     the unknown-vs-liquid decision (:attr:`~icemon.classification.checks.repeat.RepeatCheck.shell`)."""

@@ -1,6 +1,7 @@
 """Under ``mpirun -np 2``: frames whose labels depend on the regional checks of
 ``unknown`` (the orbit check, the averaged repeat distance, the family vote, the
-topology check, a replicated box's copies), classified
+topology check, a replicated box's copies) and on the growth check's ordered cores (a
+small mW nucleus), classified
 by the ranks together and, on rank 0, by a serial pipeline. Rank 0 prints a JSON list:
 per frame, its name, whether the labels are identical and the shared labels' counts."""
 
@@ -30,6 +31,9 @@ frames.append(("sI", next(iter(read_frames(f"{gcicenet}/md_sI_dev.xtc",
 w = next(iter(read_frames(f"{gcicenet}/md_w_dev.xtc", f"{gcicenet}/md_w.tpr", stop=1)))
 shifts = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ w.cell
 frames.append(("w222", Frame(np.concatenate([w.positions + s for s in shifts]), 2 * w.cell)))
+# a small mW nucleus only the growth check's ordered cores find
+nucleus = np.load(f"{__file__.rsplit('/', 2)[0]}/data/mw-nucleus.npz")
+frames.append(("nucleus", Frame(nucleus["positions"].astype(np.float64), nucleus["cell"])))
 shared = Pipeline(comm=comm)
 serial = Pipeline() if comm.rank == 0 else None
 out = []

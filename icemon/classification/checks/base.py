@@ -104,6 +104,8 @@ class FrameLabels:
     """Positions of its own atoms in :attr:`sub` (None: all)."""
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     """Gathered :meth:`RegionalCheck.local` results, by check name."""
+    atom_scores: np.ndarray | None = None
+    """(N,) scores of each atom's own, not averaged, descriptor (None: not given)."""
 
 
 class RegionalCheck(ABC):
