@@ -99,14 +99,6 @@ def test_own_weight_sets_how_far_ice_grows(model, plain_pipeline, slab_frame, tm
 
 
 
-def _nucleus():
-    from icemon import Frame
-
-    z = np.load(Path(__file__).parent / "data" / "mw-nucleus.npz")
-    seed = np.unpackbits(z["seed"])[: int(z["n"])].astype(bool)
-    return Frame(z["positions"].astype(np.float64), z["cell"]), seed
-
-
 def test_ordered_cores_find_a_nucleus_the_shell_average_misses(model, tmp_path):
     """A small mW nucleus (``tests/data/mw-nucleus.npz``, float32 Å: LAMMPS with
     :mod:`icemon.demo.mw`, ``mw.ice("Ic", 50.0)``, the 71 molecules within 8 Å of the box
@@ -116,11 +108,13 @@ def test_ordered_cores_find_a_nucleus_the_shell_average_misses(model, tmp_path):
     liquid, so no atom is ice and growth alone has nothing to grow from. The ordered cores
     find it, as one cluster in the seed, and nothing in the ~4,000 liquid molecules around;
     a model file keeps ``core``, files without it have none."""
+    from golden_frames import nucleus
+
     from icemon import IcemonModel, Pipeline
     from icemon.classification.checks import GrowthCheck
     from icemon.errors import ConfigError
 
-    frame, seed = _nucleus()
+    frame, seed = nucleus()
     found = []
     for core in (0, 2):
         m = IcemonModel.load()

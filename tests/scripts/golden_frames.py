@@ -54,6 +54,16 @@ def slab(gcicenet: Path):
     return Frame(pos, cell)
 
 
+def nucleus():
+    """A small relaxed mW nucleus (``tests/data/mw-nucleus.npz``, made with LAMMPS; see
+    ``tests/test_growth.py``): (Frame, bool mask of the seed's 71 molecules)."""
+    from icemon import Frame
+
+    z = np.load(GOLDEN.with_name("mw-nucleus.npz"))
+    seed = np.unpackbits(z["seed"])[: int(z["n"])].astype(bool)
+    return Frame(z["positions"].astype(np.float64), z["cell"]), seed
+
+
 def frames(gcicenet: Path) -> list[tuple[str, object]]:
     from icemon import Frame
     from icemon.lattices.references import reference

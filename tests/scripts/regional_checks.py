@@ -7,6 +7,7 @@ per frame, its name, whether the labels are identical and the shared labels' cou
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from mpi4py import MPI
 
 from icemon import Frame, Pipeline, read_frames
 from icemon.lattices.references import reference
+
+sys.path.insert(0, str(Path(__file__).parent))
+from golden_frames import nucleus  # noqa: E402
 
 comm = MPI.COMM_WORLD
 torch.set_num_threads(1)
@@ -32,8 +36,7 @@ w = next(iter(read_frames(f"{gcicenet}/md_w_dev.xtc", f"{gcicenet}/md_w.tpr", st
 shifts = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ w.cell
 frames.append(("w222", Frame(np.concatenate([w.positions + s for s in shifts]), 2 * w.cell)))
 # a small mW nucleus only the growth check's ordered cores find
-nucleus = np.load(f"{__file__.rsplit('/', 2)[0]}/data/mw-nucleus.npz")
-frames.append(("nucleus", Frame(nucleus["positions"].astype(np.float64), nucleus["cell"])))
+frames.append(("nucleus", nucleus()[0]))
 shared = Pipeline(comm=comm)
 serial = Pipeline() if comm.rank == 0 else None
 out = []

@@ -20,10 +20,10 @@ touches (within :attr:`~GrowthCheck.contact`) at least ``core`` ordered atoms of
 phase (the shipped 2: an atom and two of its four first neighbours, the smallest unit that
 fixes an ice's bond angle); two or more core atoms in contact are a core, whose
 liquid-labelled atoms become ice of that phase, and growth continues from them. One
-ordered atom alone is common in a liquid, and a lone core atom occurs too (measured: one
-in ~40 frames of 3,700 mW molecules at 230 K, which growth turned into four molecules of
-"ice III"; 37 atoms in 12,000 of GenIce's amorphous network CRN1); pairs of them did not
-occur in those liquids and 7 times in that network (CHILL+ calls ~5 % of it ice).
+ordered atom alone is common in a liquid, and a lone core atom occurs too (measured: once
+in ~50 frames of ~4,000 liquid mW molecules at 230 K, which growth turned into four
+molecules of "ice III"; 37 atoms in 12,000 of GenIce's amorphous network CRN1); with pairs
+required, none in those liquids and 7 atoms in that network (CHILL+ calls ~5 % of it ice).
 
 Nothing is fitted to interfaces: the references, the threshold and the shell are the
 model's (ideal lattices and synthetic noise), the contact radius is the first O–O shell
