@@ -144,3 +144,33 @@ def test_centre_positions_skip_dscribes_per_centre_python_loop(model, monkeypatc
                                   plain.create(system, centers=[0, 5]))
     with pytest.raises(ValueError, match="non-empty"):
         soap.create(system, centers=np.zeros((0, 3)))
+
+
+def test_a_share_described_within_the_reach_has_the_whole_frames_descriptors(model,
+                                                                             gcicenet):
+    """An MPI rank (or a team helper) describes its own atoms from its share plus a halo.
+    dscribe counts neighbours up to r_cut plus its Gaussians' padding (1.86 Å for
+    σ = 0.5 Å), so the halo must be :attr:`SoapConfig.reach` wide: then the share's rows
+    are the whole frame's; a halo of r_cut alone moves atoms near the share's edge by
+    2-3 % of a feature's spread over the frame (GCIceNet liquid), what the
+    classifier's standardised distances see."""
+    from icemon.execution.mpi import MARGIN, Decomposition
+
+    from .conftest import gcicenet_frame
+
+    frame = gcicenet_frame(gcicenet, "w")
+    pos, cell = np.asarray(frame.positions), np.asarray(frame.cell)
+    soap = Soap(model.soap, processes=1)
+    assert soap.config.reach == pytest.approx(soap.config.r_cut + 1.858, abs=1e-3)
+    whole = soap.plain(pos, cell)
+    dec = Decomposition.build(pos, cell, 2, soap.config.reach)
+    for rank in range(2):
+        own = dec.own(rank)
+
+        def share(width):
+            sub = dec.halo(rank, pos, cell, width + MARGIN)
+            return soap.plain(pos[sub], cell, centres=pos[own])
+
+        spread = whole.std(axis=0)
+        assert (np.abs(share(soap.config.reach) - whole[own]) / spread).max() < 1e-9
+        assert (np.abs(share(soap.config.r_cut) - whole[own]) / spread).max() > 0.01

@@ -27,16 +27,7 @@ import math
 import numpy as np
 import torch
 
-from icemon.descriptors.soap import SoapConfig
-
-THRESHOLD = 1e-3
-"""dscribe's decay threshold: of each GTO at its radius, and of the Gaussians (padding)."""
-
-
-def cutoff_padding(sigma: float) -> float:
-    """Å beyond r_cut within which neighbours still count (dscribe's padding: where a
-    Gaussian of width ``sigma`` has decayed to :data:`THRESHOLD`)."""
-    return sigma * math.sqrt(-2.0 * math.log(THRESHOLD))
+from icemon.descriptors.soap import THRESHOLD, SoapConfig
 
 
 def gto_basis(r_cut: float, n_max: int, l_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +63,7 @@ class TorchSoap:
     def __init__(self, config: SoapConfig | None = None, chunk: int = 4096) -> None:
         c = self.config = config or SoapConfig()
         self.chunk = int(chunk)
-        self.radius = c.r_cut + cutoff_padding(c.sigma)
+        self.radius = c.reach
         """Å, neighbours within this count (r_cut + padding)."""
         alphas, betas = gto_basis(c.r_cut, c.n_max, c.l_max)
         two_s2 = 2.0 * c.sigma**2

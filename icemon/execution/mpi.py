@@ -18,10 +18,11 @@ halos). Each rank then does the per-atom work of its own atoms only:
   positions are all-gathered after every pass; the stopping rule is an ``allreduce``
   (for models that can stop early, tol > 0; the shipped one always makes its passes).
 - **SOAP**: one dscribe call per rank with the own atoms as centres (by position, which
-  is linear: :mod:`icemon.descriptors.soap`) in the own atoms plus a halo of ``r_cut``;
-  rows of the own atoms are all-gathered. Each rank describes only its own atoms (describing
-  its halo too, all-atoms mode, cost 69-72 % of the 8,064-O box per rank on 2 ranks,
-  because centres by index cost centres × atoms).
+  is linear: :mod:`icemon.descriptors.soap`) in the own atoms plus a halo of the
+  descriptor's reach (``r_cut`` + dscribe's padding); rows of the own atoms are
+  all-gathered. Each rank describes only its own atoms (describing its halo too,
+  all-atoms mode, cost 69-72 % of the 8,064-O box per rank on 2 ranks, because centres
+  by index cost centres × atoms).
 - **classification**: shell averaging and the nearest-reference search for the own atoms;
   labels and scores are all-gathered, so every rank returns the same :class:`Result`.
 
@@ -392,13 +393,14 @@ class Ranks(Shared):
     def describe(self, soap: Soap, positions: np.ndarray, cell: np.ndarray,
                  halo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
-        """SOAP of the own atoms (from own + an ``r_cut`` halo), gathered straight into the
+        """SOAP of the own atoms (from own + a halo of :attr:`SoapConfig.reach`), gathered
+        straight into the
         rows the classification reads: the own atoms and a ``halo`` (the shell) around
         them. Returns (descriptors, their atoms' indices, the own ones' rows there)."""
         dec, rank, own = self.dec, self.rank, self.own
 
         def local_soap():
-            sub = dec.halo(rank, positions, cell, soap.config.r_cut + self.moved + MARGIN)
+            sub = dec.halo(rank, positions, cell, soap.config.reach + self.moved + MARGIN)
             return finite_descriptors(soap.plain(positions[sub], cell, centres=positions[own]))
 
         feats_own, error = attempt(local_soap, rank)

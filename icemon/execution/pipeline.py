@@ -262,7 +262,7 @@ class Pipeline:
             from icemon.execution.mpi import Ranks
 
             return self.process_with(frame, Ranks.for_frame(self.comm, frame,
-                                                            self.soap.config.r_cut))
+                                                            self.soap.config.reach))
         size = self.team_size(len(frame.positions))
         if size > 1 and self.sharing.start(size, wait=False):  # started now if not
             return self._shared(frame, size)
@@ -303,7 +303,7 @@ class Pipeline:
         try:
             comm = self.sharing.share(frame, size)
             return self.process_with(frame, Ranks.for_frame(comm, frame,
-                                                            self.soap.config.r_cut))
+                                                            self.soap.config.reach))
         except CollectiveError:
             pass  # every process stopped at the same point: rerun alone, for the real error
         except TeamError as exc:

@@ -331,7 +331,7 @@ def _serve(rank: int, size: int, link: Connection, model_path: str | None,
                 continue
             sub = comm.sub(n)
             try:
-                pipe.process_with(frame, Ranks.for_frame(sub, frame, pipe.soap.config.r_cut))
+                pipe.process_with(frame, Ranks.for_frame(sub, frame, pipe.soap.config.reach))
             except CollectiveError:
                 continue  # every process raised it at the same point: rank 0 reruns it
             except TeamError:
