@@ -251,6 +251,10 @@ def main() -> int:
                    help="run the network through torch.compile (compiled in the warm-up; "
                         "yes, the default, is what a user gets); both: every model eager and "
                         "compiled, in the same run")
+    p.add_argument("--soap", nargs="+", choices=["auto", "compiled", "dscribe"],
+                   default=["auto"],
+                   help="SOAP backend(s), each timed in this run (auto, the default, is "
+                        "what a user gets: the compiled kernels where numba runs)")
     p.add_argument("--workers", type=int, nargs="*", default=[],
                    help="also time whole frames shared by this many one-thread worker "
                         "processes (FramePool; e.g. --workers 2)")
@@ -269,8 +273,12 @@ def main() -> int:
     stems = [Path(m).stem for m in args.model or []]
     labels = {m: Path(m).stem if stems.count(Path(m).stem) == 1 else str(Path(m).with_suffix(""))
               for m in args.model or []}
-    for m, compiled in [(m, c) for m in args.model or [None] for c in modes]:
+    import os
+
+    for m, compiled, soap in [(m, c, b) for m in args.model or [None] for c in modes
+                              for b in args.soap]:
         t0 = time.perf_counter()
+        os.environ["ICEMON_SOAP"] = soap  # read by every Pipeline, helper and worker
         res = evaluate(m, frames, args.denoise_steps, args.threads, compiled, args.workers)
         # CHILL+ is timed again right after every model, and each model is compared with
         # the mean time of the CHILL+ runs just before and just after it: this machine's
@@ -285,7 +293,8 @@ def main() -> int:
             print(f"CHILL+ before / after this model: {chill[0]:.3g} / {after[0]:.3g} O/s "
                   f"(peer rate {peer:.3g})")
             chill = after
-        name = (labels[m] if m else "shipped") + (" (compiled)" if compiled else "")
+        name = ((labels[m] if m else "shipped") + (" (compiled)" if compiled else "")
+                + ("" if soap == "auto" else f" ({soap} SOAP)"))
         summaries[name] = report(name, res, peer)
         print(f"({time.perf_counter() - t0:.0f} s)")
     pareto(summaries)

@@ -251,7 +251,7 @@ def test_an_interrupted_soap_call_leaves_no_stale_rows_for_the_next(monkeypatch)
     helpers' rows in the pipes, and the next call read them as its own."""
     from icemon.descriptors.soap import Soap
 
-    soap = Soap(processes=2)
+    soap = Soap(processes=2, backend="dscribe")
     a, cell = _ice("Ih", 20.0)
     b = a + np.random.default_rng(0).normal(0, 0.2, a.shape)
     real = soap._soap.create

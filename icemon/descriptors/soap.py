@@ -80,6 +80,29 @@ def cutoff_padding(sigma: float) -> float:
     return sigma * math.sqrt(-2.0 * math.log(THRESHOLD))
 
 
+def gto_basis(r_cut: float, n_max: int, l_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """(α (l_max+1, n_max) Å⁻², β (l_max+1, n_max, n_max)): the GTO exponents, decaying
+    to :data:`THRESHOLD` at radii evenly spaced from 1 Å to ``r_cut``, and the Löwdin
+    factors that make each l's set orthonormal."""
+    from scipy.linalg import sqrtm
+    from scipy.special import gamma
+
+    radii = np.linspace(1.0, r_cut, n_max)
+    alphas = np.zeros((l_max + 1, n_max))
+    betas = np.zeros((l_max + 1, n_max, n_max))
+    for deg in range(l_max + 1):
+        a = -np.log(THRESHOLD / radii**deg) / radii**2
+        overlap = 0.5 * gamma(deg + 1.5) * (a[:, None] + a[None, :]) ** (-deg - 1.5)
+        b = sqrtm(np.linalg.inv(overlap))
+        if np.iscomplexobj(b):
+            if np.abs(b.imag).max() > 1e-10 * np.abs(b.real).max():
+                raise ValueError(f"the GTO basis (r_cut {r_cut} Å, n_max {n_max}) cannot be "
+                                 "orthonormalised in real numbers: lower n_max or raise r_cut")
+            b = b.real
+        alphas[deg], betas[deg] = a, b
+    return alphas, betas
+
+
 class _Helper:
     """One helper process running :mod:`icemon.descriptors.soap_worker`."""
 
@@ -121,13 +144,25 @@ def _close_all(helpers: list[_Helper]) -> None:
 class Soap:
     """Per-atom SOAP power spectra of a periodic oxygen structure.
 
+    Two backends give the same numbers (within ~1e-8 of a feature's spread over a
+    frame): ``"compiled"``, numba kernels (:mod:`icemon.descriptors.compiled`, about a
+    third of dscribe's cost, one process), the default wherever numba compiles; and
+    ``"dscribe"``, dscribe's C++ with the frame's atoms split over helper processes.
+    Training builds its references with dscribe, so that a model file's arrays are
+    reproducible to the bit.
+
     Args:
         config: the descriptor settings.
-        processes: processes sharing a frame's atoms (this one plus helpers); None
-            follows ``torch.get_num_threads()``.
+        processes: processes sharing a frame's atoms with dscribe (this one plus
+            helpers); None follows ``torch.get_num_threads()``. The compiled backend runs
+            in this process.
+        backend: ``"auto"`` (compiled if it can be, else dscribe), ``"compiled"`` or
+            ``"dscribe"``; ``$ICEMON_SOAP`` (``compiled`` or ``dscribe``) overrides
+            ``"auto"``.
     """
 
-    def __init__(self, config: SoapConfig | None = None, processes: int | None = None) -> None:
+    def __init__(self, config: SoapConfig | None = None, processes: int | None = None,
+                 backend: str = "auto") -> None:
         from icemon.descriptors.soap_worker import make_soap
 
         self.config = config or SoapConfig()
@@ -135,6 +170,50 @@ class Soap:
         self._soap = make_soap(self.config.to_dict())
         self._helpers: list[_Helper] = []
         self._finalizer = weakref.finalize(self, _close_all, self._helpers)
+        self._compiled = self._make_compiled(resolve_backend(backend))
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: ``"compiled"`` or ``"dscribe"``."""
+        return "dscribe" if self._compiled is None else "compiled"
+
+    def _make_compiled(self, backend: str):
+        if backend == "dscribe":
+            return None
+        try:
+            from icemon.descriptors.compiled import CompiledSoap, supports
+
+            if not supports(self.config):
+                if backend == "compiled":
+                    raise ValueError(f"l_max {self.config.l_max} is beyond the compiled "
+                                     "kernels' l ≤ 8")
+                return None
+            return CompiledSoap(self.config)
+        except Exception as exc:  # noqa: BLE001 — numba missing or broken: dscribe
+            if backend == "compiled":
+                raise
+            self._fallback(exc)
+            return None
+
+    def _fallback(self, exc: BaseException) -> None:
+        warnings.warn(f"compiled SOAP unavailable ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); computing "
+                      "SOAP with dscribe (the same numbers, slower)", RuntimeWarning,
+                      stacklevel=3)
+        self._compiled = None
+
+    def _run_compiled(self, positions: np.ndarray, cell: np.ndarray,
+                      rows: np.ndarray | None) -> np.ndarray | None:
+        """The compiled descriptors, or None when this process cannot compile them (said
+        once; dscribe from then on). Input errors (a cell without volume) are raised."""
+        _check_cell(cell)
+        try:
+            return self._compiled(positions, cell, rows)
+        except Exception as exc:
+            if not _is_compile_error(exc):
+                raise
+            self._fallback(exc)
+            return None
 
     @property
     def n_features(self) -> int:
@@ -154,24 +233,34 @@ class Soap:
         _close_all(self._helpers)
 
     def plain(self, positions: np.ndarray, cell: np.ndarray,
-              centres: np.ndarray | None = None) -> np.ndarray:
-        """Descriptors in one dscribe call in this process: of every atom, (N, n_features),
-        or of the environments centred at ``centres`` (M, 3) Å, (M, n_features) — what each
-        MPI rank does for its own atoms, with ``positions`` its own atoms plus a halo.
-        Linear time and memory either way (centres by position, see the module doc)."""
-        atoms = Atoms(numbers=np.full(len(positions), 8),
-                      positions=np.asarray(positions, dtype=np.float64),
-                      cell=np.asarray(cell, dtype=np.float64), pbc=True)
-        if centres is None:
-            return self._soap.create(atoms)
-        if len(centres) == 0:  # an MPI rank that owns no atom (fewer atoms than ranks)
+              rows: np.ndarray | None = None) -> np.ndarray:
+        """Descriptors computed in this process: of every atom, (N, n_features), or of the
+        atoms ``rows`` (indices), (M, n_features) — what each MPI rank does for its own
+        atoms, with ``positions`` its own atoms plus a halo of :attr:`SoapConfig.reach`.
+        Linear time and memory either way (dscribe gets the rows' positions as centres,
+        see the module doc)."""
+        positions = np.asarray(positions, dtype=np.float64)
+        cell = np.asarray(cell, dtype=np.float64)
+        if rows is not None and len(rows) == 0:  # an MPI rank that owns no atom
             return np.zeros((0, self.n_features), dtype=np.float64)
-        return self._soap.create(atoms, centers=np.asarray(centres, dtype=np.float64))
+        if self._compiled is not None:
+            out = self._run_compiled(positions, cell, rows)
+            if out is not None:
+                return out
+        atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell,
+                      pbc=True)
+        if rows is None:
+            return self._soap.create(atoms)
+        return self._soap.create(atoms, centers=positions[np.asarray(rows)])
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """(N, n_features) descriptors of every atom of a periodic structure (Å)."""
         positions = np.asarray(positions, dtype=np.float64)
         cell = np.asarray(cell, dtype=np.float64)
+        if self._compiled is not None:
+            out = self._run_compiled(positions, cell, None)
+            if out is not None:
+                return out
         atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell,
                       pbc=True)
         # at least PARALLEL_MIN_ATOMS / 2 atoms per process
@@ -235,6 +324,36 @@ class Soap:
         while len(self._helpers) < n:
             self._helpers.append(_Helper(self.config))
         return self._helpers[:n]
+
+
+BACKEND_ENV = "ICEMON_SOAP"
+"""Environment variable choosing the SOAP backend where a caller leaves it to "auto"."""
+
+
+def resolve_backend(backend: str) -> str:
+    """``backend`` checked ("auto", "compiled", "dscribe"); "auto" becomes
+    ``$ICEMON_SOAP`` when that is set."""
+    if backend == "auto":
+        backend = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+        where = f"${BACKEND_ENV}"
+    else:
+        where = "backend"
+    if backend not in ("auto", "compiled", "dscribe"):
+        raise ValueError(f"{where} must be auto, compiled or dscribe, not {backend!r}")
+    return backend
+
+
+def _check_cell(cell: np.ndarray) -> None:
+    """dscribe's refusal of a cell without volume, for both backends."""
+    if abs(float(np.linalg.det(cell))) < 1e-9:
+        raise ValueError("System doesn't have cell to justify periodicity (a zero-volume "
+                         "cell)")
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from numba failing to compile or load its kernels here."""
+    mod = type(exc).__module__ or ""
+    return mod.startswith(("numba", "llvmlite")) or isinstance(exc, (ImportError, OSError))
 
 
 def finite_descriptors(features):

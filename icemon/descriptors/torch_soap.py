@@ -27,30 +27,7 @@ import math
 import numpy as np
 import torch
 
-from icemon.descriptors.soap import THRESHOLD, SoapConfig
-
-
-def gto_basis(r_cut: float, n_max: int, l_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """(α (l_max+1, n_max) Å⁻², β (l_max+1, n_max, n_max)): the GTO exponents, decaying
-    to :data:`THRESHOLD` at radii evenly spaced from 1 Å to ``r_cut``, and the Löwdin
-    factors that make each l's set orthonormal."""
-    from scipy.linalg import sqrtm
-    from scipy.special import gamma
-
-    radii = np.linspace(1.0, r_cut, n_max)
-    alphas = np.zeros((l_max + 1, n_max))
-    betas = np.zeros((l_max + 1, n_max, n_max))
-    for deg in range(l_max + 1):
-        a = -np.log(THRESHOLD / radii**deg) / radii**2
-        overlap = 0.5 * gamma(deg + 1.5) * (a[:, None] + a[None, :]) ** (-deg - 1.5)
-        b = sqrtm(np.linalg.inv(overlap))
-        if np.iscomplexobj(b):
-            if np.abs(b.imag).max() > 1e-10 * np.abs(b.real).max():
-                raise ValueError(f"the GTO basis (r_cut {r_cut} Å, n_max {n_max}) cannot be "
-                                 "orthonormalised in real numbers: lower n_max or raise r_cut")
-            b = b.real
-        alphas[deg], betas[deg] = a, b
-    return alphas, betas
+from icemon.descriptors.soap import SoapConfig, gto_basis
 
 
 class TorchSoap:

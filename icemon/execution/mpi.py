@@ -17,8 +17,8 @@ halos). Each rank then does the per-atom work of its own atoms only:
   per-block exchange it is. The updated
   positions are all-gathered after every pass; the stopping rule is an ``allreduce``
   (for models that can stop early, tol > 0; the shipped one always makes its passes).
-- **SOAP**: one dscribe call per rank with the own atoms as centres (by position, which
-  is linear: :mod:`icemon.descriptors.soap`) in the own atoms plus a halo of the
+- **SOAP**: one call per rank (:meth:`Soap.plain`, compiled or dscribe; dscribe gets the
+  own atoms as centres by position, which is linear) in the own atoms plus a halo of the
   descriptor's reach (``r_cut`` + dscribe's padding); rows of the own atoms are
   all-gathered. Each rank describes only its own atoms (describing its halo too,
   all-atoms mode, cost 69-72 % of the 8,064-O box per rank on 2 ranks, because centres
@@ -394,14 +394,14 @@ class Ranks(Shared):
                  halo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
         """SOAP of the own atoms (from own + a halo of :attr:`SoapConfig.reach`), gathered
-        straight into the
-        rows the classification reads: the own atoms and a ``halo`` (the shell) around
-        them. Returns (descriptors, their atoms' indices, the own ones' rows there)."""
+        straight into the rows the classification reads: the own atoms and a ``halo``
+        (the shell) around them. Returns (descriptors, their atoms' indices, the own ones' rows there)."""
         dec, rank, own = self.dec, self.rank, self.own
 
         def local_soap():
             sub = dec.halo(rank, positions, cell, soap.config.reach + self.moved + MARGIN)
-            return finite_descriptors(soap.plain(positions[sub], cell, centres=positions[own]))
+            return finite_descriptors(soap.plain(positions[sub], cell,
+                                                  rows=np.searchsorted(sub, own)))
 
         feats_own, error = attempt(local_soap, rank)
         sub = dec.halo(rank, positions, cell, halo + self.moved + MARGIN)

@@ -37,11 +37,11 @@ if a.fault_rank is not None and MPI.COMM_WORLD.rank == a.fault_rank:
     calls = []
     plain = Soap.plain
 
-    def faulty(self, positions, cell, centres=None):
+    def faulty(self, positions, cell, rows=None):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("injected fault")
-        return plain(self, positions, cell, centres)
+        return plain(self, positions, cell, rows)
 
     Soap.plain = faulty
 
