@@ -19,7 +19,8 @@ oxygen within 7.86 Å; neighbour list ~6 µs/O, expansion ~5-8 µs/O, power spec
 < 1 µs/O, against dscribe's 27-32 µs/O. numba comes with dscribe (through ``sparse``); the
 first call of a process compiles the kernels (~2 s, then cached on disk by numba). If
 numba cannot compile here, :class:`~icemon.descriptors.soap.Soap` says so once and uses
-dscribe.
+dscribe. Memory: the half list (~40 pairs per O, 40 bytes each) and the coefficients
+(0.8 kB per O) beside the (N, 50) result.
 """
 
 from __future__ import annotations
@@ -92,8 +93,7 @@ class CompiledSoap:
         i, j, d = self._list.compute(points=positions, box=np.asarray(cell, dtype=np.float64),
                                      periodic=True, quantities="ijD")
         c = self.config
-        coeff = _coefficients(i.astype(np.int64), j.astype(np.int64),
-                              np.ascontiguousarray(d, dtype=np.float64), row_of, n_rows,
+        coeff = _coefficients(i, j, np.ascontiguousarray(d, dtype=np.float64), row_of, n_rows,
                               self._table, 1.0 / STEP, c.l_max, c.n_max, self._parity)
         return _power(coeff, self._self, self._pref, c.l_max, c.n_max)
 
@@ -113,13 +113,14 @@ def _coefficients(i, j, d, row_of, n_rows, table, inv_step, lmax, nmax,
     last = table.shape[0] - 3
     cur = -1
     for e in range(len(i)):
-        if i[e] != cur:
+        ie = np.int64(i[e])  # vesin's indices are unsigned: no mixed-sign comparisons
+        if ie != cur:
             if cur >= 0 and row_of[cur] >= 0:
                 c[row_of[cur]] += acc
             acc[:] = 0.0
-            cur = i[e]
+            cur = ie
         ri = row_of[cur]
-        rj = row_of[j[e]]
+        rj = row_of[np.int64(j[e])]
         if ri < 0 and rj < 0:
             continue
         x = d[e, 0]

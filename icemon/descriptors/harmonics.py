@@ -71,6 +71,8 @@ if __name__ == "__main__":  # pragma: no cover
 
     path = Path(__file__)
     path.write_text(_split(path.read_text())[0] + source())
+    # numba's disk cache keys a kernel on its own file only: renew the caller's
+    path.with_name("compiled.py").touch()
 
 # --- generated below: do not edit (python -m icemon.descriptors.harmonics) ---
 
