@@ -237,7 +237,7 @@ def test_a_backend_that_cannot_compile_falls_back_to_dscribe_once(model, monkeyp
     def broken(*args):
         raise numba.core.errors.TypingError("no LLVM here")
 
-    monkeypatch.setattr(compiled, "_coefficients", broken)
+    monkeypatch.setattr(compiled, "_kernels", broken)
     with pytest.warns(RuntimeWarning, match="compiled SOAP unavailable.*TypingError"):
         out = soap(pos, cell)
     assert soap.backend == "dscribe"

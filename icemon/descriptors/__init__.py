@@ -1,1 +1,2 @@
-"""SOAP descriptors (dscribe) of denoised oxygens, and their helper processes."""
+"""SOAP descriptors of denoised oxygens: numba kernels with dscribe's numbers, dscribe
+itself (with helper processes), and the torch version of the device path."""
