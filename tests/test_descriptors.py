@@ -254,3 +254,27 @@ def test_backend_names_are_checked(model, monkeypatch):
     assert Soap(model.soap).backend == "dscribe"
     with pytest.raises(ValueError, match="zero-volume"):
         Soap(model.soap, backend="compiled")(np.zeros((4, 3)), np.zeros((3, 3)))
+
+
+def test_kernels_are_written_where_the_cache_folder_says(model, tmp_path, monkeypatch):
+    """$ICEMON_CACHE_DIR holds the per-size kernel modules (and numba's cache of them); a
+    folder that cannot be written gives way to one in the temporary directory."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from icemon.descriptors import compiled
+
+    monkeypatch.setenv("ICEMON_CACHE_DIR", str(tmp_path / "cache"))
+    assert compiled.kernel_dir() == tmp_path / "cache" / "kernels"
+    compiled._kernels.cache_clear()
+    try:
+        atoms = reference("Ih", min_height=10.0)
+        Soap(model.soap, backend="compiled")(atoms.positions, np.asarray(atoms.cell[:]))
+        assert len(list((tmp_path / "cache" / "kernels").glob("icemon_soap_n4_l4_*.py"))) == 1
+    finally:
+        compiled._kernels.cache_clear()
+    blocked = tmp_path / "a-file"  # not a folder: nothing can be made under it
+    blocked.write_text("")
+    monkeypatch.setenv("ICEMON_CACHE_DIR", str(blocked))
+    assert compiled.kernel_dir() == Path(tempfile.gettempdir()) / f"icemon-{os.getuid()}" / "kernels"
