@@ -203,14 +203,15 @@ def test_icemon_ipi_runs_an_xml_input(tmp_path):
         assert (np.array([log.labels(k) for k in range(3)]) == IC).mean() >= 0.995
 
 
-def test_closing_the_hook_stops_its_pipeline(tmp_path):
+def test_closing_the_hook_stops_its_pipeline(tmp_path, monkeypatch):
     """The i-PI hook made a pipeline for its monitors and never closed it: SOAP helper
-    processes outlived the hook."""
+    processes (dscribe's) outlived the hook."""
     from ase import Atoms
 
     import icemon.hooks.ipi
     from icemon.lattices.references import reference
 
+    monkeypatch.setenv("ICEMON_SOAP", "dscribe")  # the backend with helper processes
     a = reference("Ic", 22.0)
     atoms = Atoms("O" * len(a), positions=a.positions, cell=a.cell, pbc=True)
     with _dummy_simulation(atoms, tmp_path) as sim:

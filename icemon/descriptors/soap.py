@@ -255,12 +255,10 @@ class Soap:
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """(N, n_features) descriptors of every atom of a periodic structure (Å)."""
+        if self._compiled is not None:  # one process (dscribe's if it cannot compile)
+            return self.plain(positions, cell)
         positions = np.asarray(positions, dtype=np.float64)
         cell = np.asarray(cell, dtype=np.float64)
-        if self._compiled is not None:
-            out = self._run_compiled(positions, cell, None)
-            if out is not None:
-                return out
         atoms = Atoms(numbers=np.full(len(positions), 8), positions=positions, cell=cell,
                       pbc=True)
         # at least PARALLEL_MIN_ATOMS / 2 atoms per process
