@@ -315,7 +315,7 @@ def model_ranks(n_bench: int, t1: float | None, model_path: str | None) -> None:
 
     m = IcemonModel.load(model_path)
     n_soap = Soap(m.soap, processes=1).n_features
-    cut, r_cut, shell = m.net.config.cutoff, m.soap.r_cut, m.classifier.shell
+    cut, reach, shell = m.net.config.cutoff, m.soap.reach, m.classifier.shell
     ice = mw.ice("Ih", 310.0)
     pos, cell, n = ice.positions, np.asarray(ice.cell[:]), len(ice)
     width = m.net.config.hidden
@@ -323,12 +323,12 @@ def model_ranks(n_bench: int, t1: float | None, model_path: str | None) -> None:
                for t in width.split("+"))
     per_atom = (t1 or 0.0) / n_bench  # s per atom of one whole frame on one rank
     print(f"\nmodel: {n} O (mW ice Ih box {np.diag(cell).round(0)} Å), halos: network "
-          f"{cut + MARGIN:.1f} Å per block, SOAP {r_cut + MARGIN:.1f} Å, shell {shell + MARGIN:.1f} Å;"
+          f"{cut + MARGIN:.1f} Å per block, SOAP {reach + MARGIN:.1f} Å, shell {shell + MARGIN:.1f} Å;"
           f" serial cost {per_atom * 1e6:.1f} µs/atom (measured above, 1 rank)")
     print(f"{'ranks':>6s} {'grid':>10s} {'own':>7s} {'net':>6s} {'shell':>6s} "
           f"{'compute s':>9s} {'Allgatherv MB/rank':>18s} {'ideal s':>8s}")
     for ranks in (2, 64, 1024):
-        dec = Decomposition.build(pos, cell, ranks, r_cut)
+        dec = Decomposition.build(pos, cell, ranks, reach)
         own = np.bincount(dec.owner, minlength=ranks)
         r = int(np.argmax(own))
         f_net = len(dec.halo(r, pos, cell, cut + MARGIN)) / own[r]
