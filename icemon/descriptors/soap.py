@@ -1,10 +1,15 @@
-"""SOAP descriptors (dscribe) of oxygen environments.
+"""SOAP descriptors (dscribe's definition) of oxygen environments.
 
 The settings are much smaller than the paper's (r_cut 12 Å, n_max 10, l_max 8) because on
 denoised structures a short descriptor already separates the ices (the shipped model:
 r_cut 6 Å, n_max 4, l_max 4, averaged over neighbours; see
 :mod:`icemon.classification.reference`); they are stored in every model file (``icemon
 info`` prints them).
+
+:class:`Soap` computes them with numba kernels by default
+(:mod:`icemon.descriptors.compiled`, the same numbers at about a third of the cost, in
+one process) and with dscribe itself where numba cannot compile or when asked; what
+follows is about the dscribe backend.
 
 dscribe's C++ keeps Python's GIL, so threads cannot share the work; on more than one
 core the atoms of a frame are split between this process and helper processes
@@ -66,7 +71,8 @@ class SoapConfig:
         dscribe's padding (:func:`cutoff_padding`), 1.86 Å for σ = 0.5 Å. A share of a
         frame described apart from the rest (an MPI rank, a helper process) needs every
         atom within this distance of its centres: with only ``r_cut`` the descriptors of
-        atoms near the share's edge differ from the whole frame's by up to ~1 %."""
+        atoms near the share's edge differ from the whole frame's by 2-3 % of a
+        feature's spread (GCIceNet liquid)."""
         return self.r_cut + cutoff_padding(self.sigma)
 
 
@@ -144,8 +150,8 @@ def _close_all(helpers: list[_Helper]) -> None:
 class Soap:
     """Per-atom SOAP power spectra of a periodic oxygen structure.
 
-    Two backends give the same numbers (within ~1e-8 of a feature's spread over a
-    frame): ``"compiled"``, numba kernels (:mod:`icemon.descriptors.compiled`, about a
+    Two backends give the same numbers (within ~2e-7 of a feature's spread over a
+    frame, measured on the GCIceNet frames; no label differs): ``"compiled"``, numba kernels (:mod:`icemon.descriptors.compiled`, about a
     third of dscribe's cost, one process), the default wherever numba compiles; and
     ``"dscribe"``, dscribe's C++ with the frame's atoms split over helper processes.
     Training builds its references with dscribe, so that a model file's arrays are
