@@ -153,8 +153,9 @@ class Soap:
     Two backends give the same numbers (within ~2e-7 of a feature's spread over a
     frame, measured on the GCIceNet frames; no label differs): ``"compiled"``, numba
     kernels (:mod:`icemon.descriptors.compiled`, about a third of dscribe's cost, one
-    process), the default wherever numba compiles; and ``"dscribe"``, dscribe's C++ with the frame's atoms split over helper processes.
-    Training builds its references with dscribe, so that a model file's arrays are
+    process), the default wherever numba compiles; and ``"dscribe"``, dscribe's C++
+    with the frame's atoms split over helper processes. Training builds its references
+    with dscribe, so that a model file's arrays are
     reproducible to the bit.
 
     Args:
