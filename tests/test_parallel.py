@@ -83,7 +83,7 @@ def test_one_skin_list_serves_both_passes_of_a_rank(monkeypatch, pipeline, gcice
     torch.set_num_threads(1)
     try:
         res = pipeline.process_with(frame, parallel.Ranks.for_frame(
-            MPI.COMM_SELF, frame, pipeline.soap.config.r_cut))
+            MPI.COMM_SELF, frame, pipeline.soap.config.reach))
         ref = pipeline.process(frame)
     finally:
         torch.set_num_threads(threads)

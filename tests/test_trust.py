@@ -122,7 +122,7 @@ def test_the_mpi_path_refuses_wrong_units_too(pipeline, steps):
     pipe = pipeline if steps is None else Pipeline(pipeline.model, denoise_steps=steps)
     frame = Frame(pos * BOHR, cell * BOHR)
     with pytest.raises(CollectiveError, match="sparse.*units"):
-        pipe.process_with(frame, Ranks.for_frame(MPI.COMM_SELF, frame, pipe.soap.config.r_cut))
+        pipe.process_with(frame, Ranks.for_frame(MPI.COMM_SELF, frame, pipe.soap.config.reach))
 
 
 def _water_data(tmp_path):

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from icemon.descriptors.harmonics import L_MAX
-from icemon.descriptors.soap import SoapConfig, gto_basis
+from icemon.descriptors.soap import SoapConfig, gaussian_projection
 
 STEP = 0.02
 """Å², spacing of the radial table in r²."""
@@ -61,27 +61,16 @@ class CompiledSoap:
         from vesin import NeighborList
 
         c = self.config = config
-        self.reach = c.reach
-        alphas, betas = gto_basis(c.r_cut, c.n_max, c.l_max)
-        two_s2 = 2.0 * c.sigma**2
-        shrink = 1.0 + two_s2 * alphas  # (L, K)
-        ls = np.arange(c.l_max + 1)[:, None, None]
-        a = -alphas / shrink
-        b = two_s2**1.5 * betas * shrink[:, None, :] ** (-(ls + 1.5))  # (L, N, K)
+        a, b = gaussian_projection(c)  # (L, K), (L, N, K)
         # rows k - 1 .. k + 2 around every r² up to the reach
-        s = (np.arange(int(math.ceil(self.reach**2 / STEP)) + 4) - 1.0) * STEP
+        s = (np.arange(int(math.ceil(c.reach**2 / STEP)) + 4) - 1.0) * STEP
         table = (b[None] * np.exp(a[None, :, None, :] * s[:, None, None, None])).sum(-1)
         self._table = np.ascontiguousarray(table.reshape(len(s), -1))
         self._self = b[0].sum(axis=1) * 0.5 / math.sqrt(math.pi)  # the centre, r = 0
         degrees = np.repeat(np.arange(c.l_max + 1), 2 * np.arange(c.l_max + 1) + 1)
         self._sign = np.repeat((-1.0) ** degrees, c.n_max)  # per coefficient: (-1)^l
         self._pref = math.pi**3 * np.pi * np.sqrt(8.0 / (2.0 * np.arange(c.l_max + 1) + 1.0))
-        self._list = NeighborList(cutoff=self.reach, full_list=False)
-
-    @property
-    def n_features(self) -> int:
-        c = self.config
-        return (c.l_max + 1) * c.n_max * (c.n_max + 1) // 2
+        self._list = NeighborList(cutoff=c.reach, full_list=False)
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray,
                  rows: np.ndarray | None = None) -> np.ndarray:
@@ -96,7 +85,7 @@ class CompiledSoap:
             row_of[rows] = np.arange(len(rows))
             n_rows = len(rows)
         if n == 0 or n_rows == 0:
-            return np.zeros((n_rows, self.n_features))
+            return np.zeros((n_rows, self.config.n_features))
         i, j, d = self._list.compute(points=positions, box=np.asarray(cell, dtype=np.float64),
                                      periodic=True, quantities="ijD")
         coefficients, power = _kernels(self.config.n_max, self.config.l_max)

@@ -75,6 +75,12 @@ class SoapConfig:
         feature's spread (GCIceNet liquid)."""
         return self.r_cut + cutoff_padding(self.sigma)
 
+    @property
+    def n_features(self) -> int:
+        """Length of one atom's power spectrum (one species): (l_max + 1) × the pairs
+        n ≤ n'."""
+        return (self.l_max + 1) * self.n_max * (self.n_max + 1) // 2
+
 
 THRESHOLD = 1e-3
 """dscribe's decay threshold: of each GTO at its radius, and of the Gaussians (padding)."""
@@ -107,6 +113,19 @@ def gto_basis(r_cut: float, n_max: int, l_max: int) -> tuple[np.ndarray, np.ndar
             b = b.real
         alphas[deg], betas[deg] = a, b
     return alphas, betas
+
+
+def gaussian_projection(config: SoapConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(a (l_max+1, K) Å⁻², b (l_max+1, n_max, K)): a neighbour at distance r adds
+    Σ_k b[l, n, k] exp(a[l, k] r²) r^l Y_lm(r̂) to coefficient c_nlm (without π^{3/2}):
+    its Gaussian of width σ projected analytically on the GTO basis (:func:`gto_basis`),
+    α' = α / (1 + 2σ²α), β' = (2σ²)^{3/2} β (1 + 2σ²α)^{-(l+3/2)}. What the torch and the
+    compiled descriptors evaluate."""
+    alphas, betas = gto_basis(config.r_cut, config.n_max, config.l_max)
+    two_s2 = 2.0 * config.sigma**2
+    shrink = 1.0 + two_s2 * alphas  # (L, K)
+    ls = np.arange(config.l_max + 1)[:, None, None]
+    return -alphas / shrink, two_s2**1.5 * betas * shrink[:, None, :] ** (-(ls + 1.5))
 
 
 class _Helper:
@@ -190,12 +209,9 @@ class Soap:
         try:
             from icemon.descriptors.compiled import CompiledSoap, supports
 
-            if not supports(self.config):
-                if backend == "compiled":
-                    raise ValueError(f"l_max {self.config.l_max} is beyond the compiled "
-                                     "kernels' l ≤ 8")
+            if backend == "auto" and not supports(self.config):
                 return None
-            return CompiledSoap(self.config)
+            return CompiledSoap(self.config)  # raises for settings it cannot compute
         except Exception as exc:  # noqa: BLE001 — numba missing or broken: dscribe
             if backend == "compiled":
                 raise

@@ -27,7 +27,7 @@ import math
 import numpy as np
 import torch
 
-from icemon.descriptors.soap import SoapConfig, gto_basis
+from icemon.descriptors.soap import SoapConfig, gaussian_projection
 
 
 class TorchSoap:
@@ -42,13 +42,8 @@ class TorchSoap:
         self.chunk = int(chunk)
         self.radius = c.reach
         """Å, neighbours within this count (r_cut + padding)."""
-        alphas, betas = gto_basis(c.r_cut, c.n_max, c.l_max)
-        two_s2 = 2.0 * c.sigma**2
-        shrink = 1.0 + two_s2 * alphas  # (L, K)
-        ls = np.arange(c.l_max + 1)[:, None]
-        self._a = -alphas / shrink  # (L, K): exp(a r²)
-        # (L, N, K): radial weight of GTO k in basis function n
-        self._b = (two_s2**1.5 * betas * shrink[:, None, :] ** (-(ls[:, :, None] + 1.5)))
+        # exp(a r²) (L, K) and the radial weight of GTO k in basis function n (L, N, K)
+        self._a, self._b = gaussian_projection(c)
         self._lm_l = np.repeat(np.arange(c.l_max + 1), 2 * np.arange(c.l_max + 1) + 1)
         self._upper = np.stack(np.triu_indices(c.n_max))
         self._prefactor = np.pi * np.sqrt(8.0 / (2.0 * np.arange(c.l_max + 1) + 1.0))
@@ -56,8 +51,7 @@ class TorchSoap:
 
     @property
     def n_features(self) -> int:
-        c = self.config
-        return (c.l_max + 1) * c.n_max * (c.n_max + 1) // 2
+        return self.config.n_features
 
     def _consts(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         if device not in self._cache:

@@ -24,7 +24,7 @@ good = atoms.positions + np.random.default_rng(1).normal(0, 0.1, atoms.positions
 pipe = Pipeline(comm=comm)
 bad = good.copy()
 if mode == "overlap":  # two atoms on one site, both owned by rank 1
-    dec = Decomposition.build(good, cell, comm.size, pipe.soap.config.r_cut)
+    dec = Decomposition.build(good, cell, comm.size, pipe.soap.config.reach)
     a, b = dec.own(1)[len(dec.own(1)) // 2:][:2]
     bad[b] = bad[a] + 0.01
 elif comm.rank == 1:  # the embedding or the second block fails on this rank only
